@@ -1,0 +1,99 @@
+"""The ``ds-connector`` command line: a thin click layer over the library.
+
+Commands parse arguments, load the config and call into ``connector``; errors meant for humans
+(:class:`connector.errors.ConnectorError`) are printed without a traceback and mapped to exit codes.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from connector import __version__
+from connector.errors import EX_SOFTWARE, ConnectorError
+
+
+def human_errors(fn):
+    """Print ConnectorErrors as one clear message (plus problems) and exit with their code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ConnectorError as exc:
+            click.echo(f"ds-connector: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("ds-connector: interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ds-connector")
+def cli() -> None:
+    """Mirror Démarches-Simplifiées démarches into SQLite and act on them safely.
+
+    Start with `ds-connector demo` on a fresh machine: it runs the built-in DS simulator and a
+    full sync against it.
+    """
+
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Config file (default: ./config.toml, then /etc/ds-connector/config.toml).",
+)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8484, show_default=True, type=int, help="Port (0: any free port).")
+@click.option("--seed", default=2026, show_default=True, type=int, help="Seed of the generated data.")
+@click.option(
+    "--dossiers", default=300, show_default=True, type=click.IntRange(0, 200_000),
+    help="Dossiers to generate, spread over the three démarches.",
+)
+@click.option(
+    "--rate-limit", default=400, show_default=True, type=click.IntRange(0),
+    help="Requests per token per epoch minute (DS's RACK_ATTACK_GRAPHQL_LIMIT); 0 disables it.",
+)
+@click.option("--token", default=None, help="Accept this API token (default: a token derived from the seed).")
+@human_errors
+def simulate(host: str, port: int, seed: int, dossiers: int, rate_limit: int, token: str | None) -> None:
+    """Run the built-in DS API simulator (GraphQL on /api/v2/graphql)."""
+    from connector.simulator.server import serve
+
+    serve(host=host, port=port, seed=seed, dossiers=dossiers, rate_limit=rate_limit, token=token)
+
+
+@cli.command("check-config")
+@CONFIG_OPTION
+@human_errors
+def check_config(config_path: Path | None) -> None:
+    """Validate the config file and the API token lookup; list every problem at once."""
+    from connector.config import check
+
+    click.echo(check(config_path))
+
+
+def main() -> None:
+    try:
+        cli(prog_name="ds-connector")
+    except SystemExit:
+        raise
+    except Exception:  # a bug: keep the traceback, but never the locals (they may hold the token)
+        import traceback
+
+        traceback.print_exc(limit=20)
+        sys.exit(EX_SOFTWARE)
+
+
+if __name__ == "__main__":
+    main()

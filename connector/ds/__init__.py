@@ -1,0 +1,1 @@
+"""The DS GraphQL API v2 client side: operations, transport, budget, retries."""

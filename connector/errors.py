@@ -1,0 +1,76 @@
+"""Errors meant for humans: a one-line message (or a list of problems), an exit code, no traceback.
+
+Anything that is not a ConnectorError is a bug and is logged with its traceback.
+"""
+
+from __future__ import annotations
+
+# sysexits.h
+EX_OK = 0
+EX_SOFTWARE = 70
+EX_TEMPFAIL = 75  # another instance holds the lock: try again later
+EX_CONFIG = 78  # bad config, missing credential, revoked or expired token: systemd must not restart
+
+
+class ConnectorError(Exception):
+    """Base of every error shown to an operator without a traceback."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.problems = list(problems or [])
+
+    def __str__(self) -> str:
+        if not self.problems:
+            return self.message
+        return self.message + "\n" + "\n".join(f"  - {p}" for p in self.problems)
+
+
+class ConfigError(ConnectorError):
+    """The configuration file is missing, unreadable or invalid (every problem listed)."""
+
+    exit_code = EX_CONFIG
+
+
+class CredentialError(ConnectorError):
+    """The API token cannot be found or read safely."""
+
+    exit_code = EX_CONFIG
+
+
+class LockHeld(ConnectorError):
+    """Another sync or the daemon holds the single-instance lock."""
+
+    exit_code = EX_TEMPFAIL
+
+
+class ApiError(ConnectorError):
+    """The DS API answered something the connector cannot go on with."""
+
+
+class AuthError(ApiError):
+    """Permanent authentication or authorisation failure: retrying cannot help."""
+
+    exit_code = EX_CONFIG
+
+
+class BadToken(AuthError):
+    """403 forbidden: no, malformed, unknown or revoked token, or a forbidden network."""
+
+
+class TokenExpired(AuthError):
+    """401: the token was valid but has expired."""
+
+
+class DemarcheUnauthorized(AuthError):
+    """200 + unauthorized on demarche: the token does not cover this démarche."""
+
+
+class DemarcheNotFound(AuthError):
+    """200 + not_found on demarche: no such démarche number."""
+
+
+class RedirectRefused(ConfigError):
+    """The endpoint answered a 3xx: the configured URL is wrong (a redirected POST becomes a GET)."""

@@ -1,0 +1,1 @@
+"""GraphQL operations of ds-connector, one per .graphql file; installed as the package connector.queries."""
