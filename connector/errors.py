@@ -74,3 +74,64 @@ class DemarcheNotFound(AuthError):
 
 class RedirectRefused(ConfigError):
     """The endpoint answered a 3xx: the configured URL is wrong (a redirected POST becomes a GET)."""
+
+
+class InvalidQuery(ConnectorError):
+    """A query document does not validate against the vendored DS schema: a bug, nothing was sent."""
+
+    exit_code = EX_SOFTWARE
+
+
+class RateLimited(ApiError):
+    """429: the token's per-minute limit is spent; ``delay`` seconds until the next request may go."""
+
+    def __init__(self, message: str, delay: float):
+        super().__init__(message)
+        self.delay = delay
+
+
+class ApiUnavailable(ApiError):
+    """DS could not be reached or its answer was cut off (network error, HTTP timeout, truncated body)."""
+
+
+class PageFailed(ApiError):
+    """DS answered but could not serve the request: HTTP 5xx, GraphQL ``timeout``, ``invalid_null``.
+
+    ``data`` holds whatever partial data came back. The sync engine commits nothing, shrinks its page
+    and tries again (NOTES.md rule 10).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        codes: list[str],
+        errors: list[dict],
+        data: dict | None = None,
+        status: int | None = None,
+        exception_id: str | None = None,
+    ):
+        super().__init__(message)
+        self.codes = codes
+        self.errors = errors
+        self.data = data
+        self.status = status
+        self.exception_id = exception_id
+
+
+class MutationNotSent(ApiError):
+    """The mutation certainly did not run (refused before DS executed it): safe to send later.
+
+    ``delay`` is set when DS asked to wait (429).
+    """
+
+    def __init__(self, message: str, delay: float | None = None):
+        super().__init__(message)
+        self.delay = delay
+
+
+class MutationOutcomeUnknown(ApiError):
+    """The mutation reached DS but no clear answer came back: it may or may not have run.
+
+    Never resend blindly: read the dossier back first (OPS.md §5).
+    """

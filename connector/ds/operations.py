@@ -7,11 +7,19 @@ One operation per ``queries/<name>.graphql`` file; shared fragments live in
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from importlib import resources
 
-from graphql import DocumentNode, FragmentDefinitionNode, FragmentSpreadNode, parse, visit, Visitor
+from graphql import (
+    DocumentNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    OperationDefinitionNode,
+    Visitor,
+    parse,
+    print_ast,
+    visit,
+)
 
 QUERIES_PACKAGE = "connector.queries"
 FRAGMENTS = "fragments"
@@ -65,8 +73,6 @@ def source(name: str) -> str:
             raise KeyError(f"operation {name!r} uses unknown fragment {frag!r}")
         needed.append(frag)
         todo.extend(_spreads(fragments[frag]))
-    from graphql import print_ast
-
     parts = [text.strip()] + [print_ast(fragments[f]) for f in sorted(needed)]
     return "\n\n".join(parts) + "\n"
 
@@ -78,7 +84,7 @@ def document(name: str) -> DocumentNode:
 
 def operation_name(name: str) -> str:
     """The GraphQL operation name declared in the file (e.g. ``getDossiersPage``)."""
-    m = re.search(r"\b(query|mutation)\s+(\w+)", _read(name))
-    if not m:
-        raise KeyError(f"{name}.graphql declares no named operation")
-    return m.group(2)
+    ops = [d for d in parse(_read(name)).definitions if isinstance(d, OperationDefinitionNode)]
+    if len(ops) != 1 or ops[0].name is None:
+        raise KeyError(f"{name}.graphql must declare exactly one named operation")
+    return ops[0].name.value
