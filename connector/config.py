@@ -1,0 +1,416 @@
+"""The TOML config file, loaded once into frozen dataclasses with every problem listed at once.
+
+Search order: ``--config PATH``, then ``./config.toml``, then ``/etc/ds-connector/config.toml``.
+Relative paths in the file resolve against the file's own directory. The API token is never in the
+file (see :mod:`connector.credentials`); ``check()`` backs ``ds-connector check-config``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import ipaddress
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from connector.credentials import load_token
+from connector.errors import ConfigError, CredentialError
+
+SEARCH_PATHS = (Path("config.toml"), Path("/etc/ds-connector/config.toml"))
+DEFAULT_URL = "https://demarche.numerique.gouv.fr/api/v2/graphql"
+DS_REQUESTS_PER_MINUTE = 400  # DS's rate limit per token (ds/NOTES.md §3)
+DS_MAX_PAGE_SIZE = 100  # DS clamps `first` silently above this
+GRAPHQL_MAX_INT = 2**31 - 1
+
+AttachmentPolicy = Literal["none", "messages", "all"]
+ATTACHMENT_POLICIES: tuple[AttachmentPolicy, ...] = ("none", "messages", "all")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("auto", "json", "console")
+SECRET_KEYS = frozenset(
+    {"token", "api_token", "ds_api_token", "api_key", "apikey", "bearer", "authorization", "password", "secret"}
+)
+TOKEN_HOME = (
+    "the API token never goes in the config file: put it in /etc/ds-connector/ds-api-token (mode 0600) "
+    "for systemd's LoadCredential=, or in a file named by [ds] token_file"
+)
+# Hosts that answer the API with a redirect, which turns the POST into a GET (ds/NOTES.md §1).
+REDIRECTING_HOSTS = {"demarches.numerique.gouv.fr": "demarche.numerique.gouv.fr"}
+
+
+@dataclass(frozen=True)
+class DsConfig:
+    url: str = DEFAULT_URL
+    connect_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 65.0  # DS stops GraphQL at 30 s and its database at 60 s
+    requests_per_minute: int = 300
+    token_file: Path | None = None
+    instructeur_email: str | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    path: Path
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    download_dir: Path
+    interval_minutes: int = 10
+    page_size: int = DS_MAX_PAGE_SIZE
+    overlap_minutes: int = 10
+    reconcile_at: dt.time = dt.time(3, 30)  # daily full reconciliation, server local time
+    attachments: AttachmentPolicy = "messages"
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    format: str = "auto"
+
+    @property
+    def json(self) -> bool | None:
+        """The ``json`` argument of :func:`connector.logs.configure` (None: decide from the TTY)."""
+        return None if self.format == "auto" else self.format == "json"
+
+
+@dataclass(frozen=True)
+class DemarcheConfig:
+    number: int
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    ds: DsConfig
+    database: DatabaseConfig
+    sync: SyncConfig
+    log: LogConfig
+    demarches: tuple[DemarcheConfig, ...]
+    path: Path  # the file it was read from
+
+    @property
+    def state_dir(self) -> Path:
+        """The database's directory: the lock file and the downloads (by default) live there."""
+        return self.database.path.parent
+
+
+_MISSING = object()
+TOP = "(top level)"
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date or time"
+
+
+class _Table:
+    """One TOML table: typed getters that record a problem and return the default instead of raising."""
+
+    def __init__(self, where: str, data: dict[str, Any], base_dir: Path, problems: list[str]):
+        self.where, self.data, self.base_dir, self.problems = where, data, base_dir, problems
+        self.known: set[str] = set()
+
+    def problem(self, key: str, text: str) -> None:
+        self.problems.append(f"{self.where} {key}: {text}")
+
+    def raw(self, key: str) -> Any:
+        self.known.add(key)
+        return self.data.get(key, _MISSING)
+
+    def integer(self, key: str, default: int | None, lo: int, hi: int, why: str = "") -> Any:
+        value = self.raw(key)
+        if value is _MISSING:
+            return default
+        if type(value) is not int:
+            self.problem(key, f"expected an integer, got {_kind(value)}")
+        elif not lo <= value <= hi:
+            self.problem(key, f"{value} is out of range, must be {lo} to {hi}{why}")
+        else:
+            return value
+        return default
+
+    def seconds(self, key: str, default: float, hi: float) -> float:
+        value = self.raw(key)
+        if value is _MISSING:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.problem(key, f"expected a number of seconds, got {_kind(value)}")
+        elif not (math.isfinite(value) and 0 < value <= hi):
+            self.problem(key, f"{value} is out of range, must be more than 0 and at most {hi:g}")
+        else:
+            return float(value)
+        return default
+
+    def string(self, key: str, default: str | None) -> Any:
+        value = self.raw(key)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, str):
+            self.problem(key, f"expected a string, got {_kind(value)}")
+        elif not value.strip():
+            self.problem(key, "must not be empty")
+        else:
+            return value
+        return default
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> Any:
+        value = self.string(key, default)
+        if value.lower() in choices:
+            return value.lower()
+        self.problem(key, f"{value!r} is not one of {', '.join(choices)}")
+        return default
+
+    def path(self, key: str, default: str | None) -> Path | None:
+        value = self.string(key, default)
+        if value is None:
+            return None
+        return self.base_dir / value  # an absolute value replaces base_dir
+
+    def time_of_day(self, key: str, default: dt.time) -> dt.time:
+        value = self.raw(key)
+        if value is _MISSING:
+            return default
+        if isinstance(value, dt.time):  # a TOML local time, 03:30:00
+            return value
+        try:
+            if not isinstance(value, str):
+                raise ValueError
+            return dt.datetime.strptime(value, "%H:%M").time()
+        except ValueError:
+            self.problem(key, 'expected a time of day such as "03:30"')
+        return default
+
+
+def _url_problem(url: str) -> str | None:
+    """Why the API URL is unusable, without echoing it (it might hold a secret)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if not parts.scheme or not host:
+        return f"not an absolute URL; DS's is {DEFAULT_URL}"
+    if parts.username is not None or parts.password is not None:
+        return f"must not contain credentials; {TOKEN_HOME}"
+    if parts.query or parts.fragment:
+        return "must not contain a query string or a fragment"
+    if parts.scheme == "http":
+        if not _is_loopback(host):
+            return f"http is only allowed to a loopback host (127.0.0.1, localhost, ::1), not {host}: use https"
+    elif parts.scheme != "https":
+        return f"scheme {parts.scheme!r} is not allowed: use https"
+    if host in REDIRECTING_HOSTS:
+        return f"{host} answers with a redirect that turns the POST into a GET: use {REDIRECTING_HOSTS[host]}"
+    if parts.path in ("", "/"):
+        return f"has no path; DS's GraphQL endpoint is {urlsplit(DEFAULT_URL).path}"
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _section(data: dict[str, Any], name: str, base_dir: Path, problems: list[str]) -> _Table:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        problems.append(f"[{name}]: expected a table, got {_kind(value)}")
+        value = {}
+    return _Table(f"[{name}]", value, base_dir, problems)
+
+
+def _parse_ds(t: _Table) -> DsConfig:
+    url = t.string("url", DEFAULT_URL)
+    if (why := _url_problem(url)) is not None:
+        t.problem("url", why)
+    email = t.string("instructeur_email", None)
+    if email is not None and (email.count("@") != 1 or any(c.isspace() for c in email)):
+        t.problem("instructeur_email", "not an e-mail address")
+    return DsConfig(
+        url=url,
+        connect_timeout_seconds=t.seconds("connect_timeout_seconds", DsConfig.connect_timeout_seconds, 300),
+        read_timeout_seconds=t.seconds("read_timeout_seconds", DsConfig.read_timeout_seconds, 600),
+        requests_per_minute=t.integer(
+            "requests_per_minute", DsConfig.requests_per_minute, 1, DS_REQUESTS_PER_MINUTE,
+            f" (DS refuses more than {DS_REQUESTS_PER_MINUTE} requests per minute per token)",
+        ),
+        token_file=t.path("token_file", None),
+        instructeur_email=email,
+    )
+
+
+def _parse_sync(t: _Table, state_dir: Path) -> SyncConfig:
+    return SyncConfig(
+        interval_minutes=t.integer("interval_minutes", SyncConfig.interval_minutes, 1, 24 * 60),
+        page_size=t.integer(
+            "page_size", SyncConfig.page_size, 1, DS_MAX_PAGE_SIZE,
+            f" (DS serves at most {DS_MAX_PAGE_SIZE} dossiers per page)",
+        ),
+        overlap_minutes=t.integer("overlap_minutes", SyncConfig.overlap_minutes, 0, 24 * 60),
+        reconcile_at=t.time_of_day("reconcile_at", SyncConfig.reconcile_at),
+        attachments=t.choice("attachments", SyncConfig.attachments, ATTACHMENT_POLICIES),
+        download_dir=t.path("download_dir", None) or state_dir / "files",
+    )
+
+
+def _parse_demarches(value: Any, base_dir: Path, problems: list[str]) -> list[_Table]:
+    how = "add one [[demarches]] table with a number per démarche to mirror"
+    if value is _MISSING or value == []:
+        problems.append(f"[[demarches]]: no démarche configured: {how}")
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        problems.append(f"[[demarches]]: expected an array of tables, got {_kind(value)}: {how}")
+        return []
+    return [_Table(f"[[demarches]] #{i}", item, base_dir, problems) for i, item in enumerate(value, 1)]
+
+
+def _unknown_keys(sections: dict[str, list[_Table]], problems: list[str]) -> None:
+    """Report keys nobody read: a secret, a key of another section, or a typo ("did you mean")."""
+    home = {key: name for name, tables in sections.items() if name != TOP for t in tables for key in t.known}
+    for name, tables in sections.items():
+        for t in tables:
+            known = sorted(t.known)
+            for key in [k for k in t.data if k not in t.known]:
+                where = f"{t.where} {key}"
+                if key.lower() in SECRET_KEYS:
+                    problems.append(f"{where}: {TOKEN_HOME}")
+                elif home.get(key, name) != name:
+                    problems.append(f"{where}: unknown key here; it belongs in {home[key]}")
+                elif close := difflib.get_close_matches(key, known, n=1):
+                    problems.append(f"{where}: unknown key (did you mean {close[0]!r}?)")
+                else:
+                    problems.append(f"{where}: unknown key (known: {', '.join(known)})")
+
+
+def _build(data: dict[str, Any], base_dir: Path, source: str) -> tuple[Config, list[str]]:
+    """The config (defaults standing in for bad values) and every problem found."""
+    problems: list[str] = []
+    top = _Table(TOP, data, base_dir, problems)
+    for name in ("ds", "database", "sync", "log", "demarches"):
+        top.raw(name)
+    ds_t, db_t, sync_t, log_t = (_section(data, name, base_dir, problems) for name in ("ds", "database", "sync", "log"))
+    demarche_ts = _parse_demarches(data.get("demarches", _MISSING), base_dir, problems)
+
+    ds = _parse_ds(ds_t)
+    database = DatabaseConfig(path=db_t.path("path", "state/ds-connector.sqlite"))
+    sync = _parse_sync(sync_t, database.path.parent)
+    log = LogConfig(
+        level=log_t.choice("level", LogConfig.level, LOG_LEVELS),
+        format=log_t.choice("format", LogConfig.format, LOG_FORMATS),
+    )
+    demarches: list[DemarcheConfig] = []
+    first_seen: dict[int, str] = {}
+    for t in demarche_ts:
+        label = t.string("label", None)
+        if t.raw("number") is _MISSING:
+            t.problem("number", "missing: every [[demarches]] table needs the démarche number")
+            continue
+        number = t.integer("number", None, 1, GRAPHQL_MAX_INT)
+        if number is None:
+            continue
+        if number in first_seen:
+            t.problem("number", f"démarche {number} is already configured in {first_seen[number]}")
+            continue
+        first_seen[number] = t.where
+        demarches.append(DemarcheConfig(number=number, label=label))
+
+    _unknown_keys(
+        {TOP: [top], "[ds]": [ds_t], "[database]": [db_t], "[sync]": [sync_t], "[log]": [log_t],
+         "[[demarches]]": demarche_ts},
+        problems,
+    )
+    config = Config(ds=ds, database=database, sync=sync, log=log, demarches=tuple(demarches), path=Path(source))
+    return config, problems
+
+
+def parse_config(data: dict[str, Any], base_dir: Path, source: str) -> Config:
+    """Validate parsed TOML; raise ConfigError listing every problem. ``source`` names the file."""
+    config, problems = _build(data, base_dir, source)
+    if problems:
+        raise ConfigError(f"invalid configuration in {source}", problems)
+    return config
+
+
+def find_config(path: Path | None = None) -> Path:
+    """The config file to read: ``path`` if given, else the first of SEARCH_PATHS that exists."""
+    if path is not None:
+        if not path.exists():
+            raise ConfigError(f"config file {path} not found")
+        return path.absolute()
+    for candidate in SEARCH_PATHS:
+        if candidate.exists():
+            return candidate.absolute()
+    searched = ", ".join(str(p.absolute()) for p in SEARCH_PATHS)
+    raise ConfigError(f"no config file found (searched {searched}); pass --config PATH")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # its message ends with "(at line L, column C)"
+        raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Find, read and validate the config file; ConfigError (exit 78) on any problem."""
+    found = find_config(path)
+    return parse_config(_read(found), found.parent, str(found))
+
+
+def check(path: Path | None = None) -> str:
+    """Validate the config and the token lookup; a summary, or one error listing every problem."""
+    found = find_config(path)
+    config, problems = _build(_read(found), found.parent, str(found))
+    try:
+        token = load_token(config)
+    except CredentialError as exc:
+        if not problems:
+            raise
+        problems += [f"API token: {p}" for p in (exc.message, *exc.problems)]
+    if problems:
+        raise ConfigError(f"invalid configuration in {found}", problems)
+
+    sync = config.sync
+    demarches = [f"{d.number}  {d.label or ''}".rstrip() for d in config.demarches]
+    lines = [
+        f"Config OK: {config.path}",
+        f"  DS API:       {config.ds.url}",
+        f"  Budget:       {config.ds.requests_per_minute} requests/min, timeouts connect "
+        f"{config.ds.connect_timeout_seconds:g} s / read {config.ds.read_timeout_seconds:g} s",
+        f"  Token:        found in {token.source}",
+        f"  Database:     {config.database.path}",
+        f"  Sync:         every {sync.interval_minutes} min, {sync.page_size} dossiers per page, "
+        f"{sync.overlap_minutes} min overlap, daily reconciliation at {sync.reconcile_at:%H:%M}",
+        f"  Attachments:  {sync.attachments}" + (f" -> {sync.download_dir}" if sync.attachments != "none" else ""),
+        f"  Démarches ({len(demarches)}):",
+        *(f"    {d}" for d in demarches),
+    ]
+    return "\n".join(lines)
