@@ -1,0 +1,120 @@
+"""Opening the database: the writer (pragmas, migrations, indexes, views) and the read-only reader.
+
+OPS.md §3: WAL, ``synchronous=FULL``, a 5 s busy timeout, foreign keys on. Only the holder of the
+instance lock (``connector.lock``) opens the writer; ``status`` opens the reader without the lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from connector.errors import ConnectorError
+from connector.store.shape import INDEXES, TABLES, VIEWS
+
+MIGRATIONS = Migrations("ds_mirror")
+
+
+@MIGRATIONS(name="0001_initial")
+def _initial(db: sqlite_utils.Database) -> None:
+    for table in TABLES:
+        db.execute(table.ddl)
+
+
+def open_db(path: Path) -> sqlite_utils.Database:
+    """Open (creating it and its parent directories if needed) the mirror for writing."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=5.0)
+        db = sqlite_utils.Database(conn)
+        # journal_mode must change outside a transaction; it is persistent in the file.
+        db.enable_wal()
+        # FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss. The mirror
+        # rows would simply be re-fetched, but the side-effect journal (OPS.md §5) lives in this same
+        # file and its "intent recorded" commits cannot be re-fetched (OPS.md §3.2). A page every
+        # few minutes makes the extra fsync free.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        MIGRATIONS.apply(db)
+        _ensure_indexes_and_views(db)
+    except sqlite3.DatabaseError as exc:
+        raise ConnectorError(f"Cannot open the database {path}: {exc}") from None
+    except OSError as exc:
+        raise ConnectorError(f"Cannot create the database directory {path.parent}: {exc.strerror}") from None
+    return db
+
+
+def open_db_readonly(path: Path) -> sqlite_utils.Database:
+    """Open the mirror read-only (``mode=ro`` + ``query_only``), for ``status``: no lock needed."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConnectorError(f"No database at {path}: run a sync first (ds-connector sync --once).")
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=2.0)
+        conn.execute("PRAGMA query_only=1")
+        db = sqlite_utils.Database(conn)
+        pending = MIGRATIONS.pending(db)  # also the first read: a non-database fails here
+    except sqlite3.DatabaseError as exc:
+        raise ConnectorError(
+            f"Cannot read the database {path}: {exc} (run status as the service user, "
+            "e.g. sudo -u ds-connector ds-connector status)"
+        ) from None
+    if pending:
+        conn.close()
+        raise ConnectorError(
+            f"The database {path} predates this version of ds-connector "
+            f"(missing migrations: {', '.join(m.name for m in pending)}); run a sync to upgrade it."
+        )
+    return db
+
+
+def _ensure_indexes_and_views(db: sqlite_utils.Database) -> None:
+    stored = {
+        name: sql
+        for name, sql in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'").fetchall()
+    }
+    with db.atomic():
+        for name, columns in INDEXES.items():
+            db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {columns}")
+        for name, select in VIEWS.items():
+            create = f"CREATE VIEW {name} AS {select}"
+            if stored.get(name) != create:
+                db.execute(f"DROP VIEW IF EXISTS {name}")
+                db.execute(create)
+
+
+def now_utc() -> str:
+    """The connector's own timestamps: UTC, ISO 8601, to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def require_transaction(db: sqlite_utils.Database, what: str) -> None:
+    """Savers write inside the caller's ``db.atomic()`` block: never commit a page half-way."""
+    if not db.conn.in_transaction:
+        raise RuntimeError(f"{what}() must be called inside `with db.atomic():`")
+
+
+def upsert(db: sqlite_utils.Database, table: str, row: dict, key: tuple[str, ...]) -> None:
+    """INSERT … ON CONFLICT DO UPDATE of the given columns only (others keep their value)."""
+    columns = list(row)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    db.conn.execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING"),
+        list(row.values()),
+    )
+
+
+def insert_many(db: sqlite_utils.Database, table: str, rows: list[dict]) -> None:
+    if not rows:
+        return
+    columns = list(rows[0])
+    db.conn.executemany(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        [[r[c] for c in columns] for r in rows],
+    )

@@ -1,0 +1,41 @@
+"""Attachment bookkeeping: which files still need downloading, and recording a download.
+
+The policy (only ``safe`` scans, PDFs first, re-query when the URL is older than its hour...) is the
+engine's; this module only reads and writes the ``files`` rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlite_utils
+
+from connector.store.db import now_utc
+
+
+def files_to_download(db: sqlite_utils.Database, demarche_number: int | None = None) -> list[dict]:
+    """Files not downloaded yet, or whose download failed its checksum, whatever their virus scan
+    (``pending`` ones included: the engine decides). Oldest dossiers first."""
+    sql = (
+        "SELECT f.*, d.demarche_number FROM files f JOIN dossiers d ON d.number = f.dossier_number "
+        "WHERE (f.downloaded_at IS NULL OR f.checksum_ok = 0)"
+    )
+    params: list = []
+    if demarche_number is not None:
+        sql += " AND d.demarche_number = ?"
+        params.append(demarche_number)
+    return list(db.query(sql + " ORDER BY f.dossier_number, f.created_at", params))
+
+
+def record_file_download(
+    db: sqlite_utils.Database, file_key: str, path: Path, checksum_ok: bool,
+    downloaded_at: str | None = None,
+) -> bool:
+    """Record a finished download. False when the file row is gone (its dossier was deleted or the
+    file replaced meanwhile): the engine should then unlink ``path``. Its own unit of work."""
+    with db.atomic():
+        cursor = db.conn.execute(
+            "UPDATE files SET local_path = ?, downloaded_at = ?, checksum_ok = ? WHERE file_key = ?",
+            [str(path), downloaded_at or now_utc(), int(checksum_ok), file_key],
+        )
+    return cursor.rowcount == 1

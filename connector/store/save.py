@@ -1,0 +1,346 @@
+"""Savers for the démarche descriptor and for pages of dossiers.
+
+They never commit nor open a transaction: the engine wraps a page and its bookmark in one
+``with db.atomic():`` (OPS.md §3.3), and they refuse to run outside one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlite_utils
+
+from connector.logs import get_logger
+from connector.store.db import insert_many, now_utc, require_transaction, upsert
+from connector.store.values import (
+    canonical_json,
+    champ_value,
+    classify_sender,
+    file_key,
+    instant,
+    without_urls,
+)
+
+log = get_logger(__name__)
+
+CHILD_TABLES = ("champs", "annotations", "messages", "dossier_labels")
+
+
+@dataclass
+class SaveCounts:
+    """What ``save_dossiers`` did. ``removed_files`` are local copies of attachments that left their
+    dossier: unlink them after the commit."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed_files: list[Path] = field(default_factory=list)
+
+
+def save_demarche(db: sqlite_utils.Database, descriptor: dict) -> None:
+    """Save the ``demarche`` object of getDemarcheDescriptor: the démarche row, the active revision's
+    champ and annotation descriptors, groupes instructeurs, instructeurs and their membership.
+    Descriptors and groupes are replaced exactly; labels and instructeurs are only upserted (dossiers
+    and other démarches may still refer to them)."""
+    require_transaction(db, "save_demarche")
+    number = int(descriptor["number"])
+    revision = descriptor.get("activeRevision") or {}
+    upsert(db, "demarches", {
+        "number": number,
+        "id": descriptor["id"],
+        "title": descriptor.get("title"),
+        "description": descriptor.get("description"),
+        "state": descriptor.get("state"),
+        "declarative": descriptor.get("declarative"),
+        "date_creation": descriptor.get("dateCreation"),
+        "date_publication": descriptor.get("datePublication"),
+        "date_derniere_modification": descriptor.get("dateDerniereModification"),
+        "date_fermeture": descriptor.get("dateFermeture"),
+        "active_revision_id": revision.get("id"),
+        "active_revision_date_publication": revision.get("datePublication"),
+        "raw": canonical_json(descriptor),
+        "synced_at": now_utc(),
+    }, ("number",))
+
+    db.conn.execute("DELETE FROM champ_descriptors WHERE demarche_number = ?", [number])
+    rows: list[dict] = []
+    for private, key in ((0, "champDescriptors"), (1, "annotationDescriptors")):
+        for position, desc in enumerate(revision.get(key) or []):
+            rows.append(_descriptor_row(number, private, None, position, desc))
+            for child_position, child in enumerate(desc.get("champDescriptors") or []):
+                rows.append(_descriptor_row(number, private, desc["id"], child_position, child))
+    insert_many(db, "champ_descriptors", rows)
+
+    # Cascades to the membership rows.
+    db.conn.execute("DELETE FROM groupes_instructeurs WHERE demarche_number = ?", [number])
+    for groupe in descriptor.get("groupeInstructeurs") or []:
+        upsert(db, "groupes_instructeurs", {
+            "number": int(groupe["number"]),
+            "id": groupe["id"],
+            "demarche_number": number,
+            "label": groupe.get("label"),
+            "closed": int(bool(groupe.get("closed"))),
+        }, ("number",))
+        for instructeur in groupe.get("instructeurs") or []:
+            upsert(db, "instructeurs", {"id": instructeur["id"], "email": instructeur["email"]}, ("id",))
+            upsert(db, "groupe_instructeur_members", {
+                "groupe_instructeur_number": int(groupe["number"]),
+                "instructeur_id": instructeur["id"],
+            }, ("groupe_instructeur_number", "instructeur_id"))
+    for label in descriptor.get("labels") or []:
+        _save_label(db, number, label)
+
+
+def save_dossiers(
+    db: sqlite_utils.Database, demarche_number: int, nodes: list[dict], seen_at: str | None = None
+) -> SaveCounts:
+    """Upsert a page of dossiers (DossierFragment) and replace their children exactly.
+
+    - A dossier whose ``dateDerniereModification`` and raw JSON (URLs aside) are unchanged is not
+      rewritten; the URLs of its files not yet downloaded are refreshed.
+    - A node older than the stored dossier (by ``dateDerniereModification``) is skipped as stale.
+    - Any dossier seen here is visible in DS: its pending-deletion flag and its quarantine entry go.
+    - A tombstoned number that comes back is logged and re-inserted (DS never reuses numbers, so the
+      dossier really is back, e.g. after a wrong "vanished" verdict); its tombstone goes.
+    - Attachment rows keep their download state while the same file stays on the same owner.
+    """
+    require_transaction(db, "save_dossiers")
+    seen_at = seen_at or now_utc()
+    counts = SaveCounts()
+    instructeurs = _instructeur_emails(db, demarche_number)
+    for node in nodes:
+        number = int(node["number"])
+        raw = canonical_json(without_urls(node))
+        files = _file_rows(number, node, seen_at)
+        stored = db.conn.execute(
+            "SELECT date_derniere_modification, raw FROM dossiers WHERE number = ?", [number]
+        ).fetchone()
+        _clear_flags(db, number)
+        if stored is not None and (stored[1] == raw and stored[0] == node["dateDerniereModification"]):
+            counts.unchanged += 1
+            _refresh_urls(db, files)
+            continue
+        if stored is not None and instant(node["dateDerniereModification"]) < instant(stored[0]):
+            log.warning("store.stale_dossier_skipped", dossier=number,
+                        stored=stored[0], received=node["dateDerniereModification"])
+            counts.unchanged += 1
+            continue
+        if stored is None:
+            if db.conn.execute("DELETE FROM tombstones WHERE number = ?", [number]).rowcount:
+                log.warning("store.tombstone_reinserted", dossier=number, demarche=demarche_number)
+            counts.new += 1
+        else:
+            counts.updated += 1
+            for table in CHILD_TABLES:
+                db.conn.execute(f"DELETE FROM {table} WHERE dossier_number = ?", [number])
+        upsert(db, "dossiers", _dossier_row(demarche_number, node, raw, seen_at), ("number",))
+        emails = instructeurs | _dossier_instructeur_emails(node)
+        insert_many(db, "champs", _champ_rows(number, node.get("champs") or []))
+        insert_many(db, "annotations", _champ_rows(number, node.get("annotations") or []))
+        _insert_messages(db, number, node.get("messages") or [], emails)
+        for label in node.get("labels") or []:
+            _save_label(db, demarche_number, label)
+            upsert(db, "dossier_labels", {"dossier_number": number, "label_id": label["id"]},
+                   ("dossier_number", "label_id"))
+        counts.removed_files += _replace_files(db, number, files)
+    return counts
+
+
+def _clear_flags(db: sqlite_utils.Database, number: int) -> None:
+    db.conn.execute("DELETE FROM pending_deletions WHERE number = ?", [number])
+    db.conn.execute("DELETE FROM quarantine WHERE dossier_number = ?", [number])
+    db.conn.execute(
+        "UPDATE dossiers SET pending_deletion = 0, pending_deletion_date = NULL, quarantined = 0 "
+        "WHERE number = ? AND (pending_deletion OR quarantined)",
+        [number],
+    )
+
+
+def _dossier_row(demarche_number: int, node: dict, raw: str, seen_at: str) -> dict:
+    demandeur = node.get("demandeur") or {}
+    kind = demandeur.get("__typename")
+    if kind == "PersonnePhysique":
+        name = " ".join(p for p in (demandeur.get("prenom"), demandeur.get("nom")) if p) or None
+    else:
+        name = (demandeur.get("entreprise") or {}).get("raisonSociale")
+    usager = node.get("usager") or {}
+    groupe = node.get("groupeInstructeur") or {}
+    return {
+        "number": int(node["number"]),
+        "id": node["id"],
+        "demarche_number": demarche_number,
+        "state": node["state"],
+        "archived": int(bool(node.get("archived"))),
+        "date_depot": node.get("dateDepot"),
+        "date_passage_en_construction": node.get("datePassageEnConstruction"),
+        "date_passage_en_instruction": node.get("datePassageEnInstruction"),
+        "date_traitement": node.get("dateTraitement"),
+        "date_expiration": node.get("dateExpiration"),
+        "date_derniere_modification": node["dateDerniereModification"],
+        "date_derniere_modification_champs": node.get("dateDerniereModificationChamps"),
+        "date_derniere_modification_annotations": node.get("dateDerniereModificationAnnotations"),
+        "date_suppression_par_usager": node.get("dateSuppressionParUsager"),
+        "date_suppression_par_administration": node.get("dateSuppressionParAdministration"),
+        "date_derniere_correction_en_attente": node.get("dateDerniereCorrectionEnAttente"),
+        "connection_usager": node.get("connectionUsager"),
+        "motivation": node.get("motivation"),
+        "usager_id": usager.get("id"),
+        "usager_email": usager.get("email"),
+        "demandeur_type": kind,
+        "demandeur_siret": demandeur.get("siret"),
+        "demandeur_name": name,
+        "groupe_instructeur_number": groupe.get("number"),
+        "raw": raw,
+        "synced_at": seen_at,
+    }
+
+
+def _champ_rows(number: int, champs: list[dict]) -> list[dict]:
+    rows = []
+    for position, champ in enumerate(champs):
+        rows.append(_champ_row(number, champ, position))
+        for row_index, row in enumerate(champ.get("rows") or []):
+            for child_position, child in enumerate(row.get("champs") or []):
+                rows.append(_champ_row(number, child, child_position, champ["id"], row["id"], row_index))
+    return rows
+
+
+def _champ_row(
+    number: int, champ: dict, position: int,
+    parent_id: str | None = None, row_id: str | None = None, row_index: int | None = None,
+) -> dict:
+    value, raw = champ_value(champ)
+    return {
+        "dossier_number": number,
+        "champ_id": champ["id"],
+        "descriptor_id": champ.get("champDescriptorId"),
+        "parent_id": parent_id,
+        "row_id": row_id,
+        "row_index": row_index,
+        "position": position,
+        "label": champ.get("label"),
+        "type": champ.get("__typename") or "Champ",
+        "string_value": champ.get("stringValue"),
+        "value": value,
+        "raw": raw,
+        "updated_at": champ.get("updatedAt"),
+    }
+
+
+def _insert_messages(db: sqlite_utils.Database, number: int, messages: list[dict], emails: set[str]) -> None:
+    rows = [{
+        "id": m["id"],
+        "dossier_number": number,
+        "email": m.get("email"),
+        "sender": classify_sender(m.get("email"), emails),
+        "body": m.get("body"),
+        "created_at": m["createdAt"],
+        "discarded": int(m.get("discardedAt") is not None),
+        "discarded_at": m.get("discardedAt"),
+    } for m in messages]
+    if rows:
+        columns = list(rows[0])
+        # OR REPLACE: a message id is global; were DS ever to list it under another dossier, the
+        # latest sighting wins instead of failing the page.
+        db.conn.executemany(
+            f"INSERT OR REPLACE INTO messages ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            [[r[c] for c in columns] for r in rows],
+        )
+
+
+def _file_rows(number: int, node: dict, seen_at: str) -> dict[str, dict]:
+    owners: list[tuple[str, str, list[dict]]] = []
+    for kind, key in (("champ", "champs"), ("annotation", "annotations")):
+        for champ in node.get(key) or []:
+            owners.append((kind, champ["id"], champ.get("files") or []))
+            for row in champ.get("rows") or []:
+                owners.extend((kind, c["id"], c.get("files") or []) for c in row.get("champs") or [])
+    owners.extend(("message", m["id"], m.get("attachments") or []) for m in node.get("messages") or [])
+    rows: dict[str, dict] = {}
+    for kind, owner_id, files in owners:
+        for f in files:
+            key = file_key(number, kind, owner_id, f.get("checksum") or "", f["filename"])
+            rows[key] = {
+                "file_key": key,
+                "dossier_number": number,
+                "owner_kind": kind,
+                "owner_id": owner_id,
+                "filename": f["filename"],
+                "content_type": f.get("contentType"),
+                "byte_size": None if f.get("byteSize") is None else int(f["byteSize"]),
+                "checksum": f.get("checksum"),
+                "created_at": f.get("createdAt"),
+                "virus_scan": f.get("virusScanResult"),
+                "url": f.get("url"),
+                "url_seen_at": seen_at if f.get("url") else None,
+            }
+    return rows
+
+
+def _replace_files(db: sqlite_utils.Database, number: int, files: dict[str, dict]) -> list[Path]:
+    """Make the dossier's file rows exactly ``files``, keeping download columns of the survivors;
+    return the local copies of the files that left."""
+    gone = [
+        (key, local_path)
+        for key, local_path in db.conn.execute(
+            "SELECT file_key, local_path FROM files WHERE dossier_number = ?", [number]
+        )
+        if key not in files
+    ]
+    db.conn.executemany("DELETE FROM files WHERE file_key = ?", [[key] for key, _ in gone])
+    for row in files.values():
+        upsert(db, "files", row, ("file_key",))
+    return [Path(p) for _, p in gone if p]
+
+
+def _refresh_urls(db: sqlite_utils.Database, files: dict[str, dict]) -> None:
+    db.conn.executemany(
+        "UPDATE files SET url = ?, url_seen_at = ? WHERE file_key = ? AND downloaded_at IS NULL",
+        [[f["url"], f["url_seen_at"], key] for key, f in files.items() if f["url"]],
+    )
+
+
+def _save_label(db: sqlite_utils.Database, demarche_number: int, label: dict) -> None:
+    upsert(db, "labels", {
+        "id": label["id"], "demarche_number": demarche_number,
+        "name": label.get("name"), "color": label.get("color"),
+    }, ("id",))
+
+
+def _descriptor_row(number: int, private: int, parent_id: str | None, position: int, desc: dict) -> dict:
+    options = desc.get("options")
+    return {
+        "demarche_number": number,
+        "id": desc["id"],
+        "private": private,
+        "parent_id": parent_id,
+        "position": position,
+        "type": desc.get("__typename") or "ChampDescriptor",
+        "label": desc.get("label"),
+        "description": desc.get("description"),
+        "required": None if desc.get("required") is None else int(desc["required"]),
+        "options": None if options is None else canonical_json(options),
+        "other_option": None if desc.get("otherOption") is None else int(desc["otherOption"]),
+    }
+
+
+def _instructeur_emails(db: sqlite_utils.Database, demarche_number: int) -> set[str]:
+    """E-mails of the instructeurs of every groupe of the démarche (from save_demarche)."""
+    return {
+        email.lower()
+        for (email,) in db.conn.execute(
+            "SELECT i.email FROM instructeurs i "
+            "JOIN groupe_instructeur_members m ON m.instructeur_id = i.id "
+            "JOIN groupes_instructeurs g ON g.number = m.groupe_instructeur_number "
+            "WHERE g.demarche_number = ?",
+            [demarche_number],
+        )
+    }
+
+
+def _dossier_instructeur_emails(node: dict) -> set[str]:
+    """The dossier's followers and the agents who changed its state are instructeurs too."""
+    emails = {(p.get("email") or "").lower() for p in node.get("instructeurs") or []}
+    emails |= {(t.get("emailAgentTraitant") or "").lower() for t in node.get("traitements") or []}
+    return emails - {""}

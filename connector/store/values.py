@@ -1,0 +1,118 @@
+"""Turning DS JSON (queries/fragments.graphql shapes) into column values: champ values, message
+senders, file keys, canonical raw JSON, date comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+# Commentaire::SYSTEM_EMAILS (NOTES.md §7): CONTACT_EMAIL and its legacy spellings.
+SYSTEM_EMAILS = frozenset({
+    "contact@demarche.numerique.gouv.fr",
+    "contact@demarches.numerique.gouv.fr",
+    "contact@demarches-simplifiees.fr",
+    "contact@tps.apientreprise.fr",
+})
+
+# Fields every champ carries (ChampFragment); the rest is type-specific.
+_COMMON = frozenset({"id", "champDescriptorId", "__typename", "label", "stringValue", "updatedAt"})
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _flag(value: Any) -> int | None:
+    return None if value is None else int(bool(value))
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)  # BigInt comes as a string
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+# __typename -> the typed `value` column (aliases as in ChampFragment). Containers hold their item
+# count: files of a pièce justificative, rows of a repetition.
+CHAMP_VALUES = {
+    "TextChamp": lambda c: c.get("text"),
+    "DateChamp": lambda c: c.get("date"),
+    "DatetimeChamp": lambda c: c.get("datetime"),
+    "CheckboxChamp": lambda c: _flag(c.get("checked")),
+    "YesNoChamp": lambda c: _flag(c.get("selected")),
+    "DecimalNumberChamp": lambda c: _float(c.get("decimalNumber")),
+    "IntegerNumberChamp": lambda c: _int(c.get("integerNumber")),
+    "CiviliteChamp": lambda c: c.get("civilite"),
+    "DropDownListChamp": lambda c: c.get("choice"),
+    "MultipleDropDownListChamp": lambda c: _json(c.get("values")),
+    "LinkedDropDownListChamp": lambda c: _json(
+        {"primary": c.get("primaryValue"), "secondary": c.get("secondaryValue")}
+    ),
+    "CommuneChamp": lambda c: _json(
+        {"commune": c["commune"], "departement": c.get("departement")} if c.get("commune") else None
+    ),
+    "DepartementChamp": lambda c: _json(c.get("departement")),
+    "RegionChamp": lambda c: _json(c.get("region")),
+    "PaysChamp": lambda c: _json(c.get("pays")),
+    "AddressChamp": lambda c: _json(c.get("address")),
+    "SiretChamp": lambda c: (c.get("etablissement") or {}).get("siret"),
+    "TitreIdentiteChamp": lambda c: _flag(c.get("filled")),
+    "PieceJustificativeChamp": lambda c: len(c.get("files") or []),
+    "RepetitionChamp": lambda c: len(c.get("rows") or []),
+    "HeaderSectionChamp": lambda c: None,
+    "ExplicationChamp": lambda c: None,
+}
+
+
+def champ_value(champ: dict) -> tuple[Any, str | None]:
+    """(typed value, raw JSON). A type the connector does not know keeps its stringValue column and
+    its whole JSON in ``raw``; it is never an error."""
+    convert = CHAMP_VALUES.get(champ.get("__typename", ""))
+    if convert is None:
+        return None, _json(champ)
+    return convert(champ), None
+
+
+def classify_sender(email: str | None, instructeur_emails: set[str]) -> str:
+    """system | instructeur | usager (NOTES.md §7: there is no sender field, only the e-mail).
+
+    ``instructeur_emails`` must be lower-cased. Invited co-authors count as usager.
+    """
+    address = (email or "").strip().lower()
+    if address in SYSTEM_EMAILS:
+        return "system"
+    if address in instructeur_emails:
+        return "instructeur"
+    return "usager"
+
+
+def file_key(dossier_number: int, owner_kind: str, owner_id: str, checksum: str, filename: str) -> str:
+    """A stable key for one attachment: the same file keeps its row (and download state) across
+    updates of its dossier, and the URL (which changes at every fetch) plays no part."""
+    ident = json.dumps([dossier_number, owner_kind, owner_id, checksum, filename], ensure_ascii=False)
+    return hashlib.sha256(ident.encode()).hexdigest()[:32]
+
+
+def without_urls(value: Any) -> Any:
+    """A copy without File.url: signed URLs change at every fetch and expire within the hour, so
+    they would make every dossier with a file look modified. They live in ``files.url`` only."""
+    if isinstance(value, dict):
+        is_file = "checksum" in value and "filename" in value
+        return {k: without_urls(v) for k, v in value.items() if not (is_file and k == "url")}
+    if isinstance(value, list):
+        return [without_urls(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def instant(value: str) -> datetime:
+    """A DS date as a comparable instant (offsets differ across DST: never compare the strings)."""
+    return datetime.fromisoformat(value)
