@@ -1,0 +1,455 @@
+"""The DS API simulator as an aiohttp app: ``POST /api/v2/graphql`` answered as DS answers it.
+
+:func:`create_app` serves a :class:`~connector.simulator.state.World`. Its :class:`Simulator`
+(``app["sim"]``) holds the world, the caches, the fault queue and the mutation log; the control
+surface (``/_sim/``, see ``control.py``) and in-process tests act on the world through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+import uuid
+import warnings
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from connector.simulator import actions, files
+from connector.simulator.api import api_schema
+from connector.simulator.auth import CALM_DOWN, AuthFailure, RateLimiter, authenticate, error_body
+from connector.simulator.execution import Documents, ResolverBug, run, select_operation
+from connector.simulator.faults import Fault, FaultQueue, TimeoutAfter
+from connector.simulator.listing import DemarcheIndex, build_index, visible
+from connector.simulator.resolvers import RequestContext
+from connector.simulator.shapes import demarche_shape, dossier_shape
+from connector.simulator.state import (
+    Champ,
+    DeletedDossier,
+    Dossier,
+    Message,
+    StoredFile,
+    Token,
+    World,
+    file_content,
+    make_file,
+)
+
+GRAPHQL_PATH = "/api/v2/graphql"
+log = logging.getLogger("connector.simulator")
+
+
+class Simulator:
+    """One served world: caches derived from it, faults to inject, and every mutation received.
+
+    Shapes and indexes are derived from the world and cached; whatever changes a dossier calls
+    :meth:`changed` (the control methods below and the mutations do). A test that edits the world
+    by hand calls ``changed()`` afterwards. Call these methods between requests, or through the
+    HTTP control surface, which runs them on the server's loop.
+    """
+
+    def __init__(self, world: World, *, rate_limit: int = 400):
+        self.world = world
+        self.limiter = RateLimiter(rate_limit)
+        self.schema = api_schema()
+        self.documents = Documents(self.schema)
+        self.faults = FaultQueue()
+        self.poisoned: set[int] = set()
+        self.mutation_log: list[dict[str, Any]] = []
+        self.hidden_reasons: dict[int, str] = {}  # DS's hidden_by_reason, for pendingDeletedDossiers
+        self.api_written: set[tuple[int, int, str | None]] = set()  # annotations last written by the API
+        self.file_secret = secrets.token_bytes(32)
+        self._generation = 0
+        self._indexes: dict[int, tuple[int, DemarcheIndex]] = {}
+        self._demarches: dict[int, dict[str, Any]] = {}
+        self._nodes: dict[int, dict[str, Any]] = {}
+        self._files: dict[str, StoredFile] = {}
+
+    @property
+    def rate_limit(self) -> int:
+        return self.limiter.limit
+
+    @rate_limit.setter
+    def rate_limit(self, value: int) -> None:
+        self.limiter.limit = value
+
+    # --- derived data ----------------------------------------------------------------------
+
+    def changed(self, dossier: Dossier | None = None) -> None:
+        """Forget what was derived from ``dossier`` (from the whole world when None)."""
+        self._generation += 1
+        if dossier is None:
+            self._nodes.clear()
+            self._demarches.clear()
+        else:
+            self._nodes.pop(dossier.number, None)
+
+    def index(self, demarche_number: int) -> DemarcheIndex:
+        cached = self._indexes.get(demarche_number)
+        if cached is None or cached[0] != self._generation:
+            cached = self._indexes[demarche_number] = (self._generation, build_index(self.world, demarche_number))
+        return cached[1]
+
+    def demarche(self, number: int) -> dict[str, Any]:
+        shape = self._demarches.get(number)
+        if shape is None:
+            shape = self._demarches[number] = demarche_shape(self.world, self.world.demarches[number])
+        return shape
+
+    def node(self, d: Dossier) -> dict[str, Any]:
+        """A dossier's GraphQL shape; a poisoned one has null in every field (``invalid_null``)."""
+        if d.number in self.poisoned:
+            return {"_number": d.number}
+        shape = self._nodes.get(d.number)
+        if shape is None:
+            shape = self._nodes[d.number] = dossier_shape(self.world, d, self.demarche(d.demarche_number))
+        return shape
+
+    def file_url(self, base_url: str, key: str, filename: str, now: datetime) -> str:
+        return files.file_url(self.file_secret, base_url, key, filename, now)
+
+    def find_file(self, key: str) -> StoredFile | None:
+        if key not in self._files:
+            self._files = {f.key: f for f in files.all_files(self.world)}
+        return self._files.get(key)
+
+    def dossier(self, number: int) -> Dossier:
+        try:
+            return self.world.dossiers[number]
+        except KeyError:
+            raise ValueError(f"no dossier number {number}") from None
+
+    # --- the GraphQL endpoint --------------------------------------------------------------
+
+    def execute(self, payload: dict[str, Any], token: Token, base_url: str, fault: Fault | None = None
+                ) -> tuple[int, dict[str, Any]]:
+        """Run one request body (already authenticated): HTTP status and JSON body."""
+        query = payload.get("query")
+        if not isinstance(query, str) or not query.strip():
+            return 200, {"errors": [{"message": "No query string was present"}]}
+        try:
+            variables = ensure_hash(payload.get("variables"))
+        except json.JSONDecodeError as exc:
+            return 400, error_body(str(exc), "graphql_parse_failed")
+        except ValueError as exc:
+            return 400, error_body(str(exc), "bad_request")
+        prepared = self.documents.get(query)
+        if prepared.errors:
+            return 200, {"errors": prepared.errors}
+        operation = select_operation(prepared, payload.get("operationName") or None)
+        if isinstance(operation, str):
+            return 200, {"errors": [{"message": operation}]}
+        introspection = operation.name is not None and operation.name.value == "IntrospectionQuery"
+        ctx = RequestContext(self, token, base_url, self.world.clock.now(),
+                             None if introspection else prepared.fragment_types)
+        middleware = [TimeoutAfter(fault.keep, fault.field)] if fault and fault.kind == "timeout" else None
+        try:
+            return 200, run(self.schema, prepared, operation, variables, ctx, middleware)
+        except ResolverBug:
+            exception_id = str(uuid.uuid4())
+            log.exception("simulator.resolver_bug exception_id=%s", exception_id)
+            return 500, error_body("Internal Server Error", "internal_server_error", exception_id=exception_id)
+
+    # --- control: the clock, tokens, faults, the log ---------------------------------------
+
+    def advance(self, seconds: float) -> datetime:
+        self.world.clock.advance(timedelta(seconds=seconds))
+        return self.world.clock.now()
+
+    def add_token(self, token: str | None = None, *, demarches: list[int] | None = None, expired: bool = False,
+                  write_access: bool = True, revoked: bool = False) -> str:
+        token = token or secrets.token_urlsafe(32)
+        self.world.tokens[token] = Token(None if demarches is None else frozenset(demarches), expired,
+                                         write_access, revoked)
+        return token
+
+    def inject(self, kind: str, **params: Any) -> Fault:
+        return self.faults.add(Fault(kind, **params))
+
+    def poison(self, number: int, poisoned: bool = True) -> None:
+        """Make a dossier fail with ``invalid_null`` wherever it is served (gh#12696), or heal it."""
+        (self.poisoned.add if poisoned else self.poisoned.discard)(self.dossier(number).number)
+
+    def reset_log(self) -> list[dict[str, Any]]:
+        entries, self.mutation_log = self.mutation_log, []
+        return entries
+
+    # --- control: what usagers, web-UI instructeurs and DS's jobs do -----------------------
+
+    def now(self) -> datetime:
+        return self.world.clock.now()
+
+    def create_dossiers(self, demarche: int, count: int = 1, state: str = "en_construction") -> list[int]:
+        """New dossiers made by the seeder's own generator (deposited now)."""
+        import random
+
+        from connector.simulator.seed import make_dossier
+
+        if demarche not in self.world.demarches:
+            raise ValueError(f"no démarche number {demarche}")
+        rng = random.Random(f"{self.world.seed}-{len(self.world.dossiers)}-{self.now().isoformat()}")
+        made = [make_dossier(self.world, demarche, rng, self.now(), state=state) for _ in range(count)]
+        self.changed()
+        return [d.number for d in made]
+
+    def usager_message(self, number: int, body: str = "Bonjour, voici la convention signée.", *,
+                       kind: str | None = None, content_type: str | None = None, size: int = 120_000,
+                       filename: str | None = None, virus_scan: str = "safe", email: str | None = None) -> Message:
+        """A message from the usager: the seeder's realistic ``kind`` (signed_pdf, non_pdf, image, text),
+        or ``body`` with one attachment of ``content_type`` when given."""
+        d = self.dossier(number)
+        now = self.now()
+        if kind is not None:
+            from connector.simulator.seed import make_usager_message
+
+            message = make_usager_message(self.world, d, kind, now, virus_scan=virus_scan)
+            d.updated_at = now
+        else:
+            attachments = []
+            if content_type:
+                name = filename or f"piece-jointe-{d.number}.{content_type.rsplit('/', 1)[-1]}"
+                attachments.append(make_file(self.world, name, content_type, size, now, virus_scan))
+            message = actions.post_message(self.world, d, email or d.usager_email, body, now, attachments)
+        self.changed(d)
+        return message
+
+    def finish_scan(self, key: str, result: str = "safe") -> None:
+        """The virus scan of a file ends; DS does not touch the dossier for it (§7)."""
+        f = self.find_file(key)
+        if f is None:
+            raise ValueError(f"no file {key!r}")
+        f.virus_scan = result
+        self.changed()
+
+    def edit_champ(self, number: int, stable_id: int, value: Any) -> Champ:
+        """The usager edits a champ: updated_at and dateDerniereModificationChamps move."""
+        d = self.dossier(number)
+        champ = self._champ(d.champs, stable_id, number)
+        now = self.now()
+        actions.write_champ(champ, value, now)
+        d.updated_at = d.champs_updated_at = now
+        self.changed(d)
+        return champ
+
+    def ui_annotation(self, number: int, stable_id: int, value: Any) -> Champ:
+        """An instructeur sets a private annotation in the web UI (it becomes "someone else's")."""
+        d = self.dossier(number)
+        descriptor = next((x for x in actions.revision_of(self.world, d).annotation_descriptors
+                           if x.stable_id == stable_id), None)
+        if descriptor is None:
+            raise ValueError(f"dossier {number} has no annotation {stable_id}")
+        champ = actions.annotation(d, descriptor)
+        now = self.now()
+        actions.write_champ(champ, value, now)
+        d.updated_at = d.annotations_updated_at = now
+        self.api_written.discard((number, stable_id, None))
+        self.changed(d)
+        return champ
+
+    def ui_state(self, number: int, state: str, motivation: str | None = None) -> Dossier:
+        """An instructeur of the dossier's group changes its state in the web UI."""
+        d = self.dossier(number)
+        if state not in ("en_construction", "en_instruction", "accepte", "refuse", "sans_suite"):
+            raise ValueError(f"cannot move a dossier to {state!r}")
+        groupe = next(g for g in self.world.demarches[d.demarche_number].groupes
+                      if g.number == d.groupe_instructeur_number)
+        instructeur = self.world.instructeurs.get(groupe.instructeur_ids[0]) if groupe.instructeur_ids else None
+        actions.change_state(self.world, d, state, self.now(), instructeur, motivation)
+        self.changed(d)
+        return d
+
+    def archive(self, number: int, archived: bool = True) -> Dossier:
+        d = self.dossier(number)
+        d.archived = archived
+        d.updated_at = self.now()
+        self.changed(d)
+        return d
+
+    def hide(self, number: int, by: str = "usager", reason: str | None = None) -> Dossier:
+        """Hide a dossier as its usager, the administration or the automatic expiry does."""
+        d = self.dossier(number)
+        actions.hide(d, by, self.now())
+        self.hidden_reasons[number] = reason or {"usager": "user_request", "administration": "instructeur_request",
+                                                  "expired": "expired"}[by]
+        self.changed(d)
+        return d
+
+    def restore(self, number: int) -> Dossier:
+        d = self.dossier(number)
+        actions.restore(d, self.now())
+        self.hidden_reasons.pop(number, None)
+        self.changed(d)
+        return d
+
+    def purge(self, number: int, reason: str | None = None) -> DeletedDossier:
+        """Destroy a dossier: it leaves every list and appears in deletedDossiers."""
+        d = self.dossier(number)
+        record = actions.purge(self.world, d, reason or self.hidden_reasons.pop(number, "user_request"), self.now())
+        self.poisoned.discard(number)
+        self.changed()
+        return record
+
+    def touch(self, numbers: list[int]) -> None:
+        now = self.now()
+        for n in numbers:
+            d = self.dossier(n)
+            d.updated_at = now
+            self.changed(d)
+
+    def _champ(self, champs: list[Champ], stable_id: int, number: int) -> Champ:
+        for champ in champs:
+            if champ.stable_id == stable_id:
+                return champ
+        raise ValueError(f"dossier {number} has no champ {stable_id}")
+
+    def modify_after_page(self, fault: Fault) -> None:
+        """A ``modify`` fault: dossiers changed right after a page was served."""
+        import random
+
+        numbers = list(fault.numbers)
+        if fault.random:
+            pool = sorted(n for n, d in self.world.dossiers.items()
+                          if visible(d) and fault.demarche in (None, d.demarche_number))
+            numbers += random.Random(f"{self.world.seed}-{self._generation}").sample(pool, min(fault.random, len(pool)))
+        self.touch(numbers)
+
+
+def ensure_hash(variables: Any) -> dict[str, Any]:
+    """DS's ``ensure_hash``: an object, a JSON string of one, or nothing."""
+    if isinstance(variables, str):
+        return ensure_hash(json.loads(variables)) if variables.strip() else {}
+    if variables is None:
+        return {}
+    if isinstance(variables, dict):
+        return variables
+    raise ValueError(f"Unexpected parameter: {json.dumps(variables, ensure_ascii=False)}")
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+
+class _Untyped(web.Response):
+    """A response without Content-Type, as Rack::Attack's 429 (aiohttp would add octet-stream)."""
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        self._headers.popall(hdrs.CONTENT_TYPE, None)
+
+
+def too_many_requests(reset: int) -> web.Response:
+    return _Untyped(status=429, body=CALM_DOWN.encode(),
+                    headers={"RateLimit-Remaining": "0", "RateLimit-Reset": str(reset)})
+
+
+def json_response(status: int, body: dict[str, Any]) -> web.Response:
+    return web.Response(status=status, body=json.dumps(body, ensure_ascii=False).encode(),
+                        content_type="application/json", charset="utf-8")
+
+
+NOT_FOUND_PAGE = ("<!DOCTYPE html><html><head><title>Page non trouvée</title></head><body>"
+                  "<h1>La page que vous demandez n’existe pas</h1></body></html>")
+
+
+@web.middleware
+async def rack(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Rack's layer: Rack::Attack's throttle, and Rails' 404 for whatever is not routed."""
+    sim: Simulator = request.app["sim"]
+    header = request.headers.get(hdrs.AUTHORIZATION)
+    if request.method == "POST" and request.path.startswith(GRAPHQL_PATH) and header is not None:
+        reset = sim.limiter.hit(header, time.time())
+        if reset is not None:
+            return too_many_requests(reset)
+    try:
+        return await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+        return web.Response(status=404, text=NOT_FOUND_PAGE, content_type="text/html")
+
+
+async def graphql(request: web.Request) -> web.StreamResponse:
+    sim: Simulator = request.app["sim"]
+    raw = await request.read()
+    try:
+        payload = json.loads(raw) if raw.strip() else {}
+    except ValueError as exc:
+        return json_response(400, error_body(str(exc), "bad_request"))
+    if not isinstance(payload, dict):  # Rails files a JSON array under params[:_json]
+        payload = {}
+    name = payload.get("operationName")
+    fault = sim.faults.take(name if isinstance(name, str) else None)
+    if fault is not None:
+        early = await _fault_answer(request, fault)
+        if early is not None:
+            return early
+    try:
+        token = authenticate(sim.world, request.headers.get(hdrs.AUTHORIZATION))
+    except AuthFailure as failure:
+        return json_response(failure.status, failure.body)
+    status, body = sim.execute(payload, token, f"{request.scheme}://{request.host}", fault)
+    if fault is not None and fault.kind == "truncate":
+        return await _truncated(request, json.dumps(body, ensure_ascii=False).encode())
+    response = json_response(status, body)
+    if fault is not None and fault.kind == "modify":
+        sim.modify_after_page(fault)
+    return response
+
+
+async def _fault_answer(request: web.Request, fault: Fault) -> web.StreamResponse | None:
+    """What a fault answers in place of DS, or None to carry on (after a ``slow`` delay)."""
+    if fault.kind == "slow":
+        await asyncio.sleep(fault.delay)
+    elif fault.kind == "rate_limit":
+        return too_many_requests((int(time.time()) // 60 + 1) * 60)
+    elif fault.kind == "http_error" and fault.status == 500:
+        return json_response(500, error_body("Internal Server Error", "internal_server_error",
+                                             exception_id=str(uuid.uuid4())))
+    elif fault.kind == "http_error":
+        reason = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Time-out"}[fault.status]
+        return web.Response(status=fault.status, content_type="text/html",
+                            text=f"<html><body><h1>{fault.status} {reason}</h1></body></html>")
+    elif fault.kind == "reset":
+        assert request.transport is not None
+        request.transport.abort()  # type: ignore[attr-defined]
+        return web.Response()  # never sent
+    return None
+
+
+async def _truncated(request: web.Request, data: bytes) -> web.StreamResponse:
+    response = web.StreamResponse(headers={hdrs.CONTENT_TYPE: "application/json; charset=utf-8"})
+    response.content_length = len(data)
+    await response.prepare(request)
+    await response.write(data[: len(data) // 2])
+    assert request.transport is not None
+    request.transport.close()
+    return response
+
+
+async def stored_file(request: web.Request) -> web.StreamResponse:
+    """GET on a file URL: the exact bytes while the URL is valid, 403 once expired or forged."""
+    sim: Simulator = request.app["sim"]
+    key = request.match_info["key"]
+    q = request.query
+    if not files.valid(sim.file_secret, key, q.get("temp_url_expires", ""), q.get("temp_url_sig", ""), sim.now()):
+        return web.Response(status=403, text="403 Forbidden: temporary URL invalid or expired")
+    f = sim.find_file(key)
+    if f is None:
+        return web.Response(status=404, text="404 Not Found")
+    return web.Response(body=file_content(f.key, f.size, f.content_type), content_type=f.content_type)
+
+
+def create_app(world: World, *, rate_limit: int = 400, control: bool = True) -> web.Application:
+    """The simulator app serving ``world``; ``rate_limit`` requests per token and epoch minute (0: off)."""
+    app = web.Application(middlewares=[rack], client_max_size=16 * 1024 * 1024)
+    with warnings.catch_warnings():  # app["sim"] is the documented way in
+        warnings.simplefilter("ignore", web.NotAppKeyWarning)
+        app["sim"] = Simulator(world, rate_limit=rate_limit)
+    app.router.add_post(GRAPHQL_PATH, graphql)
+    app.router.add_get(files.PREFIX + "{key}/{filename}", stored_file)
+    if control:
+        from connector.simulator.control import add_routes
+
+        add_routes(app)
+    return app

@@ -1,0 +1,107 @@
+"""The shared DS simulator fixture: a real aiohttp server on a free loopback port, in its own thread.
+
+``simulator`` is a small seeded world (seed 7, 60 dossiers); ``make_simulator(...)`` builds others.
+The server has its own event loop, so async tests, sync tests and CLI subprocesses can all call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from connector.simulator.app import GRAPHQL_PATH, Simulator, create_app
+from connector.simulator.control import PREFIX
+from connector.simulator.state import World
+
+
+class SimulatorHandle:
+    """A running simulator: ``url``, ``base_url``, ``token``, ``world``, ``sim`` and ``control()``."""
+
+    def __init__(self, world: World, rate_limit: int):
+        self.world = world
+        self.app = create_app(world, rate_limit=rate_limit)
+        self.sim: Simulator = self.app["sim"]
+        self.token = next(iter(world.tokens))
+        self._loop = asyncio.new_event_loop()
+        self._runner = web.AppRunner(self.app, access_log=None)
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ds-simulator", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("the simulator did not start")
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.url = self.base_url + GRAPHQL_PATH
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = self._runner.addresses[0][1]
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._runner.cleanup())
+        self._loop.close()
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+
+    def control(self, path: str, **payload: Any) -> dict[str, Any]:
+        """POST to ``/_sim/<path>`` (runs on the server's loop); the JSON answer, or RuntimeError."""
+        request = urllib.request.Request(self.base_url + PREFIX + path, data=json.dumps(payload).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"/_sim/{path}: {exc.code} {exc.read().decode()}") from None
+
+    def post(self, body: Any, *, token: str | None = None, headers: dict[str, str] | None = None,
+             raw: bytes | None = None) -> tuple[int, Any, dict[str, str]]:
+        """A synchronous POST to the GraphQL endpoint: status, body (JSON when it parses), headers."""
+        sent = {"Content-Type": "application/json", "Authorization": f"Bearer {token or self.token}"}
+        sent.update(headers or {})
+        data = raw if raw is not None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url, data=data, headers={k: v for k, v in sent.items() if v is not None},
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, payload, got = response.status, response.read(), dict(response.headers)
+        except urllib.error.HTTPError as exc:
+            status, payload, got = exc.code, exc.read(), dict(exc.headers)
+        try:
+            return status, json.loads(payload), got
+        except ValueError:
+            return status, payload.decode(), got
+
+
+@pytest.fixture
+def make_simulator() -> Iterator[Any]:
+    started: list[SimulatorHandle] = []
+
+    def make(seed: int = 7, dossiers: int = 60, world: World | None = None, rate_limit: int = 400) -> SimulatorHandle:
+        if world is None:
+            from connector.simulator.seed import seed_world
+
+            world = seed_world(seed=seed, dossiers=dossiers)
+        handle = SimulatorHandle(world, rate_limit)
+        started.append(handle)
+        return handle
+
+    yield make
+    for handle in started:
+        handle.stop()
+
+
+@pytest.fixture
+def simulator(make_simulator: Any) -> SimulatorHandle:
+    return make_simulator()
