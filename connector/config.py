@@ -187,12 +187,12 @@ class _Table:
             return default
         if isinstance(value, dt.time):  # a TOML local time, 03:30:00
             return value
-        try:
-            if not isinstance(value, str):
-                raise ValueError
-            return dt.datetime.strptime(value, "%H:%M").time()
-        except ValueError:
-            self.problem(key, 'expected a time of day such as "03:30"')
+        if isinstance(value, str):
+            try:
+                return dt.datetime.strptime(value, "%H:%M").time()
+            except ValueError:
+                pass
+        self.problem(key, 'expected a time of day such as "03:30"')
         return default
 
 
@@ -200,8 +200,7 @@ def _url_problem(url: str) -> str | None:
     """Why the API URL is unusable, without echoing it (it might hold a secret)."""
     try:
         parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a bad port
+        host, _port = parts.hostname, parts.port  # .port raises ValueError on a bad port
     except ValueError as exc:
         return f"not a valid URL ({exc})"
     if not parts.scheme or not host:
@@ -354,19 +353,29 @@ def parse_config(data: dict[str, Any], base_dir: Path, source: str) -> Config:
 def find_config(path: Path | None = None) -> Path:
     """The config file to read: ``path`` if given, else the first of SEARCH_PATHS that exists."""
     if path is not None:
-        if not path.exists():
-            raise ConfigError(f"config file {path} not found")
         return path.absolute()
     for candidate in SEARCH_PATHS:
-        if candidate.exists():
+        if _exists(candidate):
             return candidate.absolute()
     searched = ", ".join(str(p.absolute()) for p in SEARCH_PATHS)
     raise ConfigError(f"no config file found (searched {searched}); pass --config PATH")
 
 
+def _exists(path: Path) -> bool:
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        pass  # there, but we may not even look at it: _read says why
+    return True
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
         text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
     except IsADirectoryError:
         raise ConfigError(f"config file {path} is a directory") from None
     except OSError as exc:
