@@ -83,6 +83,22 @@ def check_config(config_path: Path | None) -> None:
     click.echo(check(config_path))
 
 
+@cli.command()
+@click.option(
+    "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("state/demo"),
+    show_default=True, help="Where the demo config, token and database go.",
+)
+@click.option("--seed", default=2026, show_default=True, type=int, help="Seed of the simulated data.")
+@click.option("--dossiers", default=300, show_default=True, type=click.IntRange(1, 200_000),
+              help="Dossiers the simulator generates.")
+@human_errors
+def demo(state_dir: Path, seed: int, dossiers: int) -> None:
+    """Start the built-in simulator on a free loopback port and read it with the connector."""
+    from connector.demo import demo as run
+
+    run(state_dir, seed, dossiers)
+
+
 def main() -> None:
     try:
         cli(prog_name="ds-connector")
