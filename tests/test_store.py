@@ -115,6 +115,12 @@ def test_describe_tables_lists_every_table(db):
     assert len(described) == len(TABLES)
 
 
+def test_open_db_under_a_regular_file_is_a_clear_error(tmp_path):
+    (tmp_path / "state").write_text("")
+    with pytest.raises(ConnectorError, match="Cannot open the database .*state/mirror.db"):
+        store.open_db(tmp_path / "state" / "mirror.db")
+
+
 def test_open_db_on_a_non_database_is_a_clear_error(tmp_path):
     bogus = tmp_path / "mirror.db"
     bogus.write_text("this is not sqlite " * 100)

@@ -31,6 +31,9 @@ def open_db(path: Path) -> sqlite_utils.Database:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=5.0)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConnectorError(f"Cannot open the database {path}: {exc}") from None
+    try:
         db = sqlite_utils.Database(conn)
         # journal_mode must change outside a transaction; it is persistent in the file.
         db.enable_wal()
@@ -42,10 +45,9 @@ def open_db(path: Path) -> sqlite_utils.Database:
         conn.execute("PRAGMA foreign_keys=ON")
         MIGRATIONS.apply(db)
         _ensure_indexes_and_views(db)
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.Error as exc:
+        conn.close()
         raise ConnectorError(f"Cannot open the database {path}: {exc}") from None
-    except OSError as exc:
-        raise ConnectorError(f"Cannot create the database directory {path.parent}: {exc.strerror}") from None
     return db
 
 
