@@ -2,23 +2,24 @@
 
     .venv/bin/python bench/simulator.py [DOSSIERS]      (default 5000)
 
-Seeds the world, serves it on a free loopback port, pages through every démarche over real HTTP
-with the connector's full-dossier query (``queries/dossiers_page.graphql``, first: 100), and
-prints dossiers served per second. A second pass shows the cost once dossier shapes are cached.
+Starts ``ds-connector simulate`` (rate limit off) in its own process, pages through every démarche
+over real HTTP with the connector's full-dossier query (``queries/dossiers_page.graphql``, first:
+100), and prints dossiers served per second. The first pass builds each dossier's GraphQL shape;
+the second pass shows the cost once shapes are cached.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import re
+import subprocess
 import sys
 import time
 
 import aiohttp
-from aiohttp import web
 
 from connector.ds import operations
-from connector.simulator.app import GRAPHQL_PATH, create_app
-from connector.simulator.seed import seed_world
 
 
 async def one_pass(session: aiohttp.ClientSession, url: str, token: str, demarches: list[int]) -> tuple[int, int]:
@@ -42,27 +43,40 @@ async def one_pass(session: aiohttp.ClientSession, url: str, token: str, demarch
     return served, requests
 
 
-async def main(count: int) -> None:
+async def bench(url: str, token: str, demarches: list[int]) -> None:
+    async with aiohttp.ClientSession() as session:
+        for label in ("first pass (shapes built)", "second pass (shapes cached)"):
+            started = time.perf_counter()
+            served, requests = await one_pass(session, url, token, demarches)
+            seconds = time.perf_counter() - started
+            print(f"{label}: {served} dossiers in {requests} requests, {seconds:.2f} s, "
+                  f"{served / seconds:.0f} dossiers/s", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dossiers", nargs="?", type=int, default=5000, help="dossiers to seed (default 5000)")
+    args = parser.parse_args()
     started = time.perf_counter()
-    world = seed_world(seed=2026, dossiers=count)
-    print(f"seeded {len(world.dossiers)} dossiers in {time.perf_counter() - started:.1f} s")
-    runner = web.AppRunner(create_app(world, rate_limit=0), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}{GRAPHQL_PATH}"
-    token = next(iter(world.tokens))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "connector", "simulate", "--port", "0", "--rate-limit", "0",
+         "--dossiers", str(args.dossiers)], stdout=subprocess.PIPE, text=True)
     try:
-        async with aiohttp.ClientSession() as session:
-            for label in ("first pass (shapes built)", "second pass (shapes cached)"):
-                started = time.perf_counter()
-                served, requests = await one_pass(session, url, token, list(world.demarches))
-                seconds = time.perf_counter() - started
-                print(f"{label}: {served} dossiers in {requests} requests, {seconds:.2f} s, "
-                      f"{served / seconds:.0f} dossiers/s")
+        banner = []
+        while not banner or not banner[-1].startswith("Rate limit"):
+            line = server.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                raise SystemExit("the simulator did not start")
+            banner.append(line)
+        print(f"simulator seeded and listening after {time.perf_counter() - started:.1f} s")
+        url = re.search(r"serving (\S+)", banner[0]).group(1)  # type: ignore[union-attr]
+        token = banner[1].split(": ", 1)[1].strip()
+        demarches = [int(line.split()[0]) for line in banner[3:-1]]
+        asyncio.run(bench(url, token, demarches))
     finally:
-        await runner.cleanup()
+        server.terminate()
+        server.wait(30)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 5000))
+    main()

@@ -345,8 +345,12 @@ def too_many_requests(reset: int) -> web.Response:
                     headers={"RateLimit-Remaining": "0", "RateLimit-Reset": str(reset)})
 
 
+def to_json(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def json_response(status: int, body: dict[str, Any]) -> web.Response:
-    return web.Response(status=status, body=json.dumps(body, ensure_ascii=False).encode(),
+    return web.Response(status=status, body=to_json(body),
                         content_type="application/json", charset="utf-8")
 
 
@@ -390,7 +394,7 @@ async def graphql(request: web.Request) -> web.StreamResponse:
         return json_response(failure.status, failure.body)
     status, body = sim.execute(payload, token, f"{request.scheme}://{request.host}", fault)
     if fault is not None and fault.kind == "truncate":
-        return await _truncated(request, json.dumps(body, ensure_ascii=False).encode())
+        return await _truncated(request, to_json(body))
     response = json_response(status, body)
     if fault is not None and fault.kind == "modify":
         sim.modify_after_page(fault)

@@ -8,7 +8,7 @@ plain leaf fields read from dict shapes: same results and errors, a fraction of 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from typing import Any
 
 from graphql import (
@@ -17,9 +17,12 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLID,
     GraphQLList,
     GraphQLNonNull,
+    GraphQLScalarType,
     GraphQLSchema,
+    GraphQLString,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -37,7 +40,7 @@ from graphql.pyutils import Path, Undefined
 MAX_DEPTH = 15
 _CACHE_SIZE = 256
 _NON_NULL = "Cannot return null for non-nullable field "
-_TYPENAME = object()
+_GENERAL, _LEAF, _COMPOSITE, _TYPENAME = "general", "leaf", "composite", "__typename"
 
 
 class FastExecutor(Executor):
@@ -53,28 +56,33 @@ class FastExecutor(Executor):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._plans: dict[int, tuple[Any, list]] = {}
+        self._runtime_types: dict[tuple[Any, Any], Any] = {}
 
     @staticmethod
-    def _plan(parent_type: Any, grouped_field_set: Any) -> list:
+    def _plan(parent_type: Any, grouped_field_set: Any) -> list[tuple]:
+        """Per field: (response name, field nodes, how to run it, field name, field, coerce, non-null,
+        whether a ``str`` value is its own output)."""
         plan = []
         for response_name, details in grouped_field_set.items():
             name = details[0].node.name.value
-            kind: Any = None
+            field = parent_type.fields.get(name)
+            how, coerce, non_null, str_ok = _GENERAL, None, False, False
             if name == "__typename":
-                kind = _TYPENAME
-            elif all(not d.node.arguments and not d.node.directives for d in details):
-                field = parent_type.fields.get(name)
-                if field is not None and field.resolve is None:
-                    named = get_named_type(field.type)
-                    non_null = isinstance(field.type, GraphQLNonNull)
-                    if is_leaf_type(named) and (field.type is named or (non_null and field.type.of_type is named)):
-                        kind = (name, named.coerce_output_value, non_null)
-                    elif not is_leaf_type(named):
-                        kind = (name, field)
-            plan.append((response_name, details, kind))
+                how = _TYPENAME
+            elif (field is not None and field.resolve is None
+                  and all(not d.node.arguments and not d.node.directives for d in details)):
+                named = get_named_type(field.type)
+                non_null = isinstance(field.type, GraphQLNonNull)
+                if not is_leaf_type(named):
+                    how = _COMPOSITE
+                elif field.type is named or (non_null and field.type.of_type is named):
+                    how, coerce = _LEAF, named.coerce_output_value
+                    str_ok = named in (GraphQLString, GraphQLID) or named.serialize is GraphQLScalarType.serialize
+            plan.append((response_name, details, how, name, field, coerce, non_null, str_ok))
         return plan
 
     def execute_fields(self, parent_type, source_value, path, grouped_field_set, position_context):  # type: ignore[no-untyped-def]
+        """Shapes hold plain data (no callables), so a dict value is what the default resolver returns."""
         if type(source_value) is not dict or self.middleware_manager is not None:
             return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
         entry = self._plans.get(id(grouped_field_set))
@@ -82,35 +90,36 @@ class FastExecutor(Executor):
             entry = self._plans[id(grouped_field_set)] = (grouped_field_set, self._plan(parent_type, grouped_field_set))
         results: dict[str, Any] = {}
         get = source_value.get
-        for response_name, details, kind in entry[1]:
-            if kind is _TYPENAME:
+        for response_name, details, how, name, field, coerce, non_null, str_ok in entry[1]:
+            if how is _LEAF:
+                value = get(name)
+                if value is None:
+                    if not non_null:
+                        results[response_name] = None
+                        continue
+                elif str_ok and type(value) is str:
+                    results[response_name] = value
+                    continue
+                else:
+                    try:
+                        out = coerce(value)
+                    except Exception:  # let execute_field raise graphql-core's own error
+                        out = None
+                    if out is not None and out is not Undefined:
+                        results[response_name] = out
+                        continue
+            elif how is _COMPOSITE:
+                field_path = Path(path, response_name, parent_type.name)
+                site = (field, parent_type, details, field_path, [])
+                try:
+                    results[response_name] = self._complete(field.type, site, field_path, get(name))
+                except Exception as raw_error:
+                    self.handle_field_error(raw_error, field.type, details, field_path)
+                    results[response_name] = None
+                continue
+            elif how is _TYPENAME:
                 results[response_name] = parent_type.name
                 continue
-            if kind is not None:
-                value = get(kind[0])
-                if len(kind) == 3:  # a leaf
-                    if value is None:
-                        if not kind[2]:
-                            results[response_name] = None
-                            continue
-                    elif not callable(value):
-                        try:
-                            out = kind[1](value)
-                        except Exception:  # let execute_field raise graphql-core's own error
-                            out = None
-                        if out is not None and out is not Undefined:
-                            results[response_name] = out
-                            continue
-                elif not callable(value):
-                    field = kind[1]
-                    field_path = Path(path, response_name, parent_type.name)
-                    site = (field, parent_type, details, field_path, [])
-                    try:
-                        results[response_name] = self._complete(field.type, site, field_path, value)
-                    except Exception as raw_error:
-                        self.handle_field_error(raw_error, field.type, details, field_path)
-                        results[response_name] = None
-                    continue
             result = self.execute_field(
                 parent_type, source_value, details, Path(path, response_name, parent_type.name), position_context
             )
@@ -149,9 +158,11 @@ class FastExecutor(Executor):
             runtime = return_type
             if is_abstract_type(return_type):
                 info = self._info(site)
-                resolve_type = return_type.resolve_type or self.type_resolver
-                runtime = self.ensure_valid_runtime_type(resolve_type(value, info, return_type), return_type,
-                                                         site[2], info, value)
+                name = (return_type.resolve_type or self.type_resolver)(value, info, return_type)
+                runtime = self._runtime_types.get((return_type, name))
+                if runtime is None:  # graphql-core's checks, once per abstract type and name
+                    runtime = self.ensure_valid_runtime_type(name, return_type, site[2], info, value)
+                    self._runtime_types[(return_type, name)] = runtime
             if runtime.is_type_of is None:
                 grouped_field_set = self.collect_subfields(runtime, site[2])[0]
                 return self.execute_fields(runtime, value, path, grouped_field_set, None)
@@ -173,6 +184,7 @@ class Prepared:
     errors: list[dict[str, Any]]
     fragment_types: frozenset[str]  # every type condition in the document (DS's has_fragment?)
     operations: dict[str | None, OperationDefinitionNode]
+    depths: dict[str | None, int] = dataclass_field(default_factory=dict)  # per operation, filled on first use
 
 
 class Documents:
@@ -270,8 +282,12 @@ def run(
     middleware: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Execute a prepared operation; the JSON body DS answers (``ResolverBug`` on a bug)."""
-    fragments = {d.name.value: d for d in prepared.document.definitions if isinstance(d, FragmentDefinitionNode)}  # type: ignore[union-attr]
-    found = depth(operation, fragments)
+    name = operation.name.value if operation.name else None
+    found = prepared.depths.get(name)
+    if found is None:
+        definitions = prepared.document.definitions  # type: ignore[union-attr]
+        fragments = {d.name.value: d for d in definitions if isinstance(d, FragmentDefinitionNode)}
+        found = prepared.depths[name] = depth(operation, fragments)
     if found > MAX_DEPTH:
         return {"errors": [{"message": f"Query has depth of {found}, which exceeds max depth of {MAX_DEPTH}"}]}
     result = execute_sync(
@@ -279,7 +295,7 @@ def run(
         prepared.document,  # type: ignore[arg-type]
         context_value=context,
         variable_values=variables,
-        operation_name=operation.name.value if operation.name else None,
+        operation_name=name,
         executor_class=FastExecutor,
         middleware=middleware,
     )

@@ -50,6 +50,8 @@ typed with a lower-case letter or a trailing space: noise, valid once normalised
 from __future__ import annotations
 
 import base64
+import calendar
+import gc
 import itertools
 import random
 from dataclasses import dataclass, field
@@ -261,14 +263,10 @@ def _fr_date(day: str) -> str:
 
 
 def _add_months(dt: datetime, months: int) -> datetime:
+    """Calendar months later (earlier if negative), on the month's last day when the day does not exist."""
     month = dt.month - 1 + months
     year, month = dt.year + month // 12, month % 12 + 1
-    for day in range(dt.day, 27, -1):
-        try:
-            return dt.replace(year=year, month=month, day=day)
-        except ValueError:
-            continue
-    return dt.replace(year=year, month=month, day=28)
+    return dt.replace(year=year, month=month, day=min(dt.day, calendar.monthrange(year, month)[1]))
 
 
 _B32_TO_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD)
@@ -632,8 +630,9 @@ def make_usager_message(world: World, dossier: Dossier, kind: str, when: datetim
 
 # --- The three forms, filled ---------------------------------------------------------------------
 
-def _pick_schools(rng: random.Random, commune: ref.Commune) -> list[ref.School]:
-    schools = list(commune.schools)
+def _pick_schools(rng: random.Random, commune: ref.Commune, planted: bool) -> list[ref.School]:
+    """Usually all the commune's schools, sometimes part of them; clean dossiers skip the catalogue's typos."""
+    schools = [s for s in commune.schools if planted or ident.uai_is_valid(s.uai)]
     if len(schools) > 3 and rng.random() < 0.5:
         schools = sorted(rng.sample(schools, rng.randint((len(schools) + 1) // 2, len(schools))),
                          key=schools.index)
@@ -667,7 +666,7 @@ def _referent(rng: random.Random, commune: ref.Commune, values: dict[str, object
 
 
 def _fill_occitanie(rng: random.Random, commune: ref.Commune, planted: bool, anomalies: list[str]) -> dict:
-    schools = _pick_schools(rng, commune)
+    schools = _pick_schools(rng, commune, planted)
     listed = len(schools)
     count = listed
     if planted and rng.random() < RATES[COUNT_MISMATCH]:
@@ -707,7 +706,7 @@ def _make_commune_value(commune: ref.Commune) -> dict:
 
 def _fill_poitiers(rng: random.Random, commune: ref.Commune, planted: bool, anomalies: list[str],
                    form: Form, shared: dict) -> dict:
-    schools = _pick_schools(rng, commune)
+    schools = _pick_schools(rng, commune, planted)
     where, which = form.keys["ecole_commune"].stable_id, form.keys["ecole_choix"].stable_id
     place = _commune_value(commune, shared)
     rows = [{where: place, which: s.label} for s in schools]
@@ -733,7 +732,7 @@ _FONCTIONS = ("Directeur général des services", "Responsable du service scolai
 def _fill_creteil(world: World, rng: random.Random, commune: ref.Commune, planted: bool, anomalies: list[str],
                   at: datetime, shared: dict) -> dict:
     typed, bad = [], False
-    for school in _pick_schools(rng, commune):
+    for school in _pick_schools(rng, commune, planted):
         uai = school.uai[:7] + ident.uai_letter(school.uai[:7])  # communes type their schools' true UAIs...
         if planted and rng.random() < RATES[BAD_UAI]:
             uai = ident.with_wrong_letter(uai, rng)  # ...with a few typos
@@ -1220,7 +1219,16 @@ def seed_world(seed: int = 2026, dossiers: int = 300, token: str | None = None,
     included) plus about 3 % purged ones in ``world.deleted``, and one read-write token for all three."""
     if dossiers < 0:
         raise ValueError(f"dossiers must be >= 0, not {dossiers}")
-    start = (start or DEFAULT_START).astimezone(UTC)
+    collecting = gc.isenabled()
+    gc.disable()  # millions of acyclic objects: the cyclic collector would only re-scan them
+    try:
+        return _seed(seed, dossiers, token, (start or DEFAULT_START).astimezone(UTC))
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _seed(seed: int, dossiers: int, token: str | None, start: datetime) -> World:
     rng = random.Random(seed)
     world = World(clock=Clock(start), seed=seed)
     derived = _token(rng)  # drawn even when ``token`` is given, so the data does not depend on it
@@ -1260,7 +1268,8 @@ def make_dossier(world: World, demarche_number: int, rng: random.Random, when: d
         raise ValueError(f"unknown dossier state {state!r}")
     dem, when = world.demarches[demarche_number], when.astimezone(UTC)
     form = _form_of(dem)
-    commune = rng.choice([c for d in SPECS[demarche_number].departements for c in ref.communes(d)])
+    commune = rng.choice([c for d in SPECS[demarche_number].departements for c in ref.communes(d)
+                          if all(ident.uai_is_valid(s.uai) for s in c.schools)])
     auto = dem.declarative == "accepte" and state == "accepte"
     if state == "brouillon":
         depose, fill_end = None, when

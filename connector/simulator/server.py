@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from collections import Counter
 
@@ -58,4 +59,5 @@ def serve(host: str = "127.0.0.1", port: int = 8484, seed: int = 2026, dossiers:
     from connector.simulator.seed import seed_world
 
     world = seed_world(seed=seed, dossiers=dossiers, token=token)
+    gc.freeze()  # the seeded world lives as long as the process: keep it out of every collection
     asyncio.run(_serve(world, host, port, rate_limit))

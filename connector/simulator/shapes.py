@@ -74,10 +74,15 @@ def type_de_champ_values() -> frozenset[str]:
     return frozenset(schema().type_map["TypeDeChamp"].values)
 
 
-@lru_cache(maxsize=65_536)
-def champ_id(key: int | str) -> str:
-    """``typed_id("Champ", key)``, cached: a root champ's id is the same in every dossier (§7)."""
-    return typed_id("Champ", key)
+_ROOT_CHAMP_IDS: dict[int, str] = {}
+
+
+def champ_id(stable_id: int) -> str:
+    """A root champ's id, ``typed_id("Champ", stable_id)``: the same in every dossier (§7), so cached."""
+    found = _ROOT_CHAMP_IDS.get(stable_id)
+    if found is None:
+        found = _ROOT_CHAMP_IDS[stable_id] = typed_id("Champ", stable_id)
+    return found
 
 
 def file_shape(f: StoredFile) -> dict[str, Any]:
@@ -116,7 +121,7 @@ def champ_shape(champ: Champ, fallback_time: datetime, row_id: str | None = None
     out: dict[str, Any] = {
         "_type": kind,
         "_stable_id": champ.stable_id,
-        "id": champ_id(key),
+        "id": champ_id(champ.stable_id) if row_id is None else typed_id("Champ", key),
         "champDescriptorId": champ_id(champ.stable_id),
         "label": champ.label,
         "stringValue": champ.string_value,
