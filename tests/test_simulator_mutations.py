@@ -169,7 +169,7 @@ def test_annotations_are_written_with_ds_bump_rules(simulator):
     result = _annotate(simulator, d, (STATUT, {"dropDownList": "Relancée"}), (RELANCE, {"date": "2026-10-20"}),
                        (RECUE, {"checkbox": False}))
     assert result["errors"] is None
-    assert [a["stringValue"] for a in result["annotations"]] == ["Relancée", "2026-10-20", "false"]
+    assert [a["stringValue"] for a in result["annotations"]] == ["Relancée", "20 octobre 2026", "false"]
     first = d.updated_at
     assert d.annotations_updated_at == stamp  # API writes do not move dateDerniereModificationAnnotations
     simulator.control("advance", seconds=60)

@@ -45,12 +45,20 @@ _DECISIONS = {  # state -> (traitement event, system message subject)
 ATTESTATION_SIZE = 48_213
 
 
+_MOIS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+         "novembre", "décembre")
+
+
 def string_value(champ_type: str, value: Any) -> str | None:
-    """DS's ``stringValue`` for a champ value (``champ_value_for_api``, version 2)."""
+    """DS's ``stringValue`` for a champ value (``champ_value_for_api``, version 2): "true"/"false" for
+    a checkbox, the French long date for a date (as the seeder writes it)."""
     if champ_type in ("CheckboxChamp", "YesNoChamp"):
         return None if value is None and champ_type == "YesNoChamp" else str(bool(value)).lower()
     if value is None or value == []:
         return None
+    if champ_type == "DateChamp":
+        year, month, day = str(value).split("-")
+        return f"{day} {_MOIS[int(month) - 1]} {year}"
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
     if isinstance(value, list):
@@ -166,12 +174,15 @@ def restore(d: Dossier, now: datetime) -> None:
     d.updated_at = now
 
 
-def purge(world: World, d: Dossier, reason: str, now: datetime) -> DeletedDossier:
-    """Destroy the dossier and keep a DeletedDossier; usager deletions en construction are backdated (§6)."""
+def purge(world: World, d: Dossier, reason: str, now: datetime) -> DeletedDossier | None:
+    """Destroy the dossier and keep a DeletedDossier (none for a brouillon, never on the API);
+    usager deletions en construction are backdated to their hiding (§6)."""
+    del world.dossiers[d.number]
+    if d.state == "brouillon":
+        return None
     deleted_at = now
     if d.state == "en_construction" and d.hidden_by_user_at is not None:
         deleted_at = d.hidden_by_user_at
     record = DeletedDossier(world.new_id("DeletedDossier"), d.number, d.demarche_number, d.state, reason, deleted_at)
     world.deleted.append(record)
-    del world.dossiers[d.number]
     return record

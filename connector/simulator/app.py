@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import secrets
 import time
 import uuid
@@ -40,6 +41,7 @@ from connector.simulator.state import (
 )
 
 GRAPHQL_PATH = "/api/v2/graphql"
+HIDING_REASONS = {"usager": "user_request", "administration": "instructeur_request", "expired": "expired"}
 log = logging.getLogger("connector.simulator")
 
 
@@ -63,8 +65,7 @@ class Simulator:
         self.hidden_reasons: dict[int, str] = {}  # DS's hidden_by_reason, for pendingDeletedDossiers
         self.api_written: set[tuple[int, int, str | None]] = set()  # annotations last written by the API
         self.file_secret = secrets.token_bytes(32)
-        self._generation = 0
-        self._indexes: dict[int, tuple[int, DemarcheIndex]] = {}
+        self._indexes: dict[int, DemarcheIndex] = {}  # by démarche; dropped when one of its dossiers changes
         self._demarches: dict[int, dict[str, Any]] = {}
         self._nodes: dict[int, dict[str, Any]] = {}
         self._files: dict[str, StoredFile] = {}
@@ -81,18 +82,20 @@ class Simulator:
 
     def changed(self, dossier: Dossier | None = None) -> None:
         """Forget what was derived from ``dossier`` (from the whole world when None)."""
-        self._generation += 1
         if dossier is None:
             self._nodes.clear()
             self._demarches.clear()
+            self._indexes.clear()
+            self._files.clear()
         else:
             self._nodes.pop(dossier.number, None)
+            self._indexes.pop(dossier.demarche_number, None)
 
     def index(self, demarche_number: int) -> DemarcheIndex:
-        cached = self._indexes.get(demarche_number)
-        if cached is None or cached[0] != self._generation:
-            cached = self._indexes[demarche_number] = (self._generation, build_index(self.world, demarche_number))
-        return cached[1]
+        index = self._indexes.get(demarche_number)
+        if index is None:
+            index = self._indexes[demarche_number] = build_index(self.world, demarche_number)
+        return index
 
     def demarche(self, number: int) -> dict[str, Any]:
         shape = self._demarches.get(number)
@@ -128,15 +131,15 @@ class Simulator:
     def execute(self, payload: dict[str, Any], token: Token, base_url: str, fault: Fault | None = None
                 ) -> tuple[int, dict[str, Any]]:
         """Run one request body (already authenticated): HTTP status and JSON body."""
-        query = payload.get("query")
-        if not isinstance(query, str) or not query.strip():
-            return 200, {"errors": [{"message": "No query string was present"}]}
         try:
             variables = ensure_hash(payload.get("variables"))
         except json.JSONDecodeError as exc:
             return 400, error_body(str(exc), "graphql_parse_failed")
         except ValueError as exc:
             return 400, error_body(str(exc), "bad_request")
+        query = payload.get("query")
+        if not isinstance(query, str) or not query.strip():
+            return 200, {"errors": [{"message": "No query string was present"}]}
         prepared = self.documents.get(query)
         if prepared.errors:
             return 200, {"errors": prepared.errors}
@@ -172,7 +175,11 @@ class Simulator:
 
     def poison(self, number: int, poisoned: bool = True) -> None:
         """Make a dossier fail with ``invalid_null`` wherever it is served (gh#12696), or heal it."""
-        (self.poisoned.add if poisoned else self.poisoned.discard)(self.dossier(number).number)
+        self.dossier(number)
+        if poisoned:
+            self.poisoned.add(number)
+        else:
+            self.poisoned.discard(number)
 
     def reset_log(self) -> list[dict[str, Any]]:
         entries, self.mutation_log = self.mutation_log, []
@@ -185,8 +192,6 @@ class Simulator:
 
     def create_dossiers(self, demarche: int, count: int = 1, state: str = "en_construction") -> list[int]:
         """New dossiers made by the seeder's own generator (deposited now)."""
-        import random
-
         from connector.simulator.seed import make_dossier
 
         if demarche not in self.world.demarches:
@@ -228,7 +233,9 @@ class Simulator:
     def edit_champ(self, number: int, stable_id: int, value: Any) -> Champ:
         """The usager edits a champ: updated_at and dateDerniereModificationChamps move."""
         d = self.dossier(number)
-        champ = self._champ(d.champs, stable_id, number)
+        champ = next((c for c in d.champs if c.stable_id == stable_id), None)
+        if champ is None:
+            raise ValueError(f"dossier {number} has no champ {stable_id}")
         now = self.now()
         actions.write_champ(champ, value, now)
         d.updated_at = d.champs_updated_at = now
@@ -270,11 +277,12 @@ class Simulator:
         return d
 
     def hide(self, number: int, by: str = "usager", reason: str | None = None) -> Dossier:
-        """Hide a dossier as its usager, the administration or the automatic expiry does."""
+        """Hide a dossier as its ``usager``, the ``administration`` or the automatic expiry (``expired``) does."""
         d = self.dossier(number)
+        if by not in HIDING_REASONS:
+            raise ValueError(f"by must be one of {', '.join(HIDING_REASONS)}")
         actions.hide(d, by, self.now())
-        self.hidden_reasons[number] = reason or {"usager": "user_request", "administration": "instructeur_request",
-                                                  "expired": "expired"}[by]
+        self.hidden_reasons[number] = reason or HIDING_REASONS[by]
         self.changed(d)
         return d
 
@@ -285,8 +293,8 @@ class Simulator:
         self.changed(d)
         return d
 
-    def purge(self, number: int, reason: str | None = None) -> DeletedDossier:
-        """Destroy a dossier: it leaves every list and appears in deletedDossiers."""
+    def purge(self, number: int, reason: str | None = None) -> DeletedDossier | None:
+        """Destroy a dossier: it leaves every list and appears in deletedDossiers (a brouillon leaves no trace)."""
         d = self.dossier(number)
         record = actions.purge(self.world, d, reason or self.hidden_reasons.pop(number, "user_request"), self.now())
         self.poisoned.discard(number)
@@ -300,21 +308,13 @@ class Simulator:
             d.updated_at = now
             self.changed(d)
 
-    def _champ(self, champs: list[Champ], stable_id: int, number: int) -> Champ:
-        for champ in champs:
-            if champ.stable_id == stable_id:
-                return champ
-        raise ValueError(f"dossier {number} has no champ {stable_id}")
-
     def modify_after_page(self, fault: Fault) -> None:
         """A ``modify`` fault: dossiers changed right after a page was served."""
-        import random
-
         numbers = list(fault.numbers)
         if fault.random:
             pool = sorted(n for n, d in self.world.dossiers.items()
                           if visible(d) and fault.demarche in (None, d.demarche_number))
-            numbers += random.Random(f"{self.world.seed}-{self._generation}").sample(pool, min(fault.random, len(pool)))
+            numbers += random.Random(f"{self.world.seed}-{self.now()}").sample(pool, min(fault.random, len(pool)))
         self.touch(numbers)
 
 

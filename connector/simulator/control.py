@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from connector.simulator.state import typed_id
+from connector.simulator.state import Dossier, typed_id
 
 if TYPE_CHECKING:
     from connector.simulator.app import Simulator
@@ -37,13 +38,10 @@ def _message(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _world(sim: Simulator, _p: dict[str, Any]) -> dict[str, Any]:
-    counts: dict[int, int] = {}
-    for d in sim.world.dossiers.values():
-        counts[d.demarche_number] = counts.get(d.demarche_number, 0) + 1
+    counts = Counter(d.demarche_number for d in sim.world.dossiers.values())
     return {
         "now": sim.now().isoformat(),
-        "demarches": [{"number": n, "title": dem.title, "dossiers": counts.get(n, 0)}
-                      for n, dem in sim.world.demarches.items()],
+        "demarches": [{"number": n, "title": dem.title, "dossiers": counts[n]} for n, dem in sim.world.demarches.items()],
         "deleted": len(sim.world.deleted),
         "pending_faults": len(sim.faults.pending),
     }
@@ -54,31 +52,63 @@ def _rate_limit(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
     return {"limit": sim.rate_limit}
 
 
-def _dossier(d: Any) -> dict[str, Any]:
+def _fault(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
+    sim.inject(**p)
+    return {"pending": len(sim.faults.pending)}
+
+
+def _clear_faults(sim: Simulator, _p: dict[str, Any]) -> dict[str, Any]:
+    sim.faults.clear()
+    return {"pending": 0}
+
+
+def _poison(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
+    sim.poison(**p)
+    return {"poisoned": sorted(sim.poisoned)}
+
+
+def _scan(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
+    sim.finish_scan(**p)
+    return {"key": p["key"]}
+
+
+def _touch(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
+    sim.touch(list(p["numbers"]))
+    return {"touched": len(p["numbers"])}
+
+
+def _purge(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
+    record = sim.purge(**p)
+    if record is None:
+        return {"id": None}
+    return {"id": typed_id("DeletedDossier", record.id), "reason": record.reason,
+            "deleted_at": record.deleted_at.isoformat()}
+
+
+def _dossier(d: Dossier) -> dict[str, Any]:
     return {"number": d.number, "state": d.state, "updated_at": d.updated_at.isoformat()}
 
 
 OPERATIONS: dict[str, Callable[[Simulator, dict[str, Any]], Any]] = {
     "advance": lambda sim, p: {"now": sim.advance(float(p["seconds"])).isoformat()},
     "token": lambda sim, p: {"token": sim.add_token(**p)},
-    "fault": lambda sim, p: {"pending": len(sim.faults.pending), "kind": sim.inject(**p).kind},
-    "faults/clear": lambda sim, p: sim.faults.clear() or {"pending": 0},
-    "poison": lambda sim, p: sim.poison(**p) or {"poisoned": sorted(sim.poisoned)},
+    "fault": _fault,
+    "faults/clear": _clear_faults,
+    "poison": _poison,
     "rate_limit": _rate_limit,
     "log": lambda sim, p: {"mutations": sim.mutation_log},
     "log/reset": lambda sim, p: {"mutations": sim.reset_log()},
     "dossiers": lambda sim, p: {"numbers": sim.create_dossiers(**p)},
     "message": _message,
-    "scan": lambda sim, p: sim.finish_scan(**p) or {"key": p["key"]},
+    "scan": _scan,
     "champ": lambda sim, p: {"string_value": sim.edit_champ(**p).string_value},
     "annotation": lambda sim, p: {"string_value": sim.ui_annotation(**p).string_value},
     "state": lambda sim, p: _dossier(sim.ui_state(**p)),
     "archive": lambda sim, p: _dossier(sim.archive(**p)),
     "hide": lambda sim, p: _dossier(sim.hide(**p)),
     "restore": lambda sim, p: _dossier(sim.restore(**p)),
-    "purge": lambda sim, p: {"id": typed_id("DeletedDossier", (r := sim.purge(**p)).id), "reason": r.reason,
-                             "deleted_at": r.deleted_at.isoformat()},
-    "touch": lambda sim, p: sim.touch(list(p["numbers"])) or {"touched": len(p["numbers"])},
+    "purge": _purge,
+    "touch": _touch,
     "world": _world,
 }
 

@@ -2,7 +2,7 @@
 
 Documents are parsed, validated (graphql-core's specified rules) and depth-checked once per
 query text. Execution uses :class:`FastExecutor`, graphql-core's executor with a fast path for
-plain leaf fields read from dict shapes: same results and errors, a fraction of the cost.
+fields read from dict shapes: same results and errors, a fraction of the cost.
 """
 
 from __future__ import annotations

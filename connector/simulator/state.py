@@ -41,7 +41,7 @@ def iso(dt: datetime | None) -> str | None:
     """DS's ISO8601DateTime rendering: Europe/Paris offset, truncated to the second."""
     if dt is None:
         return None
-    return dt.astimezone(PARIS).replace(microsecond=0).isoformat()
+    return dt.astimezone(PARIS).isoformat(timespec="seconds")
 
 
 def typed_id(kind: str, key: Any) -> str:

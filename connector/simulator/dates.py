@@ -1,0 +1,55 @@
+"""Date helpers of the seeder: Paris days, French dates, calendar months, office hours."""
+
+from __future__ import annotations
+
+import calendar
+import random
+from datetime import datetime, timedelta
+
+from connector.simulator.state import PARIS, UTC
+
+
+DAY = timedelta(days=1)
+
+
+_MOIS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+         "novembre", "décembre")
+
+
+def paris_day(dt: datetime) -> str:
+    return dt.astimezone(PARIS).date().isoformat()
+
+
+def fr_date(day: str) -> str:
+    y, m, d = day.split("-")
+    return f"{d} {_MOIS[int(m) - 1]} {y}"
+
+
+def add_months(dt: datetime, months: int) -> datetime:
+    """Calendar months later (earlier if negative), on the month's last day when the day does not exist."""
+    month = dt.month - 1 + months
+    year, month = dt.year + month // 12, month % 12 + 1
+    return dt.replace(year=year, month=month, day=min(dt.day, calendar.monthrange(year, month)[1]))
+
+
+def office_hours(rng: random.Random, t: datetime) -> datetime:
+    """``t`` moved to a weekday between 8:00 and 18:00 Paris time, never earlier than ``t``."""
+    local = t.astimezone(PARIS)
+    if local.hour >= 18:
+        local += DAY
+    while local.weekday() >= 5:
+        local += DAY
+    if not 8 <= local.hour < 18:
+        local = local.replace(hour=rng.randint(8, 17), minute=rng.randrange(60), second=rng.randrange(60),
+                              microsecond=rng.randrange(1_000_000))
+    out = local.astimezone(UTC)
+    return out if out > t else t + timedelta(minutes=rng.uniform(3, 90))
+
+
+def after(rng: random.Random, t: datetime, lo_days: float, hi_days: float, office: bool = True) -> datetime:
+    out = t + timedelta(days=rng.uniform(lo_days, hi_days))
+    return office_hours(rng, out) if office else out
+
+
+def between(rng: random.Random, lo: datetime, hi: datetime) -> datetime:
+    return lo + (hi - lo) * rng.random()
