@@ -321,3 +321,58 @@ def test_control_answers_loopback_peers_only(simulator):
         simulator.control("hide", number=1)
     with pytest.raises(RuntimeError, match="404"):
         simulator.control("nonsense")
+
+
+def test_usager_and_web_ui_actions_move_the_dates_ds_moves(simulator):
+    world = simulator.world
+    d = next(x for x in visible_dossiers(world, CRETEIL) if x.state == "en_construction")
+    fetch = lambda: simulator.post(op("dossier", dossierNumber=d.number))[1]["data"]["dossier"]  # noqa: E731
+    before = fetch()
+    simulator.control("advance", seconds=30)
+    assert simulator.control("champ", number=d.number, stable_id=2954306, value="DUPONT")["string_value"] == "DUPONT"
+    edited = fetch()
+    assert edited["dateDerniereModificationChamps"] == edited["dateDerniereModification"]
+    assert edited["dateDerniereModification"] > before["dateDerniereModification"]
+    assert edited["dateDerniereModificationAnnotations"] == before["dateDerniereModificationAnnotations"]
+    assert next(c for c in edited["champs"] if c["id"] == typed_id("Champ", 2954306))["stringValue"] == "DUPONT"
+    simulator.control("advance", seconds=30)
+    simulator.control("message", number=d.number, kind="signed_pdf")
+    replied = fetch()
+    assert replied["dateDerniereModification"] > edited["dateDerniereModification"]
+    assert replied["dateDerniereModificationChamps"] == edited["dateDerniereModificationChamps"]
+    assert replied["messages"][-1]["email"].endswith(d.usager_email.split("@")[1])
+    simulator.control("advance", seconds=30)
+    assert simulator.control("state", number=d.number, state="en_instruction")["state"] == "en_instruction"
+    decided = fetch()
+    assert decided["state"] == "en_instruction" and decided["messages"][-1]["email"] == "contact@demarche.numerique.gouv.fr"
+    assert decided["datePassageEnInstruction"] == decided["dateDerniereModification"]
+
+
+def test_a_purged_brouillon_leaves_no_tombstone(simulator):
+    brouillon = next(d for d in simulator.world.dossiers.values() if d.state == "brouillon")
+    deleted = len(simulator.world.deleted)
+    assert simulator.control("purge", number=brouillon.number) == {"id": None}
+    assert brouillon.number not in simulator.world.dossiers and len(simulator.world.deleted) == deleted
+
+
+def test_the_fast_executor_answers_exactly_what_graphql_core_answers(simulator):
+    from graphql import execute_sync, parse
+
+    from connector.ds import operations
+    from connector.simulator.execution import FastExecutor
+    from connector.simulator.resolvers import RequestContext
+
+    world = simulator.world
+    numbers = [d.number for d in visible_dossiers(world, OCCITANIE)]
+    world.dossiers[numbers[1]].demandeur = {"__typename": "PersonneMoraleIncomplete", "siret": "21310555400017"}
+    simulator.sim.changed()
+    simulator.sim.poison(numbers[3])
+    document = parse(operations.source("dossiers_page"))
+    ctx = RequestContext(simulator.sim, world.tokens[simulator.token], "http://ds.test", world.clock.now(),
+                         frozenset())  # as if no fragment were there: fallback typenames, and an invalid_null
+    args = {"context_value": ctx, "variable_values": {"demarcheNumber": OCCITANIE, "first": 20}}
+    fast = execute_sync(simulator.sim.schema, document, executor_class=FastExecutor, **args)
+    plain = execute_sync(simulator.sim.schema, document, **args)
+    assert fast.data == plain.data and fast.data["demarche"]["dossiers"]["nodes"][0] is not None
+    assert [e.formatted for e in fast.errors] == [e.formatted for e in plain.errors]
+    assert len(fast.errors) == 2

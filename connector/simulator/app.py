@@ -41,6 +41,7 @@ from connector.simulator.state import (
 )
 
 GRAPHQL_PATH = "/api/v2/graphql"
+NODE_CACHE_SIZE = 10_000  # dossier shapes kept between requests
 HIDING_REASONS = {"usager": "user_request", "administration": "instructeur_request", "expired": "expired"}
 log = logging.getLogger("connector.simulator")
 
@@ -109,6 +110,8 @@ class Simulator:
             return {"_number": d.number}
         shape = self._nodes.get(d.number)
         if shape is None:
+            if len(self._nodes) >= NODE_CACHE_SIZE:  # about 20 KB each: forget the oldest
+                del self._nodes[next(iter(self._nodes))]
             shape = self._nodes[d.number] = dossier_shape(self.world, d, self.demarche(d.demarche_number))
         return shape
 

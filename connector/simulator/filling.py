@@ -6,7 +6,6 @@ The ``_fill_*`` functions draw the values (and plant the form anomalies when ``p
 
 from __future__ import annotations
 
-import base64
 import random
 from datetime import datetime
 
@@ -21,17 +20,20 @@ from connector.simulator.state import Champ, ChampDescriptor, Row, World, make_f
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_B32_TO_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD)
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]  # 10 bits -> 2 characters
 
 
 def _ulid_time(at: datetime) -> str:
-    """The 10-character time part of a ULID (milliseconds since the epoch, Crockford base 32)."""
+    """The 10-character time part of a ULID (48-bit milliseconds since the epoch, Crockford base 32)."""
     ms = int(at.timestamp() * 1000)
-    return "".join(_CROCKFORD[(ms >> (5 * i)) & 31] for i in range(9, -1, -1))
+    return _PAIRS[ms >> 40 & 1023] + _PAIRS[ms >> 30 & 1023] + _PAIRS[ms >> 20 & 1023] + _PAIRS[
+        ms >> 10 & 1023] + _PAIRS[ms & 1023]
 
 
 def _ulid(rng: random.Random, time_part: str) -> str:
-    return time_part + base64.b32encode(rng.randbytes(10)).decode().translate(_B32_TO_CROCKFORD)
+    """A ULID-like row id: the time part and 80 random bits (16 characters)."""
+    n = rng.getrandbits(80)
+    return time_part + "".join([_PAIRS[n >> shift & 1023] for shift in (70, 60, 50, 40, 30, 20, 10, 0)])
 
 
 def file_size(rng: random.Random, lo: int = 2_000, hi: int = 60_000) -> int:
