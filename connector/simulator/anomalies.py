@@ -64,12 +64,10 @@ REPLY_IMAGE = "reply_image"
 REPLY_TEXT = "reply_text"
 PDF_SCAN_PENDING = "pdf_scan_pending"
 
-
 RATES = {
     COUNT_MISMATCH: 0.08, COST_MISMATCH: 0.05, BAD_UAI: ref.BAD_UAI_RATE, BAD_SIRET: 0.02,
     MISSING_UPLOAD: 0.05, SIGNATURE_UNCHECKED: 0.04, DUPLICATE_SCHOOL: 0.03, REOPENED: 0.03,
 }
-
 
 # Exact shares of ``dossiers`` (purged ones come in addition).
 FATES = {
@@ -77,9 +75,7 @@ FATES = {
     HIDDEN_BY_EXPIRY: 0.01, HIDDEN_BY_USER_TERMINATED: 0.005,
 }
 
-
 PURGED_RATE = 0.03
-
 
 PURGE_REASONS = {"user_request": 30, "instructeur_request": 25, "expired": 20, "user_removed": 10,
                  "manager_request": 15}

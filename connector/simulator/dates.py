@@ -11,7 +11,6 @@ from connector.simulator.state import PARIS, UTC
 
 DAY = timedelta(days=1)
 
-
 _MOIS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
          "novembre", "décembre")
 

@@ -88,7 +88,6 @@ SPECS = {
     ),
 }
 
-
 TECH_ACCOUNTS = {n: s.tech[1] for n, s in SPECS.items()}
 
 

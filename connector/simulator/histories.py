@@ -29,7 +29,6 @@ _TRAITEMENT_STATE = {
     "repasse_en_instruction": "en_instruction", "repasse_en_construction": "en_construction",
 }
 
-
 _SUBJECTS = {
     "depose": "Votre dossier nº {n} a bien été déposé ({title})",
     "passe_en_instruction": "Votre dossier nº {n} va être examiné ({title})",
@@ -39,7 +38,6 @@ _SUBJECTS = {
     "repasse_en_instruction": "Votre dossier nº {n} est repassé en instruction ({title})",
     "repasse_en_construction": "Votre dossier nº {n} est repassé en construction ({title})",
 }
-
 
 _OCCITANIE_ACCEPTE = (
     "<p>Bonjour,</p><p>Votre demande d'adhésion à l'ENT-École a été acceptée le {day}. La convention "
@@ -51,7 +49,6 @@ _OCCITANIE_ACCEPTE = (
     "suite.</li></ul><p>Bien cordialement,</p><p>{service}</p>"
 )
 
-
 _REQUEST = (
     "Bonjour,\n\nVotre demande d'adhésion à l'ENT-École 2026-2027 a bien été acceptée. Merci de nous "
     "retourner la convention signée par le représentant de la collectivité, scannée au format PDF, en "
@@ -60,17 +57,14 @@ _REQUEST = (
     "les écoles.\n\nBien cordialement,\nLa DRANE Occitanie"
 )
 
-
 _REMINDER = (
     "Bonjour,\n\nSauf erreur de notre part, nous n'avons pas reçu la convention signée de votre "
     "collectivité. Nous vous rappelons qu'elle doit être déposée dans cette messagerie au format PDF avant "
     "le {deadline}.\n\nBien cordialement,\nLa DRANE Occitanie"
 )
 
-
 _SANS_SUITE = ("Convention signée non transmise dans le délai de deux mois : demande classée sans suite, "
                "accès à l'ENT fermé pour les écoles.")
-
 
 _USAGER_TEXTS = {
     "signed_pdf": ("Bonjour,\n\nVeuillez trouver ci-joint la convention signée.\n\nCordialement,\n{sign}",
@@ -87,7 +81,6 @@ _USAGER_TEXTS = {
              "{sign}"),
 }
 
-
 _ATTACHMENTS = {
     "signed_pdf": (("convention_signee.pdf", "Convention ENT signée.pdf", "CONVENTION ENT ECOLE 2026.PDF",
                     "scan_{day}.pdf", "{slug}_convention_ent_2026-2027.pdf", "Doc{n}.pdf"), "application/pdf"),
@@ -97,7 +90,6 @@ _ATTACHMENTS = {
     "image": (("IMG_{day}_1015.jpg", "convention.jpg", "Scan0001.JPG"), "image/jpeg"),
     "image_png": (("convention signée.png", "capture.png"), "image/png"),
 }
-
 
 USAGER_MESSAGE_KINDS = ("signed_pdf", "non_pdf", "image", "text")
 
