@@ -22,6 +22,26 @@ class Table:
     ddl: str
 
 
+def _champ_table_sql(name: str) -> str:
+    """champs and annotations share one shape: the dossier's public and private champs."""
+    return """
+        CREATE TABLE {name} (
+            dossier_number INTEGER NOT NULL REFERENCES dossiers(number) ON DELETE CASCADE,
+            champ_id TEXT NOT NULL,
+            descriptor_id TEXT,
+            parent_id TEXT,
+            row_id TEXT,
+            row_index INTEGER,
+            position INTEGER NOT NULL,
+            label TEXT,
+            type TEXT NOT NULL,
+            string_value TEXT,
+            value,
+            raw TEXT,
+            updated_at TEXT,
+            PRIMARY KEY (dossier_number, champ_id)
+        )""".format(name=name)
+
 TABLES: tuple[Table, ...] = (
     Table(
         "demarches",
@@ -167,45 +187,13 @@ TABLES: tuple[Table, ...] = (
         "one row per champ of a dossier, repetition rows included (row_id, row_index, parent_id); "
         "type = __typename, value typed (JSON for structured values), raw JSON for unknown types",
         "dossier_number, champ_id",
-        """
-        CREATE TABLE champs (
-            dossier_number INTEGER NOT NULL REFERENCES dossiers(number) ON DELETE CASCADE,
-            champ_id TEXT NOT NULL,
-            descriptor_id TEXT,
-            parent_id TEXT,
-            row_id TEXT,
-            row_index INTEGER,
-            position INTEGER NOT NULL,
-            label TEXT,
-            type TEXT NOT NULL,
-            string_value TEXT,
-            value,
-            raw TEXT,
-            updated_at TEXT,
-            PRIMARY KEY (dossier_number, champ_id)
-        )""",
+        _champ_table_sql("champs"),
     ),
     Table(
         "annotations",
         "the same as champs, for the dossier's private annotations",
         "dossier_number, champ_id",
-        """
-        CREATE TABLE annotations (
-            dossier_number INTEGER NOT NULL REFERENCES dossiers(number) ON DELETE CASCADE,
-            champ_id TEXT NOT NULL,
-            descriptor_id TEXT,
-            parent_id TEXT,
-            row_id TEXT,
-            row_index INTEGER,
-            position INTEGER NOT NULL,
-            label TEXT,
-            type TEXT NOT NULL,
-            string_value TEXT,
-            value,
-            raw TEXT,
-            updated_at TEXT,
-            PRIMARY KEY (dossier_number, champ_id)
-        )""",
+        _champ_table_sql("annotations"),
     ),
     Table(
         "messages",
