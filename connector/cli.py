@@ -84,6 +84,27 @@ def check_config(config_path: Path | None) -> None:
 
 
 @cli.command()
+@CONFIG_OPTION
+@click.option("--demarche", "demarches", type=click.IntRange(1), multiple=True, metavar="N",
+              help="Sync only this démarche (repeatable; default: every configured one).")
+@click.option("--full", is_flag=True,
+              help="Also reconcile: list every dossier, re-fetch what differs, confirm vanished ones.")
+@click.option("--once", is_flag=True, hidden=True, help="Accepted for the systemd one-shot unit: sync always runs once.")
+@click.option("-v", "--verbose", is_flag=True, help="On a terminal, also show the log lines.")
+@human_errors
+def sync(config_path: Path | None, demarches: tuple[int, ...], full: bool, once: bool, verbose: bool) -> None:
+    """Sync the configured démarches into the SQLite mirror, once.
+
+    Takes the single-instance lock (exit 75 if the daemon or another sync holds it). On a terminal it
+    shows progress, otherwise it logs JSON lines; it ends with a one-line summary. Exit codes: 0 done,
+    75 DS unavailable or lock held (try later), 78 bad config or token.
+    """
+    from connector.sync.command import sync_once
+
+    sys.exit(sync_once(config_path, list(demarches), full=full, verbose=verbose))
+
+
+@cli.command()
 @click.option(
     "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("state/demo"),
     show_default=True, help="Where the demo config, token and database go.",

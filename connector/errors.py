@@ -85,6 +85,8 @@ class InvalidQuery(ConnectorError):
 class RateLimited(ApiError):
     """429: the token's per-minute limit is spent; ``delay`` seconds until the next request may go."""
 
+    exit_code = EX_TEMPFAIL  # transient: a later run will do
+
     def __init__(self, message: str, delay: float):
         super().__init__(message)
         self.delay = delay
@@ -93,6 +95,8 @@ class RateLimited(ApiError):
 class ApiUnavailable(ApiError):
     """DS could not be reached or its answer was cut off (network error, HTTP timeout, truncated body)."""
 
+    exit_code = EX_TEMPFAIL  # transient: a later run will do
+
 
 class PageFailed(ApiError):
     """DS answered but could not serve the request: HTTP 5xx, GraphQL ``timeout``, ``invalid_null``.
@@ -100,6 +104,8 @@ class PageFailed(ApiError):
     ``data`` holds whatever partial data came back. The sync engine commits nothing, shrinks its page
     and tries again (NOTES.md rule 10).
     """
+
+    exit_code = EX_TEMPFAIL  # transient: a later run will do
 
     def __init__(
         self,

@@ -1,0 +1,154 @@
+"""Attachment downloads, per the ``[sync] attachments`` policy (NOTES.md §7, rules 16-17).
+
+- Only files DS scanned ``safe`` are fetched; ``pending`` ones wait for a later sync (a finished scan
+  does not bump the dossier, so the engine re-reads their dossiers); ``infected`` never.
+- Right after the page that listed them: DS file URLs expire after one hour. A URL that answers
+  403/404/410 or was seen too long ago makes the engine re-read that dossier for fresh URLs.
+- Bytes are checked against ``byteSizeBigInt`` and ``checksum`` (base64 of the MD5 digest), written
+  to a temporary file, fsynced and renamed into place; only then is the row marked downloaded.
+- The file URL is a pre-signed object-storage URL: the API token is never sent with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import aiohttp
+import sqlite_utils
+
+from connector.logs import get_logger
+from connector.store import files_to_download, record_file_download
+
+log = get_logger(__name__)
+
+URL_LIFETIME = timedelta(minutes=50)  # DS says one hour; keep a margin
+EXPIRED_STATUSES = {401, 403, 404, 410}
+CHUNK = 1 << 16
+
+
+@dataclass
+class DownloadStats:
+    downloaded: int = 0
+    bytes: int = 0
+    failed: int = 0
+    pending_scan: int = 0
+    expired: list[int] | None = None  # dossiers whose URLs must be re-read
+
+
+class Downloader:
+    def __init__(self, policy: str, directory: Path, *, timeout: float = 120):
+        self.policy = policy
+        self.directory = directory
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Downloader:
+        if self.policy != "none":
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def wanted(self, db: sqlite_utils.Database, demarche: int, numbers: set[int] | None = None) -> list[dict]:
+        """Rows the policy wants and that are not on disk yet (or failed their checksum)."""
+        if self.policy == "none":
+            return []
+        return [
+            row for row in files_to_download(db, demarche)
+            if (self.policy == "all" or row["owner_kind"] == "message")
+            and (numbers is None or row["dossier_number"] in numbers)
+            and row["virus_scan"] not in ("infected", "integrity_error")
+        ]
+
+    async def download(self, db: sqlite_utils.Database, rows: list[dict]) -> DownloadStats:
+        """Fetch the ``safe`` rows whose URL is fresh; report the dossiers whose URLs are stale."""
+        stats = DownloadStats(expired=[])
+        for row in rows:
+            if row["virus_scan"] != "safe":
+                stats.pending_scan += 1
+                continue
+            if not row["url"] or _stale(row["url_seen_at"]):
+                stats.expired.append(row["dossier_number"])  # type: ignore[union-attr]
+                continue
+            outcome = await self._fetch(db, row)
+            if outcome == "expired":
+                stats.expired.append(row["dossier_number"])  # type: ignore[union-attr]
+            elif outcome == "ok":
+                stats.downloaded += 1
+                stats.bytes += int(row["byte_size"] or 0)
+            else:
+                stats.failed += 1
+        stats.expired = sorted(set(stats.expired or []))
+        return stats
+
+    def target(self, row: dict) -> Path:
+        safe = re.sub(r"[^\w.\- ]", "_", row["filename"]).strip(" .") or "fichier"
+        digest = hashlib.sha256(row["file_key"].encode()).hexdigest()[:12]
+        return (self.directory / str(row["demarche_number"]) / str(row["dossier_number"])
+                / f"{row['owner_kind']}-{digest}-{safe[:120]}")
+
+    async def _fetch(self, db: sqlite_utils.Database, row: dict) -> str:
+        assert self._session is not None
+        path = self.target(row)
+        where = {"dossier": row["dossier_number"], "file": row["filename"]}
+        try:
+            async with self._session.get(row["url"], allow_redirects=False) as response:
+                if response.status in EXPIRED_STATUSES:
+                    log.info("sync.file_url_expired", status=response.status, **where)
+                    return "expired"
+                if response.status != 200:
+                    log.warning("sync.file_failed", status=response.status, **where)
+                    return "failed"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                partial = path.with_name(path.name + ".part")
+                md5, size = hashlib.md5(), 0
+                with open(partial, "wb") as out:
+                    async for chunk in response.content.iter_chunked(CHUNK):
+                        md5.update(chunk)
+                        size += len(chunk)
+                        out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("sync.file_failed", error=f"{type(exc).__name__}: {exc}", **where)
+            return "failed"
+        checksum = base64.b64encode(md5.digest()).decode()
+        ok = checksum == row["checksum"] and (row["byte_size"] is None or size == int(row["byte_size"]))
+        if not ok:
+            partial.unlink(missing_ok=True)
+            log.error("sync.file_checksum_mismatch", expected=row["checksum"], got=checksum,
+                      expected_size=row["byte_size"], size=size, **where)
+            record_file_download(db, row["file_key"], path, checksum_ok=False)
+            return "failed"
+        os.replace(partial, path)
+        if not record_file_download(db, row["file_key"], path, checksum_ok=True):
+            path.unlink(missing_ok=True)  # the file left its dossier meanwhile
+            return "failed"
+        log.debug("sync.file_downloaded", size=size, **where)
+        return "ok"
+
+
+def remove_local(paths: list[Path]) -> None:
+    """Unlink local copies of files whose rows went (after the commit that removed them)."""
+    for path in paths:
+        try:
+            Path(path).unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("sync.file_unlink_failed", path=str(path), error=str(exc))
+
+
+def _stale(seen_at: str | None) -> bool:
+    if not seen_at:
+        return True
+    seen = datetime.fromisoformat(seen_at)
+    if seen.tzinfo is None:
+        seen = seen.replace(tzinfo=timezone.utc)
+    return datetime.now(timezone.utc) - seen > URL_LIFETIME

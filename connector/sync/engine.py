@@ -1,0 +1,470 @@
+"""The sync engine: each configured démarche mirrored into SQLite, page by page, crash-safe.
+
+Per démarche (``DemarcheSync``), in this order:
+
+1. the descriptor (groupes, instructeurs, champ descriptors) when unknown, older than a day, or
+   ``--full``; the dossier pages also prove the token covers the démarche, so an incremental sync
+   with nothing new costs 3 requests: one page of each stream;
+2. **dossiers**: ``updatedSince = watermark − overlap`` (the watermark is the greatest
+   ``dateDerniereModification`` of the last completed pass: DS's clock only), always in the
+   ``(updated_at, id)`` order, so a dossier changed during the pass comes again later in it;
+3. **deleted** (purges: rows and files go, a tombstone stays), re-read 15 days back because DS
+   backdates some deletions, and **pending_deleted** (the trash: dossiers flagged, they may return);
+4. with ``full``: the reconciliation (``reconcile.py``), then quarantined dossiers are retried;
+5. attachments the policy wants: right after the page that listed them, and at the end the ones
+   whose URL expired or whose virus scan was still pending (their dossiers are re-read).
+
+Every page and its stream's cursor commit in one transaction; a killed sync resumes from the last
+committed page with the filter that minted its cursor. Savers skip what did not change.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlite_utils
+import structlog
+
+from connector.config import Config
+from connector.credentials import ApiToken
+from connector.ds.budget import RequestBudget
+from connector.ds.client import DsClient
+from connector.errors import (
+    ApiError,
+    BadToken,
+    ConfigError,
+    ConnectorError,
+    DemarcheNotFound,
+    DemarcheUnauthorized,
+    PageFailed,
+    TokenExpired,
+)
+from connector.logs import get_logger
+from connector.store import (
+    finish_run,
+    finish_stream,
+    get_bookmark,
+    SaveCounts,
+    open_db,
+    quarantine,
+    save_deleted,
+    save_demarche,
+    save_dossiers,
+    save_pending_deleted,
+    set_bookmark,
+    start_run,
+)
+from connector.store.values import instant
+from connector.sync.attachments import Downloader, remove_local
+from connector.sync.pages import Page, deletion_pages, dossier_pages
+
+log = get_logger(__name__)
+
+FIRST_PASS_SINCE = "2000-01-01T00:00:00+00:00"  # before any DS dossier: the whole démarche
+DELETED_LOOKBACK = timedelta(days=15)  # DS backdates usager deletions by ~2 weeks (NOTES.md §6)
+DESCRIPTOR_MAX_AGE = timedelta(hours=24)
+PENDING_SCAN_RECHECK = timedelta(minutes=5)
+MAX_REREADS = 20  # dossier re-reads per démarche and run for fresh URLs or finished scans
+REQUIRED_KEYS = ("id", "number", "state", "dateDerniereModification")
+
+ProgressFn = Callable[["DemarcheReport"], None]
+
+
+@dataclass
+class DemarcheReport:
+    number: int
+    label: str | None = None
+    pages: int = 0
+    dossiers: int = 0  # dossier nodes received
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0  # local dossiers purged (deleted by DS or vanished)
+    pending: int = 0  # local dossiers newly flagged as in DS's trash
+    quarantined: int = 0
+    rereads: int = 0
+    files: int = 0
+    file_bytes: int = 0
+    files_failed: int = 0
+    started: float = field(default_factory=time.monotonic)
+    error: ConnectorError | None = None
+
+
+@dataclass
+class SyncReport:
+    run_id: int
+    full: bool
+    demarches: list[DemarcheReport]
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    def total(self, name: str) -> int:
+        return sum(getattr(d, name) for d in self.demarches)
+
+    @property
+    def status(self) -> str:
+        if self.interrupted:
+            return "interrupted"
+        failed = [d for d in self.demarches if d.error is not None]
+        if not failed:
+            return "ok"
+        return "failed" if len(failed) == len(self.demarches) else "partial"
+
+    @property
+    def exit_code(self) -> int:
+        codes = [d.error.exit_code for d in self.demarches if d.error is not None]
+        return max(codes, default=0)
+
+    def summary(self) -> str:
+        kind = "full sync" if self.full else "sync"
+        line = (
+            f"{kind} {self.status}: {len(self.demarches)} démarche(s), "
+            f"{self.total('new')} new, {self.total('updated')} updated, "
+            f"{self.total('deleted')} deleted, {self.total('quarantined')} quarantined, "
+            f"{self.total('files')} files, {self.requests} requests, {self.seconds:.1f} s"
+        )
+        return line
+
+
+async def run_sync(
+    config: Config,
+    token: ApiToken,
+    *,
+    demarches: list[int] | None = None,
+    full: bool = False,
+    kind: str = "once",
+    progress: ProgressFn | None = None,
+) -> SyncReport:
+    """Sync the configured démarches (or the listed ones). Per-démarche failures (unauthorized,
+    DS unavailable) are reported and the next démarche goes on; a bad or expired token stops the run
+    and raises. The caller holds the instance lock."""
+    selected = _select(config, demarches)
+    started = time.monotonic()
+    db = open_db(config.database.path)
+    run_id = start_run(db, "full" if full else kind, [d.number for d in selected])
+    report = SyncReport(run_id, full, [])
+    client = DsClient(
+        config.ds.url, token,
+        budget=RequestBudget(per_minute=config.ds.requests_per_minute),
+        connect_timeout=config.ds.connect_timeout_seconds,
+        read_timeout=config.ds.read_timeout_seconds,
+    )
+    fatal: BaseException | None = None
+    try:
+        with structlog.contextvars.bound_contextvars(run_id=run_id):
+            log.info("sync.started", demarches=[d.number for d in selected], full=full)
+            async with client, Downloader(config.sync.attachments, config.sync.download_dir) as downloader:
+                for demarche in selected:
+                    result = DemarcheReport(demarche.number, demarche.label)
+                    report.demarches.append(result)
+                    with structlog.contextvars.bound_contextvars(demarche=demarche.number):
+                        job = DemarcheSync(db, client, downloader, config, result, progress)
+                        try:
+                            await job.run(full)
+                        except (DemarcheUnauthorized, DemarcheNotFound) as exc:
+                            result.error = exc
+                            log.error("sync.demarche_refused", error=str(exc))
+                        except (ConfigError, BadToken, TokenExpired) as exc:  # every démarche: stop
+                            result.error = exc
+                            raise
+                        except ApiError as exc:
+                            result.error = exc
+                            log.error("sync.demarche_failed", error=str(exc), error_class=type(exc).__name__)
+                        log.info("sync.demarche_done", **_figures(result))
+    except BaseException as exc:
+        fatal = exc
+        if not isinstance(exc, ConnectorError):
+            report.interrupted = True
+        raise
+    finally:
+        report.requests = client.stats.requests
+        report.retries = client.stats.retries
+        report.rate_limited = client.stats.rate_limited
+        report.seconds = time.monotonic() - started
+        status = report.status if fatal is None or report.interrupted else "failed"
+        try:
+            finish_run(
+                db, run_id, status=status, requests=report.requests, pages=report.total("pages"),
+                dossiers=report.total("dossiers"), new=report.total("new"), updated=report.total("updated"),
+                deleted=report.total("deleted"), quarantined=report.total("quarantined"),
+                errors=sum(d.error is not None for d in report.demarches) + (fatal is not None),
+            )
+            if fatal is None:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            db.close()
+        log.info("sync.finished", status=status, requests=report.requests,
+                 seconds=round(report.seconds, 2), new=report.total("new"), updated=report.total("updated"),
+                 deleted=report.total("deleted"), quarantined=report.total("quarantined"))
+    return report
+
+
+class DemarcheSync:
+    """One démarche's streams, in the order of the module docstring."""
+
+    def __init__(self, db: sqlite_utils.Database, client: DsClient, downloader: Downloader,
+                 config: Config, report: DemarcheReport, progress: ProgressFn | None):
+        self.db = db
+        self.client = client
+        self.downloader = downloader
+        self.number = report.number
+        self.page_size = config.sync.page_size
+        self.overlap = timedelta(minutes=config.sync.overlap_minutes)
+        self.report = report
+        self.progress = progress
+
+    async def run(self, full: bool) -> None:
+        if full or self._descriptor_stale():
+            await self.descriptor()
+        await self.dossiers()
+        await self.deletions("deleted", full)
+        await self.deletions("pending_deleted", full)
+        if full:
+            from connector.sync.reconcile import reconcile
+
+            await reconcile(self)
+        await self.files_left()
+
+    # -- the démarche ------------------------------------------------------------------------
+
+    def _descriptor_stale(self) -> bool:
+        row = self.db.execute("SELECT synced_at FROM demarches WHERE number = ?", [self.number]).fetchone()
+        return row is None or datetime.now(timezone.utc) - instant(row[0]) > DESCRIPTOR_MAX_AGE
+
+    async def descriptor(self) -> None:
+        result = await self.client.query("demarche_descriptor", {"demarcheNumber": self.number})
+        demarche = (result.data or {}).get("demarche")
+        if not isinstance(demarche, dict) or "number" not in demarche:
+            raise ApiError(f"DS answered the descriptor of démarche {self.number} without the démarche")
+        with self.db.atomic():
+            save_demarche(self.db, demarche)
+        log.info("sync.descriptor_saved", revision=(demarche.get("activeRevision") or {}).get("id"))
+
+    # -- dossiers ----------------------------------------------------------------------------
+
+    async def dossiers(self, since: str | None = None) -> None:
+        """The dossiers stream: resume an interrupted pass, else start one at ``since`` (default:
+        the watermark minus the overlap, or the whole démarche the first time)."""
+        bookmark = get_bookmark(self.db, self.number, "dossiers")
+        after = None
+        if since is None and bookmark and bookmark.after_cursor:
+            since, after = bookmark.cursor_since, bookmark.after_cursor
+            log.info("sync.stream_resumed", stream="dossiers", since=since)
+        elif since is None:
+            since = _shift(bookmark.updated_since, -self.overlap) if bookmark and bookmark.updated_since \
+                else FIRST_PASS_SINCE
+        async for page in dossier_pages(self.client, self.number, since=since, after=after,
+                                        page_size=self.page_size):
+            self._commit_dossier_page(page)
+            await self.download({int(n["number"]) for n in page.nodes if isinstance(n, dict) and "number" in n})
+
+    def _commit_dossier_page(self, page: Page) -> None:
+        good, bad = _split(page.nodes)
+        dates = [n["dateDerniereModification"] for n in good]
+        if page.poison and page.poison.date_derniere_modification:
+            dates.append(page.poison.date_derniere_modification)
+        with self.db.atomic():
+            counts = self._save(good, bad)
+            if page.poison:
+                quarantine(self.db, self.number, page.poison.number, page.poison.error, page.poison.raw)
+                self.report.quarantined += 1
+            set_bookmark(self.db, self.number, "dossiers", after_cursor=page.end_cursor,
+                         cursor_since=page.since, max_seen=max(dates, key=instant) if dates else None)
+            if not page.has_next:
+                finish_stream(self.db, self.number, "dossiers")
+        remove_local(counts.removed_files)
+        self.report.pages += 1
+        self.report.dossiers += len(page.nodes)
+        for warning in page.warnings:
+            log.warning("sync.page_warning", error=warning)
+        log.info("sync.page_committed", stream="dossiers", size=page.size, nodes=len(page.nodes),
+                 new=counts.new, updated=counts.updated, quarantined=len(bad) + bool(page.poison),
+                 last=not page.has_next)
+        if self.progress:
+            self.progress(self.report)
+
+    def _save(self, good: list[dict], bad: list[tuple[Any, str]]) -> SaveCounts:
+        """Save a page inside the caller's transaction; a node the savers choke on is quarantined
+        alone (raw kept) and the others are saved."""
+        for node, error in bad:
+            self._quarantine_node(node, error)
+        try:
+            with self.db.atomic():
+                counts = save_dossiers(self.db, self.number, good)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            counts = None
+        if counts is None:  # find the culprit(s) one by one
+            counts = SaveCounts()
+            for node in good:
+                try:
+                    with self.db.atomic():
+                        one = save_dossiers(self.db, self.number, [node])
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    self._quarantine_node(node, f"unreadable dossier: {type(exc).__name__}: {exc}")
+                    continue
+                counts.new += one.new
+                counts.updated += one.updated
+                counts.unchanged += one.unchanged
+                counts.removed_files += one.removed_files
+        self.report.new += counts.new
+        self.report.updated += counts.updated
+        self.report.unchanged += counts.unchanged
+        return counts
+
+    def _quarantine_node(self, node: Any, error: str) -> None:
+        number = node.get("number") if isinstance(node, dict) else None
+        try:
+            number = int(number) if number is not None else None
+        except (TypeError, ValueError):
+            number = None
+        quarantine(self.db, self.number, number, error, json.dumps(node, ensure_ascii=False, default=str))
+        self.report.quarantined += 1
+        log.error("sync.dossier_quarantined", dossier=number, error=error)
+
+    async def reread(self, number: int) -> str:
+        """Read one dossier by number and save it: "saved", "not_found", or "failed" (quarantined)."""
+        self.report.rereads += 1
+        try:
+            result = await self.client.query("dossier", {"dossierNumber": number})
+        except PageFailed as exc:
+            raw = json.dumps({"errors": exc.errors, "data": exc.data, "status": exc.status},
+                             ensure_ascii=False, default=str)
+            quarantine(self.db, self.number, number, str(exc), raw)
+            self.report.quarantined += 1
+            return "failed"
+        node = (result.data or {}).get("dossier")
+        if node is None:
+            if "not_found" in result.error_codes():
+                return "not_found"
+            self._quarantine_node({"number": number, "errors": result.errors}, "dossier(number:) answered null")
+            return "failed"
+        node = {k: v for k, v in node.items() if k != "demarche"}
+        good, bad = _split([node])
+        with self.db.atomic():
+            counts = self._save(good, bad)
+        remove_local(counts.removed_files)
+        await self.download({number}, reread=False)
+        return "saved" if good else "failed"
+
+    # -- deletions ---------------------------------------------------------------------------
+
+    async def deletions(self, stream: str, full: bool) -> None:
+        bookmark = get_bookmark(self.db, self.number, stream)
+        since, after = None, None
+        if bookmark and bookmark.after_cursor:
+            since, after = bookmark.cursor_since, bookmark.after_cursor
+        elif not full and bookmark and bookmark.updated_since:
+            lookback = DELETED_LOOKBACK if stream == "deleted" else self.overlap
+            since = _shift(bookmark.updated_since, -lookback)
+        async for page in deletion_pages(self.client, self.number, stream, since=since, after=after,
+                                         page_size=self.page_size):
+            nodes = [n for n in page.nodes if isinstance(n, dict) and n.get("number") is not None]
+            dates = [n["dateSupression"] for n in nodes if n.get("dateSupression")]
+            paths = []
+            with self.db.atomic():
+                if stream == "deleted":
+                    known = _known(self.db, [int(n["number"]) for n in nodes])
+                    paths = save_deleted(self.db, self.number, nodes)
+                    self.report.deleted += known
+                else:
+                    self.report.pending += save_pending_deleted(self.db, self.number, nodes)
+                set_bookmark(self.db, self.number, stream, after_cursor=page.end_cursor,
+                             cursor_since=page.since, max_seen=max(dates, key=instant) if dates else None)
+                if not page.has_next:
+                    finish_stream(self.db, self.number, stream)
+            remove_local(paths)
+            self.report.pages += 1
+            log.info("sync.page_committed", stream=stream, nodes=len(nodes), last=not page.has_next)
+
+    # -- attachments -------------------------------------------------------------------------
+
+    async def download(self, numbers: set[int], *, reread: bool = True) -> list[int]:
+        """Download what the policy wants of these dossiers; re-read (once) those whose URLs expired.
+        Returns the dossiers still waiting for fresh URLs."""
+        rows = self.downloader.wanted(self.db, self.number, numbers)
+        if not rows:
+            return []
+        stats = await self.downloader.download(self.db, rows)
+        self.report.files += stats.downloaded
+        self.report.file_bytes += stats.bytes
+        self.report.files_failed += stats.failed
+        expired = stats.expired or []
+        if reread:
+            for number in expired[:MAX_REREADS]:
+                await self.reread(number)
+        return expired
+
+    async def files_left(self) -> None:
+        """Files the policy wants that earlier pages could not fetch: retry fresh URLs, re-read the
+        dossiers of expired URLs and of scans pending for a while (a scan does not bump a dossier)."""
+        rows = self.downloader.wanted(self.db, self.number)
+        if not rows:
+            return
+        now = datetime.now(timezone.utc)
+        waiting = {
+            r["dossier_number"] for r in rows
+            if r["virus_scan"] == "pending" and r["url_seen_at"]
+            and now - instant(r["url_seen_at"]) > PENDING_SCAN_RECHECK
+        }
+        expired = set(await self.download({r["dossier_number"] for r in rows}, reread=False))
+        for number in sorted(expired | waiting)[:MAX_REREADS]:
+            await self.reread(number)
+
+
+def _select(config: Config, numbers: list[int] | None) -> list[Any]:
+    if not numbers:
+        return list(config.demarches)
+    known = {d.number: d for d in config.demarches}
+    unknown = [n for n in numbers if n not in known]
+    if unknown:
+        raise ConfigError(
+            f"démarche(s) {', '.join(map(str, unknown))} not in {config.path}: "
+            f"configured are {', '.join(str(d.number) for d in config.demarches)}"
+        )
+    return [known[n] for n in dict.fromkeys(numbers)]
+
+
+def _split(nodes: list[Any]) -> tuple[list[dict], list[tuple[Any, str]]]:
+    """Nodes the savers can take, and the malformed ones with why."""
+    good, bad = [], []
+    for node in nodes:
+        if not isinstance(node, dict):
+            bad.append((node, "dossier node is not an object"))
+            continue
+        missing = [k for k in REQUIRED_KEYS if node.get(k) is None]
+        if missing:
+            bad.append((node, f"dossier node without {', '.join(missing)}"))
+            continue
+        try:
+            int(node["number"])
+            instant(node["dateDerniereModification"])
+        except (TypeError, ValueError):
+            bad.append((node, "dossier node with an unreadable number or dateDerniereModification"))
+            continue
+        good.append(node)
+    return good, bad
+
+
+def _known(db: sqlite_utils.Database, numbers: list[int]) -> int:
+    if not numbers:
+        return 0
+    marks = ", ".join("?" * len(numbers))
+    return db.execute(f"SELECT count(*) FROM dossiers WHERE number IN ({marks})", numbers).fetchone()[0]
+
+
+def _shift(value: str, delta: timedelta) -> str:
+    return (instant(value) + delta).isoformat()
+
+
+def _figures(report: DemarcheReport) -> dict[str, Any]:
+    return {k: getattr(report, k) for k in ("pages", "dossiers", "new", "updated", "unchanged", "deleted",
+                                           "pending", "quarantined", "rereads", "files")}
+
