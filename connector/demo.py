@@ -1,28 +1,43 @@
-"""`ds-connector demo`: the built-in simulator on a free loopback port, and a first look at it.
+"""`ds-connector demo`: the built-in simulator, a full sync, some activity, an incremental sync.
 
-It seeds the simulator, writes a ready-to-use config and token under ``state/demo/`` (token file
-mode 0600), then reads every démarche page by page over real HTTP with the connector's own
-operations, and tells what to try next. The mirror issue turns the read into a full sync.
+It seeds the simulator and serves it on a loopback port (8484, the `simulate` default, when free, so
+the demo config keeps working with a later `ds-connector simulate`; else any free port), writes a
+ready-to-use config and token under ``state/demo/`` (token file mode 0600), mirrors the three
+démarches into a fresh ``state/demo/ds-connector.sqlite``, then plays what usagers, instructeurs and
+DS do in a day (new dossiers, a signed convention sent, edits, a decision, a dossier put in the trash,
+one purged), syncs again incrementally, and shows what the database holds and what to try next.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
+import sqlite3
+import sys
 from pathlib import Path
 
-import aiohttp
 import click
 from aiohttp import web
 
-from connector.ds import operations
+from connector import logs
+from connector.config import load_config
+from connector.credentials import load_token
+from connector.sync import SyncReport, run_sync
+
+PREFERRED_PORT = 8484
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _port() -> int:
+    for port in (PREFERRED_PORT, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise click.ClickException("no free loopback port")
 
 
 def write_demo_files(state_dir: Path, url: str, token: str, demarches: list[tuple[int, str]]) -> Path:
@@ -33,69 +48,172 @@ def write_demo_files(state_dir: Path, url: str, token: str, demarches: list[tupl
         f.write(token + "\n")
     os.chmod(token_file, 0o600)
     lines = [
-        "# Written by `ds-connector demo`: points at the built-in simulator.",
+        "# Written by `ds-connector demo`: points at the built-in simulator",
+        "# (`ds-connector simulate` serves the same seed on the same port).",
         "[ds]",
         f'url = "{url}"',
         'token_file = "ds-api-token"',
+        "requests_per_minute = 400",
         "",
         "[database]",
         'path = "ds-connector.sqlite"',
         "",
+        "[sync]",
+        'attachments = "messages"',
+        "",
+        "[log]",
+        'level = "warning"',
+        "",
     ]
     for number, title in demarches:
-        lines += ["[[demarches]]", f"number = {number}", f'label = "{title[:60]}"', ""]
+        label = title[:60].replace('"', "'")
+        lines += ["[[demarches]]", f"number = {number}", f'label = "{label}"', ""]
     config = state_dir / "config.toml"
     config.write_text("\n".join(lines), encoding="utf-8")
     return config
 
 
-async def _count_pages(session: aiohttp.ClientSession, url: str, token: str, number: int) -> tuple[int, int]:
-    """Page through one démarche's dossiers; return (dossiers, requests)."""
-    source = operations.source("dossiers_page")
-    name = operations.operation_name("dossiers_page")
-    after, seen, requests = None, 0, 0
-    while True:
-        body = {"query": source, "operationName": name,
-                "variables": {"demarcheNumber": number, "first": 100, "after": after}}
-        async with session.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as resp:
-            requests += 1
-            answer = await resp.json()
-        if answer.get("errors"):
-            raise click.ClickException(f"démarche {number}: {answer['errors'][0].get('message')}")
-        page = answer["data"]["demarche"]["dossiers"]
-        seen += len(page["nodes"])
-        if not page["pageInfo"]["hasNextPage"]:
-            return seen, requests
-        after = page["pageInfo"]["endCursor"]
+def _fresh(state_dir: Path) -> None:
+    """The demo's database and downloads are rebuilt each time (the simulator is re-seeded)."""
+    for name in ("ds-connector.sqlite", "ds-connector.sqlite-wal", "ds-connector.sqlite-shm"):
+        (state_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(state_dir / "files", ignore_errors=True)
+
+
+def _activity(sim, demarches: list[int]) -> list[str]:
+    """A day in DS, played with the simulator's own control methods."""
+    from connector.simulator.listing import visible
+
+    done = []
+    first = demarches[0]
+    created = sim.create_dossiers(first, count=3)
+    done.append(f"3 new dossiers deposited on démarche {first}")
+    shown = sorted((d for d in sim.world.dossiers.values() if visible(d)), key=lambda d: d.number)
+    by_state = {}
+    for d in shown:
+        if d.number not in created:
+            by_state.setdefault(d.state, []).append(d)
+    waiting = by_state.get("en_construction", []) + by_state.get("en_instruction", [])
+    signer = waiting[0]
+    sim.usager_message(signer.number, kind="signed_pdf")
+    done.append(f"dossier {signer.number}: the commune sends its signed convention (PDF)")
+    editor = next(d for d in waiting[1:] if any(c.value not in (None, "") for c in d.champs))
+    champ = next(c for c in editor.champs if isinstance(c.value, str) and c.value)
+    sim.edit_champ(editor.number, champ.stable_id, champ.value + " (corrigé)")
+    done.append(f"dossier {editor.number}: the usager corrects a champ")
+    trashed = waiting[-1]
+    if by_state.get("en_instruction", [])[:-1]:
+        decided = by_state["en_instruction"][0]
+        sim.ui_state(decided.number, "accepte")
+        done.append(f"dossier {decided.number}: an instructeur accepts it in the web UI")
+    sim.hide(trashed.number, by="administration")
+    done.append(f"dossier {trashed.number}: an administrateur puts it in the trash")
+    purged = next(d for d in reversed(shown) if d.state in ("refuse", "sans_suite", "accepte"))
+    sim.purge(purged.number, reason="instructeur_request")
+    done.append(f"dossier {purged.number}: deleted for good on an instructeur's request")
+    sim.advance(60)
+    return done
+
+
+def _progress():
+    if not sys.stderr.isatty():
+        return None
+    from connector.sync.command import TerminalProgress
+
+    return TerminalProgress(sys.stderr)
+
+
+async def _sync(config, token, label: str) -> SyncReport:
+    progress = _progress()
+    try:
+        report = await run_sync(config, token, kind="demo", progress=progress)
+    finally:
+        if progress:
+            progress.done()
+    click.echo(f"{label}: {report.summary()}")
+    for d in report.demarches:
+        if d.error is not None:
+            raise click.ClickException(f"démarche {d.number}: {d.error}")
+    return report
+
+
+def _contents(database: Path) -> list[str]:
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        lines = []
+        for number, title in conn.execute("SELECT number, title FROM demarches ORDER BY number"):
+            states = ", ".join(f"{n} {s}" for s, n in conn.execute(
+                "SELECT state, count(*) FROM dossiers WHERE demarche_number = ? GROUP BY state "
+                "ORDER BY count(*) DESC", [number]))
+            lines.append(f"  démarche {number}  {title[:70]}")
+            lines.append(f"    dossiers: {states}")
+        counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in (
+            "dossiers", "champs", "annotations", "messages", "files", "tombstones", "pending_deletions",
+            "quarantine", "sync_runs")}
+        downloaded, size = conn.execute(
+            "SELECT count(*), coalesce(sum(byte_size), 0) FROM files WHERE downloaded_at IS NOT NULL "
+            "AND checksum_ok = 1").fetchone()
+        lines.append("  rows: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
+        lines.append(f"  attachments downloaded and checksum-verified: {downloaded} ({size / 1e6:.1f} MB)")
+        senders = ", ".join(f"{n} {s}" for s, n in conn.execute(
+            "SELECT sender, count(*) FROM messages GROUP BY sender ORDER BY count(*) DESC"))
+        lines.append(f"  messages by sender: {senders}")
+        return lines
+    finally:
+        conn.close()
 
 
 async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
-    from connector.simulator.app import create_app
+    from connector.simulator.app import GRAPHQL_PATH, create_app
     from connector.simulator.seed import seed_world
 
     world = seed_world(seed=seed, dossiers=dossiers)
     token = next(iter(world.tokens))
-    port = _free_port()
-    runner = web.AppRunner(create_app(world))
+    port = _port()
+    app = create_app(world)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    url = f"http://127.0.0.1:{port}/api/v2/graphql"
+    url = f"http://127.0.0.1:{port}{GRAPHQL_PATH}"
     try:
         demarches = [(d.number, d.title) for d in world.demarches.values()]
-        config = write_demo_files(state_dir, url, token, demarches)
+        _fresh(state_dir)
+        config_path = write_demo_files(state_dir, url, token, demarches)
+        config = load_config(config_path)
+        api_token = load_token(config, environ={})
         click.echo(f"Simulator: {url} (seed {seed}, {len(world.dossiers)} dossiers incl. brouillons and hidden)")
-        click.echo(f"Config:    {config} (token in {state_dir / 'ds-api-token'}, mode 0600)")
-        async with aiohttp.ClientSession() as session:
-            for number, title in demarches:
-                count, requests = await _count_pages(session, url, token, number)
-                click.echo(f"  démarche {number}: {count} visible dossiers in {requests} requests  {title}")
+        click.echo(f"Config:    {config_path} (token in {state_dir / 'ds-api-token'}, mode 0600)")
+        click.echo("")
+        first = await _sync(config, api_token, "1. Full sync")
+        for d in first.demarches:
+            click.echo(f"     démarche {d.number}: {d.dossiers} dossiers in {d.pages} pages, "
+                       f"{d.files} attachments")
+        click.echo("")
+        click.echo("2. Activity on DS:")
+        for line in _activity(app["sim"], [n for n, _ in demarches]):
+            click.echo(f"     {line}")
+        click.echo("")
+        await _sync(config, api_token, "3. Incremental sync")
+        await _sync(config, api_token, "4. Nothing new")
     finally:
         await runner.cleanup()
     click.echo("")
+    click.echo(f"In {config.database.path}:")
+    for line in _contents(config.database.path):
+        click.echo(line)
+    click.echo("")
+    # Show the commands the way this one was typed (e.g. .venv/bin/ds-connector).
+    bin_dir = os.path.dirname(sys.argv[0]) if os.path.basename(sys.argv[0]) == "ds-connector" else ""
+    ds, sqlite = (os.path.join(bin_dir, name) for name in ("ds-connector", "sqlite-utils"))
     click.echo("Next:")
-    click.echo("  ds-connector simulate --help       run the simulator on a fixed port and point a config at it")
-    click.echo(f"  ds-connector check-config --config {config}")
+    click.echo(f"  {sqlite} tables {config.database.path} --counts")
+    click.echo(f'  {sqlite} {config.database.path} "SELECT number, state, demandeur_name FROM dossiers LIMIT 5" -t')
+    if port == PREFERRED_PORT:
+        click.echo(f"  {ds} simulate --seed {seed} --dossiers {dossiers}    (in another terminal), then:")
+        click.echo(f"  {ds} sync --config {config_path} --full")
+    click.echo(f"  {ds} sync --help")
 
 
 def demo(state_dir: Path, seed: int, dossiers: int) -> None:
+    logs.configure(level="warning", json=False, stream=sys.stderr)
     asyncio.run(run_demo(state_dir, seed, dossiers))

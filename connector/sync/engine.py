@@ -128,7 +128,8 @@ class SyncReport:
         line = (
             f"{kind} {self.status}: {len(self.demarches)} démarche(s), "
             f"{self.total('new')} new, {self.total('updated')} updated, "
-            f"{self.total('deleted')} deleted, {self.total('quarantined')} quarantined, "
+            f"{self.total('deleted')} deleted, {self.total('pending')} to the trash, "
+            f"{self.total('quarantined')} quarantined, "
             f"{self.total('files')} files, {self.requests} requests, {self.seconds:.1f} s"
         )
         return line
