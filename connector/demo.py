@@ -198,7 +198,8 @@ async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
     finally:
         await runner.cleanup()
     click.echo("")
-    click.echo(f"In {config.database.path}:")
+    database = _relative(config.database.path)
+    click.echo(f"In {database}:")
     for line in _contents(config.database.path):
         click.echo(line)
     click.echo("")
@@ -206,12 +207,19 @@ async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
     bin_dir = os.path.dirname(sys.argv[0]) if os.path.basename(sys.argv[0]) == "ds-connector" else ""
     ds, sqlite = (os.path.join(bin_dir, name) for name in ("ds-connector", "sqlite-utils"))
     click.echo("Next:")
-    click.echo(f"  {sqlite} tables {config.database.path} --counts")
-    click.echo(f'  {sqlite} {config.database.path} "SELECT number, state, demandeur_name FROM dossiers LIMIT 5" -t')
+    click.echo(f"  {sqlite} tables {database} --counts")
+    click.echo(f'  {sqlite} {database} "SELECT number, state, demandeur_name FROM dossiers LIMIT 5" -t')
     if port == PREFERRED_PORT:
         click.echo(f"  {ds} simulate --seed {seed} --dossiers {dossiers}    (in another terminal), then:")
         click.echo(f"  {ds} sync --config {config_path} --full")
     click.echo(f"  {ds} sync --help")
+
+
+def _relative(path: Path) -> Path:
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def demo(state_dir: Path, seed: int, dossiers: int) -> None:

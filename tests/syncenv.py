@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from connector.config import Config, load_config
 from connector.credentials import load_token
 from connector.sync import SyncReport, run_sync
+from simworld import op
 
 
 def write_config(
@@ -65,4 +68,66 @@ def sync_cli(config_path: Path, *args: str, timeout: float = 300) -> subprocess.
     return subprocess.run(
         [sys.executable, "-m", "connector.cli", "sync", "--config", str(config_path), *args],
         capture_output=True, text=True, timeout=timeout, env=env,
+    )
+
+
+# --- Reading the mirror and the simulator back (tests/test_sync*.py) ------------------------------
+
+
+def read_db(config: Config) -> sqlite3.Connection:
+    """A plain sqlite3 connection to the mirror (rows as ``sqlite3.Row``)."""
+    conn = sqlite3.connect(config.database.path)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def dump(config: Config, ignore: dict[str, set[str]] | None = None) -> dict[str, list[tuple]]:
+    """Every table of the mirror (migrations bookkeeping aside) as sorted rows of (column, value)
+    pairs, without the tables and columns in ``ignore`` (``{"table": {"col"}}``, ``{"table": {"*"}}``)."""
+    ignore = ignore or {}
+    out: dict[str, list[tuple]] = {}
+    with closing(read_db(config)) as conn:
+        tables = [n for (n,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND name != '_sqlite_migrations' ORDER BY name")]
+        for table in tables:
+            skip = ignore.get(table, set())
+            if "*" in skip:
+                continue
+            rows = conn.execute(f"SELECT * FROM {table}").fetchall()
+            out[table] = sorted(tuple((k, r[k]) for k in r.keys() if k not in skip) for r in rows)
+    return out
+
+
+def remote_dossiers(simulator: Any, demarche: int) -> dict[int, Any]:
+    """Every dossier the simulator lists for ``demarche``, by number, read with the connector's own
+    ``dossiers_page`` operation over HTTP (a direct GraphQL fetch, no connector code on the way)."""
+    nodes: dict[int, Any] = {}
+    after = None
+    while True:
+        status, answer, _ = simulator.post(op("dossiers_page", demarcheNumber=demarche, first=100, after=after))
+        assert status == 200 and "errors" not in answer, answer
+        page = answer["data"]["demarche"]["dossiers"]
+        nodes.update({n["number"]: n for n in page["nodes"]})
+        if not page["pageInfo"]["hasNextPage"]:
+            return nodes
+        after = page["pageInfo"]["endCursor"]
+
+
+def without_urls(value: Any) -> Any:
+    """A DS answer without its File ``url``s (signed, they change at every read)."""
+    if isinstance(value, dict):
+        return {k: without_urls(v) for k, v in value.items()
+                if not (k == "url" and "checksum" in value and "filename" in value)}
+    if isinstance(value, list):
+        return [without_urls(v) for v in value]
+    return value
+
+
+def start_sync_cli(config_path: Path, *args: str, stdout: Any, stderr: Any) -> subprocess.Popen[bytes]:
+    """``sync_cli`` without waiting: the running ``ds-connector sync`` child (to signal or kill it)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DS_API_TOKEN", "CREDENTIALS_DIRECTORY")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", "sync", "--config", str(config_path), *args],
+        stdout=stdout, stderr=stderr, env=env,
     )

@@ -370,9 +370,10 @@ def test_the_fast_executor_answers_exactly_what_graphql_core_answers(simulator):
     document = parse(operations.source("dossiers_page"))
     ctx = RequestContext(simulator.sim, world.tokens[simulator.token], "http://ds.test", world.clock.now(),
                          frozenset())  # as if no fragment were there: fallback typenames, and an invalid_null
+    # (the degraded PersonneMorale); the poisoned commune is served as a TextChamp, so it does not fail
     args = {"context_value": ctx, "variable_values": {"demarcheNumber": OCCITANIE, "first": 20}}
     fast = execute_sync(simulator.sim.schema, document, executor_class=FastExecutor, **args)
     plain = execute_sync(simulator.sim.schema, document, **args)
     assert fast.data == plain.data and fast.data["demarche"]["dossiers"]["nodes"][0] is not None
     assert [e.formatted for e in fast.errors] == [e.formatted for e in plain.errors]
-    assert len(fast.errors) == 2
+    assert len(fast.errors) == 1

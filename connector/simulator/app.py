@@ -38,6 +38,7 @@ from connector.simulator.state import (
     World,
     file_content,
     make_file,
+    typed_id,
 )
 
 GRAPHQL_PATH = "/api/v2/graphql"
@@ -105,14 +106,14 @@ class Simulator:
         return shape
 
     def node(self, d: Dossier) -> dict[str, Any]:
-        """A dossier's GraphQL shape; a poisoned one has null in every field (``invalid_null``)."""
-        if d.number in self.poisoned:
-            return {"_number": d.number}
+        """A dossier's GraphQL shape; a poisoned one carries a commune without its INSEE code."""
         shape = self._nodes.get(d.number)
         if shape is None:
             if len(self._nodes) >= NODE_CACHE_SIZE:  # about 20 KB each: forget the oldest
                 del self._nodes[next(iter(self._nodes))]
             shape = self._nodes[d.number] = dossier_shape(self.world, d, self.demarche(d.demarche_number))
+        if d.number in self.poisoned:
+            return poisoned(shape)
         return shape
 
     def file_url(self, base_url: str, key: str, filename: str, now: datetime) -> str:
@@ -177,7 +178,11 @@ class Simulator:
         return self.faults.add(Fault(kind, **params))
 
     def poison(self, number: int, poisoned: bool = True) -> None:
-        """Make a dossier fail with ``invalid_null`` wherever it is served (gh#12696), or heal it."""
+        """Make a dossier fail with ``invalid_null`` wherever its champs are served, or heal it.
+
+        As in gh#12696 ("Cannot return null for non-nullable field Commune.code"): a document with a
+        ``CommuneChamp`` fragment gets ``commune: null`` and an ``invalid_null`` error for that one
+        dossier; lean selections (number, dates, state) still serve it."""
         self.dossier(number)
         if poisoned:
             self.poisoned.add(number)
@@ -319,6 +324,17 @@ class Simulator:
                           if visible(d) and fault.demarche in (None, d.demarche_number))
             numbers += random.Random(f"{self.world.seed}-{self.now()}").sample(pool, min(fault.random, len(pool)))
         self.touch(numbers)
+
+
+def poisoned(shape: dict[str, Any]) -> dict[str, Any]:
+    """The dossier's shape plus a commune champ whose commune has no INSEE code (degraded data)."""
+    champ = {
+        "_type": "CommuneChamp", "_stable_id": 0, "id": typed_id("Champ", 0), "champDescriptorId": typed_id("Champ", 0),
+        "label": "Commune", "stringValue": "Sainte-Foy (85150)", "updatedAt": shape["dateDerniereModification"],
+        "prefilled": False, "columns": [], "value": "Sainte-Foy (85150)",
+        "commune": {"name": "Sainte-Foy", "code": None, "postalCode": "85150"}, "departement": None,
+    }
+    return {**shape, "champs": [*shape.get("champs", []), champ]}
 
 
 def ensure_hash(variables: Any) -> dict[str, Any]:

@@ -10,13 +10,15 @@ The engine's unit of work is one page and its bookmark in one transaction::
         path.unlink(missing_ok=True)
 
 Page savers (``save_*``, ``set_bookmark``, ``finish_stream``) must run inside ``db.atomic()``;
-``confirm_vanished``, ``quarantine``, ``clear_quarantine``, runs and file records are their own unit
-of work (a savepoint when called inside one). Tables: ``shape.TABLES`` / ``describe_tables()``.
+``confirm_vanished``, ``quarantine``, ``clear_quarantine``, ``clear_unnamed_quarantine``, runs and
+file records are their own unit of work (a savepoint when called inside one). Tables:
+``shape.TABLES`` / ``describe_tables()``.
 """
 
 from connector.store.db import open_db, open_db_readonly
 from connector.store.deletions import (
     clear_quarantine,
+    clear_unnamed_quarantine,
     confirm_vanished,
     quarantine,
     save_deleted,
@@ -37,6 +39,7 @@ __all__ = [
     "SaveCounts",
     "classify_sender",
     "clear_quarantine",
+    "clear_unnamed_quarantine",
     "confirm_vanished",
     "describe_tables",
     "files_to_download",

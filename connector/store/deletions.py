@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from connector.store.db import now_utc, require_transaction, upsert
+from connector.store.db import now_utc, require_transaction
 
 
 def save_deleted(db: sqlite_utils.Database, demarche_number: int, nodes: list[dict]) -> list[Path]:
@@ -50,14 +50,14 @@ def save_pending_deleted(db: sqlite_utils.Database, demarche_number: int, nodes:
         number = int(node["number"])
         if db.conn.execute("SELECT 1 FROM tombstones WHERE number = ?", [number]).fetchone():
             continue  # already purged: the trash listing lags behind
-        upsert(db, "pending_deletions", {
-            "number": number,
-            "demarche_number": demarche_number,
-            "state": node.get("state"),
-            "reason": node.get("reason"),
-            "date_suppression": node.get("dateSupression"),
-            "recorded_at": now,
-        }, ("number",))
+        # recorded_at is the first sighting: re-reading the trash must not rewrite it.
+        db.conn.execute(
+            "INSERT INTO pending_deletions (number, demarche_number, state, reason, date_suppression, "
+            "recorded_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (number) DO UPDATE SET "
+            "demarche_number = excluded.demarche_number, state = excluded.state, "
+            "reason = excluded.reason, date_suppression = excluded.date_suppression",
+            [number, demarche_number, node.get("state"), node.get("reason"), node.get("dateSupression"), now],
+        )
         flagged += db.conn.execute(
             "UPDATE dossiers SET pending_deletion = 1, pending_deletion_date = ? "
             "WHERE number = ? AND pending_deletion = 0",
@@ -113,6 +113,15 @@ def clear_quarantine(db: sqlite_utils.Database, number: int) -> None:
     with db.atomic():
         db.conn.execute("DELETE FROM quarantine WHERE dossier_number = ?", [number])
         db.conn.execute("UPDATE dossiers SET quarantined = 0 WHERE number = ?", [number])
+
+
+def clear_unnamed_quarantine(db: sqlite_utils.Database, demarche_number: int) -> int:
+    """Forget the démarche's quarantine entries without a dossier number (pages, or dossiers DS could
+    not even name), once a reconciliation found every dossier DS lists in the mirror."""
+    with db.atomic():
+        return db.conn.execute(
+            "DELETE FROM quarantine WHERE demarche_number = ? AND dossier_number IS NULL", [demarche_number]
+        ).rowcount
 
 
 def _purge(db: sqlite_utils.Database, number: int) -> list[Path]:

@@ -109,6 +109,7 @@ def save_dossiers(
     seen_at = seen_at or now_utc()
     counts = SaveCounts()
     instructeurs = _instructeur_emails(db, demarche_number)
+    unknown: dict[str, list[int]] = {}  # champ types without a typed value: kept raw, logged
     for node in nodes:
         number = int(node["number"])
         raw = canonical_json(without_urls(node))
@@ -136,14 +137,20 @@ def save_dossiers(
                 db.conn.execute(f"DELETE FROM {table} WHERE dossier_number = ?", [number])
         upsert(db, "dossiers", _dossier_row(demarche_number, node, raw, seen_at), ("number",))
         emails = instructeurs | _dossier_instructeur_emails(node)
-        insert_many(db, "champs", _champ_rows(number, node.get("champs") or []))
-        insert_many(db, "annotations", _champ_rows(number, node.get("annotations") or []))
+        champs = _champ_rows(number, node.get("champs") or [])
+        annotations = _champ_rows(number, node.get("annotations") or [])
+        insert_many(db, "champs", champs)
+        insert_many(db, "annotations", annotations)
+        for kind in sorted({r["type"] for r in champs + annotations if r["raw"] is not None}):
+            unknown.setdefault(kind, []).append(number)
         _insert_messages(db, number, node.get("messages") or [], emails)
         for label in node.get("labels") or []:
             _save_label(db, demarche_number, label)
             upsert(db, "dossier_labels", {"dossier_number": number, "label_id": label["id"]},
                    ("dossier_number", "label_id"))
         counts.removed_files += _replace_files(db, number, files)
+    if unknown:
+        log.warning("store.unknown_champ_types", types=unknown)
     return counts
 
 

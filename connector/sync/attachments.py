@@ -30,6 +30,7 @@ log = get_logger(__name__)
 URL_LIFETIME = timedelta(minutes=50)  # DS says one hour; keep a margin
 EXPIRED_STATUSES = {401, 403, 404, 410}
 CHUNK = 1 << 16
+OWN_NAME = re.compile(r"^(champ|annotation|message)-[0-9a-f]{12}-")
 
 
 @dataclass
@@ -143,6 +144,29 @@ def remove_local(paths: list[Path]) -> None:
             Path(path).unlink(missing_ok=True)
         except OSError as exc:
             log.warning("sync.file_unlink_failed", path=str(path), error=str(exc))
+
+
+def sweep(db: sqlite_utils.Database, directory: Path) -> int:
+    """Remove what a killed run may have left in the download directory: ``.part`` files, and copies
+    no ``files`` row refers to any more (their dossier was purged and the run died before unlinking).
+    Only names this module writes (``<démarche>/<dossier>/<owner>-<hash>-<name>``) are touched, so a
+    download_dir shared with other files is safe. The caller holds the instance lock."""
+    if not directory.is_dir():
+        return 0
+    known = {Path(p) for (p,) in db.execute("SELECT local_path FROM files WHERE local_path IS NOT NULL")}
+    removed = 0
+    for path in directory.glob("[0-9]*/[0-9]*/*"):
+        if not (path.is_file() and OWN_NAME.match(path.name)):
+            continue
+        if path.name.endswith(".part") or path not in known:
+            path.unlink(missing_ok=True)
+            removed += 1
+    for folder in sorted(directory.glob("[0-9]*/[0-9]*"), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    if removed:
+        log.info("sync.files_swept", removed=removed)
+    return removed
 
 
 def _stale(seen_at: str | None) -> bool:

@@ -60,7 +60,7 @@ from connector.store import (
     start_run,
 )
 from connector.store.values import instant
-from connector.sync.attachments import Downloader, remove_local
+from connector.sync.attachments import Downloader, remove_local, sweep
 from connector.sync.pages import Page, deletion_pages, dossier_pages
 
 log = get_logger(__name__)
@@ -151,6 +151,7 @@ async def run_sync(
     started = time.monotonic()
     db = open_db(config.database.path)
     run_id = start_run(db, "full" if full else kind, [d.number for d in selected])
+    sweep(db, config.sync.download_dir)  # leftovers of a run killed between a commit and an unlink
     report = SyncReport(run_id, full, [])
     client = DsClient(
         config.ds.url, token,
@@ -221,6 +222,7 @@ class DemarcheSync:
         self.overlap = timedelta(minutes=config.sync.overlap_minutes)
         self.report = report
         self.progress = progress
+        self.url_rereads = 0
 
     async def run(self, full: bool) -> None:
         if full or self._descriptor_stale():
@@ -399,9 +401,17 @@ class DemarcheSync:
         self.report.files_failed += stats.failed
         expired = stats.expired or []
         if reread:
-            for number in expired[:MAX_REREADS]:
+            for number in self._url_rereads(expired):
                 await self.reread(number)
         return expired
+
+    def _url_rereads(self, numbers: list[int]) -> list[int]:
+        """At most MAX_REREADS dossier re-reads for file URLs per démarche and run; the rest wait."""
+        allowed = numbers[: max(MAX_REREADS - self.url_rereads, 0)]
+        self.url_rereads += len(allowed)
+        if len(allowed) < len(numbers):
+            log.info("sync.file_rereads_deferred", dossiers=len(numbers) - len(allowed))
+        return allowed
 
     async def files_left(self) -> None:
         """Files the policy wants that earlier pages could not fetch: retry fresh URLs, re-read the
@@ -416,7 +426,7 @@ class DemarcheSync:
             and now - instant(r["url_seen_at"]) > PENDING_SCAN_RECHECK
         }
         expired = set(await self.download({r["dossier_number"] for r in rows}, reread=False))
-        for number in sorted(expired | waiting)[:MAX_REREADS]:
+        for number in self._url_rereads(sorted(expired | waiting)):
             await self.reread(number)
 
 

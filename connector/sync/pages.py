@@ -34,7 +34,7 @@ DELETION_FIELDS = {"deleted": "deletedDossiers", "pending_deleted": "pendingDele
 class Poison:
     """A dossier DS could not serve even alone: its listing entry and the failed answer."""
 
-    number: int
+    number: int | None  # None when even the lean listing could not name it
     date_derniere_modification: str | None
     error: str
     raw: str
@@ -52,7 +52,12 @@ class Page:
 
 
 class MalformedAnswer(Exception):
-    """DS answered 200 with a shape the schema does not allow; treated like a failed page."""
+    """DS answered 200 with a shape the schema does not allow; treated like a failed page.
+    ``raw`` is the answer (data and errors) as JSON, for the quarantine."""
+
+    def __init__(self, message: str, raw: str):
+        super().__init__(message)
+        self.raw = raw
 
 
 def sizes_from(page_size: int) -> tuple[int, ...]:
@@ -70,7 +75,8 @@ def connection(result: Result, field_name: str) -> tuple[list[dict[str, Any]], s
         if info["hasNextPage"] and not info.get("endCursor"):
             raise TypeError("hasNextPage without an endCursor")
     except (KeyError, TypeError) as exc:
-        raise MalformedAnswer(f"no usable demarche.{field_name} in the answer ({exc})") from None
+        raw = json.dumps({"data": result.data, "errors": result.errors}, ensure_ascii=False, default=str)
+        raise MalformedAnswer(f"no usable demarche.{field_name} in the answer ({exc})", raw) from None
     return nodes, info.get("endCursor"), info["hasNextPage"]
 
 
@@ -105,21 +111,33 @@ async def dossier_pages(
 
 
 async def _skip_one(
-    client: DsClient, demarche: int, since: str | None, after: str | None, failure: Exception
+    client: DsClient, demarche: int, since: str | None, after: str | None, failure: PageFailed | MalformedAnswer
 ) -> Page:
-    """Name the one dossier that fails at ``after`` and step over it."""
+    """Name the one dossier that fails at ``after`` and step over it. Should even the lean listing
+    fail on it, the partial answer's ``pageInfo`` still steps over it (``nodes`` may hold nulls),
+    and it is quarantined without a number."""
     variables = {"demarcheNumber": demarche, "first": 1, "after": after, "updatedSince": since}
-    result = await client.query("dossier_listing_page", variables)
-    nodes, end_cursor, has_next = connection(result, "dossiers")
+    try:
+        result = await client.query("dossier_listing_page", variables)
+    except PageFailed as exc:
+        if not exc.data:
+            raise
+        result = Result(exc.data, exc.errors)
+    try:
+        nodes, end_cursor, has_next = connection(result, "dossiers")
+    except MalformedAnswer as exc:
+        raise PageFailed(f"DS answered the listing of démarche {demarche} with {exc}", codes=[], errors=[]) from None
     if not nodes:  # nothing there any more (deleted meanwhile): the stream simply goes on
         return Page([], end_cursor, has_next, since, 1)
-    node = nodes[0]
-    if isinstance(failure, PageFailed):
+    node = nodes[0] if isinstance(nodes[0], dict) else {}
+    if isinstance(failure, MalformedAnswer):
+        raw = failure.raw
+    else:
         raw = json.dumps({"errors": failure.errors, "data": failure.data, "status": failure.status},
                          ensure_ascii=False, default=str)
-    else:
-        raw = json.dumps({"error": str(failure)}, ensure_ascii=False)
-    poison = Poison(int(node["number"]), node.get("dateDerniereModification"), str(failure), raw)
+    number = node.get("number")
+    poison = Poison(None if number is None else int(number), node.get("dateDerniereModification"),
+                    str(failure), raw)
     log.error("sync.dossier_quarantined", demarche=demarche, dossier=poison.number, error=str(failure))
     return Page([], end_cursor, has_next, since, 1, poison=poison)
 

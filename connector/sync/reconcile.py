@@ -8,7 +8,8 @@ request) is compared with the mirror (NOTES.md rule 7):
 - local dossiers DS no longer lists, and that are not in its trash, are read by number: DS's
   ``not_found`` confirms they vanished (auto-expired dossiers sit in no deleted list for about two
   weeks), and they are purged and tombstoned like deleted ones;
-- quarantined dossiers are tried again.
+- quarantined dossiers are tried again; quarantine entries without a number (dossiers DS could
+  not even name) go once every dossier DS lists is in the mirror.
 
 It runs after the deleted and pending lists were read in full, so the trash flags are current.
 """
@@ -19,10 +20,10 @@ import math
 from typing import TYPE_CHECKING
 
 from connector.logs import get_logger
-from connector.store import confirm_vanished, finish_stream
+from connector.store import clear_unnamed_quarantine, confirm_vanished, finish_stream
 from connector.store.values import instant
 from connector.sync.attachments import remove_local
-from connector.sync.pages import listing
+from connector.sync.pages import PAGE_SIZES, listing
 
 if TYPE_CHECKING:
     from connector.sync.engine import DemarcheSync
@@ -33,7 +34,7 @@ log = get_logger(__name__)
 async def reconcile(job: DemarcheSync) -> None:
     db, number = job.db, job.number
     remote: dict[int, str] = {}
-    async for nodes in listing(job.client, number, job.page_size):
+    async for nodes in listing(job.client, number, PAGE_SIZES[0]):  # lean: a full page is cheap
         for node in nodes:
             remote[int(node["number"])] = node["dateDerniereModification"]
     local = dict(db.execute(
@@ -69,6 +70,9 @@ async def reconcile(job: DemarcheSync) -> None:
 
     for n in sorted(quarantined - set(differ)):
         await job.reread(n)
+    mirrored = {n for (n,) in db.execute("SELECT number FROM dossiers WHERE demarche_number = ?", [number])}
+    if set(remote) <= mirrored:  # whatever could not be named before is in the mirror now
+        clear_unnamed_quarantine(db, number)
 
     with db.atomic():
         finish_stream(db, number, "listing")
