@@ -203,10 +203,13 @@ def test_full_sync_mirrors_exactly_what_the_simulator_holds(simulator, tmp_path,
 
 def test_virus_scans_pending_files_wait_and_infected_ones_never_come(simulator, tmp_path, monkeypatch):
     world = simulator.world
-    # The seeded world has a file still being scanned, on a dossier nobody touches.
-    pending = next(f for d in filter(visible, world.dossiers.values()) for m in d.messages
-                   for f in m.attachments if f.virus_scan == "pending")
     d = one(world, state="en_construction")
+    # A file still being scanned, on a dossier nobody touches afterwards.
+    scanned = one(world, state="accepte")
+    (key,) = simulator.control("message", number=scanned.number, content_type="application/pdf",
+                               filename="convention.pdf", virus_scan="pending")["attachments"]
+    pending = next(f for m in scanned.messages for f in m.attachments if f.key == key)
+    simulator.control("advance", seconds=3600)  # later changes move the watermark past the overlap
     infected = simulator.control("message", number=d.number, content_type="application/pdf",
                                  filename="virus.pdf", virus_scan="infected")
     config = simulator_config(tmp_path, simulator, attachments="messages")
@@ -226,10 +229,12 @@ def test_virus_scans_pending_files_wait_and_infected_ones_never_come(simulator, 
     assert scalar(db, "SELECT local_path FROM files WHERE checksum = ?", pending.checksum) is None
 
     monkeypatch.setattr(engine, "PENDING_SCAN_RECHECK", timedelta(0))
+    waiting = scalar(db, "SELECT count(DISTINCT dossier_number) FROM files WHERE virus_scan = 'pending' "
+                         "AND owner_kind = 'message'")  # ours, and any the seed left being scanned
     report = sync(config)
     row = db.execute("SELECT * FROM files WHERE checksum = ?", [pending.checksum]).fetchone()
     assert row["virus_scan"] == "safe" and row["local_path"] is not None
-    assert report.total("rereads") == 1 and report.total("files") == 1
+    assert report.total("rereads") == waiting and report.total("files") >= 1
     assert assert_downloads_are_intact(db) == len(on_disk(config))
     assert not [p for p in on_disk(config) if "virus" in p.name]
 

@@ -30,6 +30,7 @@ from graphql import (
     GraphQLError,
     OperationDefinitionNode,
     ValueNode,
+    print_ast,
     validate,
     value_from_ast_untyped,
 )
@@ -102,6 +103,7 @@ class _Operation:
     kind: str  # "query" or "mutation"
     document: DocumentNode
     demarche_number: ValueNode | None  # the `number:` argument of a root `demarche` field
+    text: str  # the document as sent, printed once
 
     def demarche(self, variables: dict[str, Any]) -> Any:
         if self.demarche_number is None:
@@ -111,6 +113,21 @@ class _Operation:
     def context(self, variables: dict[str, Any]) -> str:
         number = self.demarche(variables)
         return self.name if number is None else f"{self.name} on démarche {number}"
+
+
+class _PrintedRequest(GraphQLRequest):
+    """A request whose query text was printed once per operation (gql prints it at every call)."""
+
+    def __init__(self, op: _Operation, variables: dict[str, Any]):
+        super().__init__(op.document, variable_values=variables, operation_name=op.name)
+        self._text = op.text
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {"query": self._text, "operationName": self.operation_name}
+        if self.variable_values:
+            payload["variables"] = self.variable_values
+        return payload
 
 
 class DsClient:
@@ -141,11 +158,9 @@ class DsClient:
                 "trace_configs": [self._tracing()],
             },
         )
-        self._gql = Client(
-            transport=transport,
-            schema=schema.schema(),
-            execute_timeout=connect_timeout + read_timeout,
-        )
+        # No `schema=` here: gql would validate every request again (15-50 ms each); `_load`
+        # validates each operation once against the vendored schema before its first use.
+        self._gql = Client(transport=transport, execute_timeout=connect_timeout + read_timeout)
 
     async def __aenter__(self) -> DsClient:
         self._session = await self._gql.connect_async(reconnecting=False)
@@ -227,6 +242,7 @@ class DsClient:
             kind=definition.operation.value,
             document=document,
             demarche_number=demarche_number,
+            text=print_ast(document),
         )
         self._operations[stem] = op
         return op
@@ -240,7 +256,7 @@ class DsClient:
         self.stats.requests += 1
         log.debug("api.request", operation=op.name, variables=_loggable(op, variables))
         exchange = _Exchange()
-        request = GraphQLRequest(op.document, variable_values=variables, operation_name=op.name)
+        request = _PrintedRequest(op, variables)
         try:
             result = await self._session.execute(
                 request,

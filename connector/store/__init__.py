@@ -24,7 +24,7 @@ from connector.store.deletions import (
     save_deleted,
     save_pending_deleted,
 )
-from connector.store.files import files_to_download, record_file_download
+from connector.store.files import files_to_download, record_file_download, record_file_downloads
 from connector.store.runs import RUN_STATUSES, finish_run, start_run
 from connector.store.save import SaveCounts, save_demarche, save_dossiers
 from connector.store.shape import describe_tables
@@ -50,6 +50,7 @@ __all__ = [
     "open_db_readonly",
     "quarantine",
     "record_file_download",
+    "record_file_downloads",
     "save_deleted",
     "save_demarche",
     "save_dossiers",

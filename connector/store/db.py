@@ -43,6 +43,7 @@ def open_db(path: Path) -> sqlite_utils.Database:
         # few minutes makes the extra fsync free.
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA cache_size=-32000")  # 32 MB of pages (default 2 MB): fewer re-reads
         MIGRATIONS.apply(db)
         _ensure_indexes_and_views(db)
     except sqlite3.Error as exc:
@@ -112,11 +113,25 @@ def upsert(db: sqlite_utils.Database, table: str, row: dict, key: tuple[str, ...
     )
 
 
-def insert_many(db: sqlite_utils.Database, table: str, rows: list[dict]) -> None:
+def insert_many(db: sqlite_utils.Database, table: str, rows: list[dict], *, replace: bool = False) -> None:
     if not rows:
         return
     columns = list(rows[0])
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
     db.conn.executemany(
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        [[r[c] for c in columns] for r in rows],
+    )
+
+
+def upsert_many(db: sqlite_utils.Database, table: str, rows: list[dict], key: tuple[str, ...]) -> None:
+    """``upsert`` of rows that all have the same columns, in one statement."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    db.conn.executemany(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING"),
         [[r[c] for c in columns] for r in rows],
     )

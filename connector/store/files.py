@@ -6,6 +6,7 @@ engine's; this module only reads and writes the ``files`` rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import sqlite_utils
@@ -13,9 +14,16 @@ import sqlite_utils
 from connector.store.db import now_utc
 
 
-def files_to_download(db: sqlite_utils.Database, demarche_number: int | None = None) -> list[dict]:
+def files_to_download(
+    db: sqlite_utils.Database,
+    demarche_number: int | None = None,
+    *,
+    numbers: Iterable[int] | None = None,
+    owner_kind: str | None = None,
+) -> list[dict]:
     """Files not downloaded yet, or whose download failed its checksum, whatever their virus scan
-    (``pending`` ones included: the engine decides). Oldest dossiers first."""
+    (``pending`` ones included: the engine decides); only of these dossiers (``numbers``) or of this
+    kind of owner (``owner_kind``: message, champ, annotation) when given. Oldest dossiers first."""
     sql = (
         "SELECT f.*, d.demarche_number FROM files f JOIN dossiers d ON d.number = f.dossier_number "
         "WHERE (f.downloaded_at IS NULL OR f.checksum_ok = 0)"
@@ -24,6 +32,15 @@ def files_to_download(db: sqlite_utils.Database, demarche_number: int | None = N
     if demarche_number is not None:
         sql += " AND d.demarche_number = ?"
         params.append(demarche_number)
+    if owner_kind is not None:
+        sql += " AND f.owner_kind = ?"
+        params.append(owner_kind)
+    if numbers is not None:
+        numbers = list(numbers)
+        if not numbers:
+            return []
+        sql += f" AND f.dossier_number IN ({', '.join('?' * len(numbers))})"  # uses idx_files_dossier
+        params += numbers
     return list(db.query(sql + " ORDER BY f.dossier_number, f.created_at", params))
 
 
@@ -33,9 +50,22 @@ def record_file_download(
 ) -> bool:
     """Record a finished download. False when the file row is gone (its dossier was deleted or the
     file replaced meanwhile): the engine should then unlink ``path``. Its own unit of work."""
+    return not record_file_downloads(db, [(file_key, path, checksum_ok)], downloaded_at)
+
+
+def record_file_downloads(
+    db: sqlite_utils.Database, downloads: list[tuple[str, Path, bool]], downloaded_at: str | None = None,
+) -> list[Path]:
+    """Record finished downloads ``(file_key, path, checksum_ok)`` in one transaction; return the
+    paths whose file row is gone (unlink them)."""
+    gone = []
+    when = downloaded_at or now_utc()
     with db.atomic():
-        cursor = db.conn.execute(
-            "UPDATE files SET local_path = ?, downloaded_at = ?, checksum_ok = ? WHERE file_key = ?",
-            [str(path), downloaded_at or now_utc(), int(checksum_ok), file_key],
-        )
-    return cursor.rowcount == 1
+        for key, path, ok in downloads:
+            cursor = db.conn.execute(
+                "UPDATE files SET local_path = ?, downloaded_at = ?, checksum_ok = ? WHERE file_key = ?",
+                [str(path), when, int(ok), key],
+            )
+            if cursor.rowcount != 1:
+                gone.append(path)
+    return gone

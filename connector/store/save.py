@@ -6,20 +6,20 @@ They never commit nor open a transaction: the engine wraps a page and its bookma
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlite_utils
 
 from connector.logs import get_logger
-from connector.store.db import insert_many, now_utc, require_transaction, upsert
+from connector.store.db import insert_many, now_utc, require_transaction, upsert, upsert_many
 from connector.store.values import (
     canonical_json,
     champ_value,
     classify_sender,
     file_key,
     instant,
-    without_urls,
 )
 
 log = get_logger(__name__)
@@ -89,7 +89,7 @@ def save_demarche(db: sqlite_utils.Database, descriptor: dict) -> None:
                 "instructeur_id": instructeur["id"],
             }, ("groupe_instructeur_number", "instructeur_id"))
     for label in descriptor.get("labels") or []:
-        _save_label(db, number, label)
+        upsert(db, "labels", _label_row(number, label), ("id",))
 
 
 def save_dossiers(
@@ -104,64 +104,136 @@ def save_dossiers(
     - A tombstoned number that comes back is logged and re-inserted (DS never reuses numbers, so the
       dossier really is back, e.g. after a wrong "vanished" verdict); its tombstone goes.
     - Attachment rows keep their download state while the same file stays on the same owner.
+    - File URLs are moved out of the nodes (into ``files.url``): the nodes are changed in place.
+
+    The page is written with one statement per table (``executemany``), not one per dossier.
     """
     require_transaction(db, "save_dossiers")
     seen_at = seen_at or now_utc()
     counts = SaveCounts()
+    nodes = list({int(n["number"]): n for n in nodes}.values())  # a number once per page
+    if not nodes:
+        return counts
+    numbers = [int(n["number"]) for n in nodes]
+    stored = {
+        number: (date, raw)
+        for number, date, raw in _select_in(
+            db, "SELECT number, date_derniere_modification, raw FROM dossiers WHERE number IN ({})", numbers)
+    }
     instructeurs = _instructeur_emails(db, demarche_number)
+    page = _PageRows()
     unknown: dict[str, list[int]] = {}  # champ types without a typed value: kept raw, logged
     for node in nodes:
         number = int(node["number"])
-        raw = canonical_json(without_urls(node))
-        files = _file_rows(number, node, seen_at)
-        stored = db.conn.execute(
-            "SELECT date_derniere_modification, raw FROM dossiers WHERE number = ?", [number]
-        ).fetchone()
-        _clear_flags(db, number)
-        if stored is not None and (stored[1] == raw and stored[0] == node["dateDerniereModification"]):
+        files = _file_rows(number, node, seen_at)  # takes the URLs out of the node
+        raw = json.dumps(node, ensure_ascii=False, separators=(",", ":"))
+        old = stored.get(number)
+        if old is not None and old[1] == raw and old[0] == node["dateDerniereModification"]:
             counts.unchanged += 1
-            _refresh_urls(db, files)
+            page.refreshed.extend(f for f in files.values() if f["url"])
             continue
-        if stored is not None and instant(node["dateDerniereModification"]) < instant(stored[0]):
+        if old is not None and instant(node["dateDerniereModification"]) < instant(old[0]):
             log.warning("store.stale_dossier_skipped", dossier=number,
-                        stored=stored[0], received=node["dateDerniereModification"])
+                        stored=old[0], received=node["dateDerniereModification"])
             counts.unchanged += 1
             continue
-        if stored is None:
-            if db.conn.execute("DELETE FROM tombstones WHERE number = ?", [number]).rowcount:
-                log.warning("store.tombstone_reinserted", dossier=number, demarche=demarche_number)
+        if old is None:
             counts.new += 1
+            page.new.append(number)
         else:
             counts.updated += 1
-            for table in CHILD_TABLES:
-                db.conn.execute(f"DELETE FROM {table} WHERE dossier_number = ?", [number])
-        upsert(db, "dossiers", _dossier_row(demarche_number, node, raw, seen_at), ("number",))
-        emails = instructeurs | _dossier_instructeur_emails(node)
+            page.updated.append(number)
+        page.dossiers.append(_dossier_row(demarche_number, node, raw, seen_at))
         champs = _champ_rows(number, node.get("champs") or [])
         annotations = _champ_rows(number, node.get("annotations") or [])
-        insert_many(db, "champs", champs)
-        insert_many(db, "annotations", annotations)
+        page.champs += champs
+        page.annotations += annotations
         for kind in sorted({r["type"] for r in champs + annotations if r["raw"] is not None}):
             unknown.setdefault(kind, []).append(number)
-        _insert_messages(db, number, node.get("messages") or [], emails)
+        emails = instructeurs | _dossier_instructeur_emails(node)
+        page.messages += _message_rows(number, node.get("messages") or [], emails)
         for label in node.get("labels") or []:
-            _save_label(db, demarche_number, label)
-            upsert(db, "dossier_labels", {"dossier_number": number, "label_id": label["id"]},
-                   ("dossier_number", "label_id"))
-        counts.removed_files += _replace_files(db, number, files)
+            page.labels.append(_label_row(demarche_number, label))
+            page.dossier_labels.append({"dossier_number": number, "label_id": label["id"]})
+        page.files[number] = files
+    counts.removed_files = page.write(db, demarche_number)
+    _clear_flags(db, numbers)
     if unknown:
         log.warning("store.unknown_champ_types", types=unknown)
     return counts
 
 
-def _clear_flags(db: sqlite_utils.Database, number: int) -> None:
-    db.conn.execute("DELETE FROM pending_deletions WHERE number = ?", [number])
-    db.conn.execute("DELETE FROM quarantine WHERE dossier_number = ?", [number])
-    db.conn.execute(
+@dataclass
+class _PageRows:
+    """Rows of the changed dossiers of one page, written table by table."""
+
+    new: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    dossiers: list[dict] = field(default_factory=list)
+    champs: list[dict] = field(default_factory=list)
+    annotations: list[dict] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)
+    labels: list[dict] = field(default_factory=list)
+    dossier_labels: list[dict] = field(default_factory=list)
+    files: dict[int, dict[str, dict]] = field(default_factory=dict)  # dossier -> file_key -> row
+    refreshed: list[dict] = field(default_factory=list)  # files of unchanged dossiers: new URLs
+
+    def write(self, db: sqlite_utils.Database, demarche_number: int) -> list[Path]:
+        back = [n for (n,) in _select_in(db, "SELECT number FROM tombstones WHERE number IN ({})", self.new)]
+        if back:
+            _execute_in(db, "DELETE FROM tombstones WHERE number IN ({})", back)
+            log.warning("store.tombstone_reinserted", dossiers=back, demarche=demarche_number)
+        for table in CHILD_TABLES:
+            _execute_in(db, f"DELETE FROM {table} WHERE dossier_number IN ({{}})", self.updated)
+        upsert_many(db, "dossiers", self.dossiers, ("number",))
+        insert_many(db, "champs", self.champs)
+        insert_many(db, "annotations", self.annotations)
+        # OR REPLACE: a message id is global; were DS ever to list it under another dossier, the
+        # latest sighting wins instead of failing the page.
+        insert_many(db, "messages", self.messages, replace=True)
+        upsert_many(db, "labels", self.labels, ("id",))
+        upsert_many(db, "dossier_labels", self.dossier_labels, ("dossier_number", "label_id"))
+        db.conn.executemany(
+            "UPDATE files SET url = ?, url_seen_at = ? WHERE file_key = ? AND downloaded_at IS NULL",
+            [[f["url"], f["url_seen_at"], f["file_key"]] for f in self.refreshed],
+        )
+        return self._replace_files(db)
+
+    def _replace_files(self, db: sqlite_utils.Database) -> list[Path]:
+        """Make each changed dossier's file rows exactly its files, keeping the download columns of
+        the survivors; return the local copies of the files that left."""
+        gone = [
+            (key, local_path)
+            for key, number, local_path in _select_in(
+                db, "SELECT file_key, dossier_number, local_path FROM files WHERE dossier_number IN ({})",
+                list(self.files))
+            if key not in self.files[number]
+        ]
+        db.conn.executemany("DELETE FROM files WHERE file_key = ?", [[key] for key, _ in gone])
+        upsert_many(db, "files", [row for files in self.files.values() for row in files.values()], ("file_key",))
+        return [Path(p) for _, p in gone if p]
+
+
+def _clear_flags(db: sqlite_utils.Database, numbers: list[int]) -> None:
+    _execute_in(db, "DELETE FROM pending_deletions WHERE number IN ({})", numbers)
+    _execute_in(db, "DELETE FROM quarantine WHERE dossier_number IN ({})", numbers)
+    _execute_in(
+        db,
         "UPDATE dossiers SET pending_deletion = 0, pending_deletion_date = NULL, quarantined = 0 "
-        "WHERE number = ? AND (pending_deletion OR quarantined)",
-        [number],
+        "WHERE number IN ({}) AND (pending_deletion OR quarantined)",
+        numbers,
     )
+
+
+def _select_in(db: sqlite_utils.Database, sql: str, values: list) -> list[tuple]:
+    if not values:
+        return []
+    return db.conn.execute(sql.format(", ".join("?" * len(values))), values).fetchall()
+
+
+def _execute_in(db: sqlite_utils.Database, sql: str, values: list) -> None:
+    if values:
+        db.conn.execute(sql.format(", ".join("?" * len(values))), values)
 
 
 def _dossier_row(demarche_number: int, node: dict, raw: str, seen_at: str) -> dict:
@@ -235,8 +307,8 @@ def _champ_row(
     }
 
 
-def _insert_messages(db: sqlite_utils.Database, number: int, messages: list[dict], emails: set[str]) -> None:
-    rows = [{
+def _message_rows(number: int, messages: list[dict], emails: set[str]) -> list[dict]:
+    return [{
         "id": m["id"],
         "dossier_number": number,
         "email": m.get("email"),
@@ -246,17 +318,12 @@ def _insert_messages(db: sqlite_utils.Database, number: int, messages: list[dict
         "discarded": int(m.get("discardedAt") is not None),
         "discarded_at": m.get("discardedAt"),
     } for m in messages]
-    if rows:
-        columns = list(rows[0])
-        # OR REPLACE: a message id is global; were DS ever to list it under another dossier, the
-        # latest sighting wins instead of failing the page.
-        db.conn.executemany(
-            f"INSERT OR REPLACE INTO messages ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-            [[r[c] for c in columns] for r in rows],
-        )
 
 
 def _file_rows(number: int, node: dict, seen_at: str) -> dict[str, dict]:
+    """The node's attachments as ``files`` rows; each File's ``url`` moves from the node to its row
+    (signed URLs change at every fetch and expire within the hour: they would make every dossier
+    with a file look modified)."""
     owners: list[tuple[str, str, list[dict]]] = []
     for kind, key in (("champ", "champs"), ("annotation", "annotations")):
         for champ in node.get(key) or []:
@@ -267,6 +334,7 @@ def _file_rows(number: int, node: dict, seen_at: str) -> dict[str, dict]:
     rows: dict[str, dict] = {}
     for kind, owner_id, files in owners:
         for f in files:
+            url = f.pop("url", None)
             key = file_key(number, kind, owner_id, f.get("checksum") or "", f["filename"])
             rows[key] = {
                 "file_key": key,
@@ -279,40 +347,15 @@ def _file_rows(number: int, node: dict, seen_at: str) -> dict[str, dict]:
                 "checksum": f.get("checksum"),
                 "created_at": f.get("createdAt"),
                 "virus_scan": f.get("virusScanResult"),
-                "url": f.get("url"),
-                "url_seen_at": seen_at if f.get("url") else None,
+                "url": url,
+                "url_seen_at": seen_at if url else None,
             }
     return rows
 
 
-def _replace_files(db: sqlite_utils.Database, number: int, files: dict[str, dict]) -> list[Path]:
-    """Make the dossier's file rows exactly ``files``, keeping download columns of the survivors;
-    return the local copies of the files that left."""
-    gone = [
-        (key, local_path)
-        for key, local_path in db.conn.execute(
-            "SELECT file_key, local_path FROM files WHERE dossier_number = ?", [number]
-        )
-        if key not in files
-    ]
-    db.conn.executemany("DELETE FROM files WHERE file_key = ?", [[key] for key, _ in gone])
-    for row in files.values():
-        upsert(db, "files", row, ("file_key",))
-    return [Path(p) for _, p in gone if p]
-
-
-def _refresh_urls(db: sqlite_utils.Database, files: dict[str, dict]) -> None:
-    db.conn.executemany(
-        "UPDATE files SET url = ?, url_seen_at = ? WHERE file_key = ? AND downloaded_at IS NULL",
-        [[f["url"], f["url_seen_at"], key] for key, f in files.items() if f["url"]],
-    )
-
-
-def _save_label(db: sqlite_utils.Database, demarche_number: int, label: dict) -> None:
-    upsert(db, "labels", {
-        "id": label["id"], "demarche_number": demarche_number,
-        "name": label.get("name"), "color": label.get("color"),
-    }, ("id",))
+def _label_row(demarche_number: int, label: dict) -> dict:
+    return {"id": label["id"], "demarche_number": demarche_number,
+            "name": label.get("name"), "color": label.get("color")}
 
 
 def _descriptor_row(number: int, private: int, parent_id: str | None, position: int, desc: dict) -> dict:

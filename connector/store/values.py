@@ -98,17 +98,6 @@ def file_key(dossier_number: int, owner_kind: str, owner_id: str, checksum: str,
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
-def without_urls(value: Any) -> Any:
-    """A copy without File.url: signed URLs change at every fetch and expire within the hour, so
-    they would make every dossier with a file look modified. They live in ``files.url`` only."""
-    if isinstance(value, dict):
-        is_file = "checksum" in value and "filename" in value
-        return {k: without_urls(v) for k, v in value.items() if not (is_file and k == "url")}
-    if isinstance(value, list):
-        return [without_urls(v) for v in value]
-    return value
-
-
 def canonical_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 

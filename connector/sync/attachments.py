@@ -23,7 +23,7 @@ import aiohttp
 import sqlite_utils
 
 from connector.logs import get_logger
-from connector.store import files_to_download, record_file_download
+from connector.store import files_to_download, record_file_downloads
 
 log = get_logger(__name__)
 
@@ -48,6 +48,7 @@ class Downloader:
         self.directory = directory
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._folders: set[Path] = set()  # directories known to exist
 
     async def __aenter__(self) -> Downloader:
         if self.policy != "none":
@@ -62,16 +63,18 @@ class Downloader:
         """Rows the policy wants and that are not on disk yet (or failed their checksum)."""
         if self.policy == "none":
             return []
+        owner_kind = None if self.policy == "all" else "message"
         return [
-            row for row in files_to_download(db, demarche)
-            if (self.policy == "all" or row["owner_kind"] == "message")
-            and (numbers is None or row["dossier_number"] in numbers)
-            and row["virus_scan"] not in ("infected", "integrity_error")
+            row for row in files_to_download(db, demarche, numbers=numbers, owner_kind=owner_kind)
+            if row["virus_scan"] not in ("infected", "integrity_error")
         ]
 
     async def download(self, db: sqlite_utils.Database, rows: list[dict]) -> DownloadStats:
-        """Fetch the ``safe`` rows whose URL is fresh; report the dossiers whose URLs are stale."""
+        """Fetch the ``safe`` rows whose URL is fresh and record them in one transaction; report the
+        dossiers whose URLs are stale. A file renamed into place but not recorded (a crash between
+        the two) is swept by the next run and fetched again."""
         stats = DownloadStats(expired=[])
+        records: list[tuple[str, Path, bool]] = []
         for row in rows:
             if row["virus_scan"] != "safe":
                 stats.pending_scan += 1
@@ -79,14 +82,19 @@ class Downloader:
             if not row["url"] or _stale(row["url_seen_at"]):
                 stats.expired.append(row["dossier_number"])  # type: ignore[union-attr]
                 continue
-            outcome = await self._fetch(db, row)
+            outcome = await self._fetch(row)
             if outcome == "expired":
                 stats.expired.append(row["dossier_number"])  # type: ignore[union-attr]
-            elif outcome == "ok":
+                continue
+            if outcome in ("ok", "mismatch"):
+                records.append((row["file_key"], self.target(row), outcome == "ok"))
+            if outcome == "ok":
                 stats.downloaded += 1
                 stats.bytes += int(row["byte_size"] or 0)
             else:
                 stats.failed += 1
+        for path in record_file_downloads(db, records):
+            path.unlink(missing_ok=True)  # the file left its dossier meanwhile
         stats.expired = sorted(set(stats.expired or []))
         return stats
 
@@ -96,7 +104,9 @@ class Downloader:
         return (self.directory / str(row["demarche_number"]) / str(row["dossier_number"])
                 / f"{row['owner_kind']}-{digest}-{safe[:120]}")
 
-    async def _fetch(self, db: sqlite_utils.Database, row: dict) -> str:
+    async def _fetch(self, row: dict) -> str:
+        """Download one file to its place: "ok", "expired" (re-read the dossier), "mismatch"
+        (checksum or size wrong: recorded as such, fetched again next time) or "failed"."""
         assert self._session is not None
         path = self.target(row)
         where = {"dossier": row["dossier_number"], "file": row["filename"]}
@@ -108,7 +118,9 @@ class Downloader:
                 if response.status != 200:
                     log.warning("sync.file_failed", status=response.status, **where)
                     return "failed"
-                path.parent.mkdir(parents=True, exist_ok=True)
+                if path.parent not in self._folders:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    self._folders.add(path.parent)
                 partial = path.with_name(path.name + ".part")
                 md5, size = hashlib.md5(), 0
                 with open(partial, "wb") as out:
@@ -122,17 +134,12 @@ class Downloader:
             log.warning("sync.file_failed", error=f"{type(exc).__name__}: {exc}", **where)
             return "failed"
         checksum = base64.b64encode(md5.digest()).decode()
-        ok = checksum == row["checksum"] and (row["byte_size"] is None or size == int(row["byte_size"]))
-        if not ok:
+        if checksum != row["checksum"] or (row["byte_size"] is not None and size != int(row["byte_size"])):
             partial.unlink(missing_ok=True)
             log.error("sync.file_checksum_mismatch", expected=row["checksum"], got=checksum,
                       expected_size=row["byte_size"], size=size, **where)
-            record_file_download(db, row["file_key"], path, checksum_ok=False)
-            return "failed"
+            return "mismatch"
         os.replace(partial, path)
-        if not record_file_download(db, row["file_key"], path, checksum_ok=True):
-            path.unlink(missing_ok=True)  # the file left its dossier meanwhile
-            return "failed"
         log.debug("sync.file_downloaded", size=size, **where)
         return "ok"
 

@@ -67,6 +67,7 @@ log = get_logger(__name__)
 
 FIRST_PASS_SINCE = "2000-01-01T00:00:00+00:00"  # before any DS dossier: the whole démarche
 DELETED_LOOKBACK = timedelta(days=15)  # DS backdates usager deletions by ~2 weeks (NOTES.md §6)
+PENDING_SCAN_PATIENCE = timedelta(hours=24)  # a scan still pending after that is stuck: --full only
 DESCRIPTOR_MAX_AGE = timedelta(hours=24)
 PENDING_SCAN_RECHECK = timedelta(minutes=5)
 MAX_REREADS = 20  # dossier re-reads per démarche and run for fresh URLs or finished scans
@@ -150,6 +151,11 @@ async def run_sync(
     selected = _select(config, demarches)
     started = time.monotonic()
     db = open_db(config.database.path)
+    # The mirror can be fetched again, so its page commits need not wait for the disk (OPS.md §3.2:
+    # in WAL mode NORMAL may lose the last commits on power loss, rows and cursor together, never
+    # one without the other; the next run re-reads them). FULL stays the default of open_db for
+    # what cannot be fetched again (the side-effect journal).
+    db.execute("PRAGMA synchronous=NORMAL")
     run_id = start_run(db, "full" if full else kind, [d.number for d in selected])
     sweep(db, config.sync.download_dir)  # leftovers of a run killed between a commit and an unlink
     report = SyncReport(run_id, full, [])
@@ -223,8 +229,10 @@ class DemarcheSync:
         self.report = report
         self.progress = progress
         self.url_rereads = 0
+        self.full = False
 
     async def run(self, full: bool) -> None:
+        self.full = full
         if full or self._descriptor_stale():
             await self.descriptor()
         await self.dossiers()
@@ -365,8 +373,9 @@ class DemarcheSync:
         if bookmark and bookmark.after_cursor:
             since, after = bookmark.cursor_since, bookmark.after_cursor
         elif not full and bookmark and bookmark.updated_since:
-            lookback = DELETED_LOOKBACK if stream == "deleted" else self.overlap
-            since = _shift(bookmark.updated_since, -lookback)
+            since = _shift(bookmark.updated_since, -self.overlap)
+            if stream == "deleted":
+                since = self._backdated(bookmark.updated_since, since)
         async for page in deletion_pages(self.client, self.number, stream, since=since, after=after,
                                          page_size=self.page_size):
             nodes = [n for n in page.nodes if isinstance(n, dict) and n.get("number") is not None]
@@ -387,11 +396,25 @@ class DemarcheSync:
             self.report.pages += 1
             log.info("sync.page_committed", stream=stream, nodes=len(nodes), last=not page.has_next)
 
+    def _backdated(self, watermark: str, since: str) -> str:
+        """DS dates the purge of an en_construction dossier its usager deleted back to that deletion,
+        about two weeks earlier (NOTES.md §6), so its row lands behind the watermark. Those dossiers
+        sat in the trash meanwhile: read the deleted list back to the oldest of them (within 15
+        days). One deleted and purged between two syncs is caught by the daily full pass."""
+        oldest = self.db.execute(
+            "SELECT date_suppression FROM pending_deletions WHERE demarche_number = ? "
+            "AND state = 'en_construction' AND date_suppression IS NOT NULL",
+            [self.number],
+        ).fetchall()
+        floor = instant(watermark) - DELETED_LOOKBACK
+        dates = [instant(d) for (d,) in oldest if instant(d) >= floor]
+        return min([instant(since), *dates]).isoformat()
+
     # -- attachments -------------------------------------------------------------------------
 
-    async def download(self, numbers: set[int], *, reread: bool = True) -> list[int]:
-        """Download what the policy wants of these dossiers; re-read (once) those whose URLs expired.
-        Returns the dossiers still waiting for fresh URLs."""
+    async def download(self, numbers: set[int] | None, *, reread: bool = True) -> list[int]:
+        """Download what the policy wants of these dossiers (None: of the démarche); re-read (once)
+        those whose URLs expired. Returns the dossiers still waiting for fresh URLs."""
         rows = self.downloader.wanted(self.db, self.number, numbers)
         if not rows:
             return []
@@ -419,15 +442,26 @@ class DemarcheSync:
         rows = self.downloader.wanted(self.db, self.number)
         if not rows:
             return
+        expired = await self.download(None, reread=False)
+        for number in self._url_rereads(expired + [n for n in self._scans_to_check(rows) if n not in expired]):
+            await self.reread(number)
+
+    def _scans_to_check(self, rows: list[dict]) -> list[int]:
+        """Dossiers with a file whose virus scan was pending when last read (5 minutes ago or more),
+        least recently read first. DS's scans take minutes; one still pending a day after the
+        file's creation (DS's clock: the dossiers watermark) is left to the full pass."""
         now = datetime.now(timezone.utc)
-        waiting = {
-            r["dossier_number"] for r in rows
+        bookmark = get_bookmark(self.db, self.number, "dossiers")
+        recent = None
+        if not self.full and bookmark and bookmark.updated_since:
+            recent = instant(bookmark.updated_since) - PENDING_SCAN_PATIENCE
+        pending = sorted(
+            (r["url_seen_at"], r["dossier_number"]) for r in rows
             if r["virus_scan"] == "pending" and r["url_seen_at"]
             and now - instant(r["url_seen_at"]) > PENDING_SCAN_RECHECK
-        }
-        expired = set(await self.download({r["dossier_number"] for r in rows}, reread=False))
-        for number in self._url_rereads(sorted(expired | waiting)):
-            await self.reread(number)
+            and (recent is None or (r["created_at"] and instant(r["created_at"]) >= recent))
+        )
+        return list(dict.fromkeys(number for _, number in pending))
 
 
 def _select(config: Config, numbers: list[int] | None) -> list[Any]:

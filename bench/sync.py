@@ -1,0 +1,298 @@
+"""The connector's sync against the simulator on loopback: a full sync, then incremental ones.
+
+    .venv/bin/python bench/sync.py [DOSSIERS] [--attachments none|messages|all] [--reconcile]
+                                                            (default 5000 dossiers, attachments "messages")
+
+Starts ``ds-connector simulate`` (rate limit off) in its own process, writes a config (400 requests
+per minute, pages of 100, debug logs in JSON) and its 0600 token file in a temporary directory, and
+runs ``ds-connector sync`` as a child process: (1) the first sync into a fresh database, (2) an
+incremental sync with nothing new, (3) an incremental sync after some activity (per démarche: new
+dossiers, usager messages with a signed PDF, touched, hidden and purged dossiers), and with
+``--reconcile`` (4) ``sync --full`` on the up-to-date mirror.
+
+Per run it prints wall seconds, the sync process's own CPU seconds (user + sys) and peak RSS (from
+``os.wait4``), the simulator's CPU seconds meanwhile (``/proc/<pid>/stat``: the other process),
+requests per démarche (the ``api.request`` debug lines), the database size and the files fetched;
+then the targets of issue 4 §7, each met or not. Nothing is asserted: timings depend on the machine
+and its load. The client-side budget spaces requests (400 a minute), so wall time is at least
+requests × 0.15 s: the connector's CPU time is the figure that measures the connector.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REQUESTS_PER_MINUTE = 400
+PAGE_SIZE = 100
+TICKS = os.sysconf("SC_CLK_TCK")
+ACTIVITY = {"new": 5, "messages": 3, "touched": 3, "hidden": 1, "purged": 1}  # per démarche, run (3)
+
+
+@dataclass
+class Simulator:
+    process: subprocess.Popen[str]
+    url: str
+    control: str
+    token: str
+    demarches: dict[int, int]  # number -> dossiers on the API
+    seconds: float  # seeding and start-up
+
+    def cpu(self) -> float:
+        """utime + stime of the simulator process, in seconds."""
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+
+    def peak_rss_mb(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+
+    def post(self, operation: str, **payload: object) -> dict:
+        request = urllib.request.Request(self.control + operation, data=json.dumps(payload).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.load(response)
+
+
+@dataclass
+class Run:
+    label: str
+    wall: float
+    cpu: float  # the sync process's user + sys
+    peak_rss_kb: int
+    sim_cpu: float
+    exit_code: int
+    summary: str
+    row: dict  # its sync_runs row
+    requests: Counter[int] = field(default_factory=Counter)  # démarche -> api.request lines
+    operations: Counter[str] = field(default_factory=Counter)
+    received: Counter[int] = field(default_factory=Counter)  # démarche -> dossier nodes (sync.demarche_done)
+    files: int = 0
+    file_bytes: int = 0
+    db_bytes: int = 0
+    lists: dict[int, Counter[str]] = field(default_factory=dict)  # démarche -> deleted / pending rows after it
+
+
+def start_simulator(dossiers: int, seed: int) -> Simulator:
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "connector", "simulate", "--host", "127.0.0.1", "--port", "0",
+         "--seed", str(seed), "--dossiers", str(dossiers), "--rate-limit", "0"],
+        stdout=subprocess.PIPE, text=True)
+    banner = []
+    while not banner or not banner[-1].startswith("Rate limit"):
+        line = process.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            raise SystemExit("the simulator did not start")
+        banner.append(line)
+    text = "".join(banner)
+    return Simulator(
+        process,
+        url=re.search(r"serving (\S+)", text).group(1),  # type: ignore[union-attr]
+        control=re.search(r"Control surface: (\S+)", text).group(1),  # type: ignore[union-attr]
+        token=re.search(r"API token: (\S+)", text).group(1),  # type: ignore[union-attr]
+        demarches={int(m[1]): int(m[2]) for m in re.finditer(r"^\s+(\d+)\s.*\((\d+) dossiers on the API",
+                                                              text, re.MULTILINE)},
+        seconds=time.perf_counter() - started,
+    )
+
+
+def write_config(directory: Path, sim: Simulator, attachments: str) -> Path:
+    """As an operator would: the token in a 0600 file next to the config, never on a command line."""
+    fd = os.open(directory / "ds-api-token", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(sim.token + "\n")
+    lines = [
+        "[ds]", f'url = "{sim.url}"', 'token_file = "ds-api-token"', f"requests_per_minute = {REQUESTS_PER_MINUTE}",
+        "", "[database]", 'path = "ds-connector.sqlite"',
+        "", "[sync]", f'attachments = "{attachments}"', f"page_size = {PAGE_SIZE}",
+        "", "[log]", 'level = "debug"', 'format = "json"', "",
+    ]
+    for number in sim.demarches:
+        lines += ["[[demarches]]", f"number = {number}", ""]
+    path = directory / "config.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def run_sync(label: str, config: Path, sim: Simulator, *args: str) -> Run:
+    """``ds-connector sync`` as a child process, measured with ``os.wait4``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DS_API_TOKEN", "CREDENTIALS_DIRECTORY")}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        sim_before, started = sim.cpu(), time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-m", "connector", "sync", "--config", str(config), *args],
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        sim_cpu = sim.cpu() - sim_before
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        lines, problems = out.read().splitlines(), err.read().strip()
+    events = [json.loads(line) for line in lines if line.startswith("{")]
+    if child.returncode != 0 or problems:
+        print(f"  ({label}: exit {child.returncode}) {problems}", file=sys.stderr)
+    db_path = config.parent / "ds-connector.sqlite"
+    if not db_path.exists():
+        raise SystemExit(f"{label}: ds-connector sync exited {child.returncode} without a database: {problems}")
+    run = Run(label, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, sim_cpu, child.returncode,
+              summary=next((line for line in reversed(lines) if not line.startswith("{")), ""), row={})
+    for event in events:
+        if event.get("event") == "api.request":
+            run.requests[event.get("demarche", 0)] += 1
+            run.operations[event.get("operation", "?")] += 1
+        elif event.get("event") == "sync.demarche_done":
+            run.received[event.get("demarche", 0)] = event.get("dossiers", 0)
+    with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
+        db.row_factory = sqlite3.Row
+        run.row = dict(db.execute("SELECT * FROM sync_runs ORDER BY id DESC LIMIT 1").fetchone())
+        run.files, run.file_bytes = db.execute(
+            "SELECT count(*), coalesce(sum(byte_size), 0) FROM files WHERE downloaded_at IS NOT NULL").fetchone()
+        for table, key in (("tombstones", "deleted"), ("pending_deletions", "pending")):
+            for demarche, count in db.execute(f"SELECT demarche_number, count(*) FROM {table} GROUP BY 1"):
+                run.lists.setdefault(demarche, Counter())[key] = count
+    run.db_bytes = sum(p.stat().st_size for p in db_path.parent.glob("ds-connector.sqlite*") if p.is_file())
+    return run
+
+
+def make_activity(sim: Simulator, db_path: Path) -> Counter[str]:
+    """Per démarche: new dossiers, usager messages with a signed PDF, touched, hidden, purged ones."""
+    done: Counter[str] = Counter()
+    with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
+        picks = {n: [row[0] for row in db.execute(
+            "SELECT number FROM dossiers WHERE demarche_number = ? AND pending_deletion = 0 "
+            "AND state = 'en_construction' ORDER BY number LIMIT ?", [n, sum(ACTIVITY.values())])]
+            for n in sim.demarches}
+    for demarche, numbers in picks.items():
+        done["new"] += len(sim.post("dossiers", demarche=demarche, count=ACTIVITY["new"])["numbers"])
+        for number in numbers[:ACTIVITY["messages"]]:
+            sim.post("message", number=number, kind="signed_pdf")
+            done["messages"] += 1
+        rest = numbers[ACTIVITY["messages"]:]
+        touched, rest = rest[:ACTIVITY["touched"]], rest[ACTIVITY["touched"]:]
+        sim.post("touch", numbers=touched)
+        done["touched"] += len(touched)
+        for number in rest[:ACTIVITY["hidden"]]:
+            sim.post("hide", number=number, by="usager")
+            done["hidden"] += 1
+        for number in rest[ACTIVITY["hidden"]:ACTIVITY["hidden"] + ACTIVITY["purged"]]:
+            sim.post("purge", number=number)
+            done["purged"] += 1
+    return done
+
+
+def pages(count: int) -> int:
+    """Requests to read a list of ``count`` items (an empty list still costs one)."""
+    return max(1, math.ceil(count / PAGE_SIZE))
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT MET"
+
+
+def report(args: argparse.Namespace, sim: Simulator, runs: list[Run]) -> None:
+    mb = 1024 * 1024
+    print()
+    print(f"{'run':<28}{'wall s':>8}{'CPU s':>8}{'doss/s':>8}{'sim CPU':>9}{'requests':>9}{'pacing s':>9}"
+          f"{'dossiers':>9}{'new':>7}{'upd':>6}{'del':>5}{'files':>7}{'file MB':>8}{'RSS MB':>8}{'DB MB':>7}")
+    previous_files = previous_bytes = 0
+    for run in runs:
+        r = run.row
+        rate = f"{r['dossiers'] / run.cpu:.0f}" if r["dossiers"] and run.cpu else "-"
+        print(f"{run.label:<28}{run.wall:>8.1f}{run.cpu:>8.2f}{rate:>8}{run.sim_cpu:>9.2f}{r['requests']:>9}"
+              f"{r['requests'] * 60 / REQUESTS_PER_MINUTE:>9.1f}{r['dossiers']:>9}{r['new']:>7}{r['updated']:>6}"
+              f"{r['deleted']:>5}{run.files - previous_files:>7}{(run.file_bytes - previous_bytes) / mb:>8.1f}"
+              f"{run.peak_rss_kb / 1024:>8.1f}{run.db_bytes / mb:>7.1f}")
+        previous_files, previous_bytes = run.files, run.file_bytes
+    print("  CPU s: the sync process's user+sys (os.wait4); doss/s: dossiers received / CPU s; sim CPU: the "
+          "simulator's CPU meanwhile;\n  pacing s: requests × 60/400, the budget's floor on wall time; files: "
+          "downloaded by that run (DB MB includes -wal)")
+    for run in runs:
+        print(f"  {run.label}: exit {run.exit_code}, {run.row['status']}, operations "
+              + ", ".join(f"{op} {n}" for op, n in sorted(run.operations.items())))
+
+    full, quiet = runs[0], runs[1]
+    target = {n: pages(count) + 3 for n, count in sim.demarches.items()}
+    lists = {n: full.lists.get(n, Counter()) for n in sim.demarches}
+    exact = {n: 1 + pages(count) + pages(lists[n]["deleted"]) + pages(lists[n]["pending"])
+             for n, count in sim.demarches.items()}
+    print()
+    print(f"{'démarche':>10}{'on the API':>12}{'deleted':>9}{'trash':>7}{'target':>8}{'streams':>9}{'full':>6}"
+          f"{'no-change':>11}{'(re-read)':>10}" + "".join(f"{run.label.split()[0]:>6}" for run in runs[2:]))
+    for n, count in sim.demarches.items():
+        print(f"{n:>10}{count:>12}{lists[n]['deleted']:>9}{lists[n]['pending']:>7}{target[n]:>8}{exact[n]:>9}"
+              f"{full.requests[n]:>6}{quiet.requests[n]:>11}{quiet.received[n]:>10}"
+              + "".join(f"{run.requests[n]:>6}" for run in runs[2:]))
+    print("  requests per démarche (api.request debug lines) of each run; deleted / trash: DS's deletedDossiers and\n"
+          "  pendingDeletedDossiers lists as mirrored by the full sync; target: ⌈n/100⌉ + 3 (issue 4 §7); streams:\n"
+          "  1 descriptor + one request per 100 of each list (the floor when a deletion list exceeds one page);\n"
+          "  re-read: dossiers the no-change sync received again (the overlap window before the watermark)")
+
+    n = sum(sim.demarches.values())
+    total_target = sum(target.values())
+    worst_quiet = max(quiet.requests[d] for d in sim.demarches)
+    rate = full.row["dossiers"] / full.cpu if full.cpu else 0.0
+    rss = full.peak_rss_kb / 1024
+    print()
+    print(f"targets (issue 4 §7), N = {args.dossiers} seeded, {n} dossiers on the API, attachments {args.attachments}:")
+    print(f"  full sync requests {full.row['requests']} ≤ Σ(⌈n_d/100⌉ + 3) = {total_target}: "
+          f"{verdict(full.row['requests'] <= total_target and all(full.requests[d] <= target[d] for d in target))}"
+          f"  (per stream: {sum(exact.values())}; an N+1 connector: N + ⌈N/50⌉ = {n + math.ceil(n / 50)})")
+    print(f"  no-change incremental: at most {worst_quiet} requests per démarche ≤ 3: {verdict(worst_quiet <= 3)}")
+    net = full.row["dossiers"] / (full.cpu - quiet.cpu) if full.cpu > quiet.cpu else 0.0
+    print(f"  connector throughput {rate:.0f} dossiers/s of its own CPU ≥ 2000: {verdict(rate >= 2000)}"
+          f"  ({net:.0f}/s without the start-up, taken as the no-change run's {quiet.cpu:.2f} s; "
+          f"wall {full.row['dossiers'] / full.wall:.0f}/s, paced)")
+    print(f"  peak RSS {rss:.0f} MB < 200 MB (target at N = 50 000): {verdict(rss < 200)}")
+    print(f"  database {full.db_bytes / mb:.1f} MB after the full sync ({full.db_bytes / max(n, 1) / 1024:.1f} KB "
+          f"a dossier); simulator peak RSS {sim.peak_rss_mb():.0f} MB (its own process)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dossiers", nargs="?", type=int, default=5000, help="dossiers to seed (default 5000)")
+    parser.add_argument("--attachments", choices=("none", "messages", "all"), default="messages",
+                        help="the [sync] attachments policy (default messages)")
+    parser.add_argument("--seed", type=int, default=2026, help="the simulator's seed (default 2026)")
+    parser.add_argument("--reconcile", action="store_true", help="also time `sync --full` on the up-to-date mirror")
+    args = parser.parse_args()
+    sim = start_simulator(args.dossiers, args.seed)
+    try:
+        print(f"simulator seeded with {args.dossiers} dossiers and listening after {sim.seconds:.1f} s "
+              f"(its CPU {sim.cpu():.1f} s): " + ", ".join(f"démarche {n}: {c} on the API"
+                                                        for n, c in sim.demarches.items()), flush=True)
+        with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+            config = write_config(Path(tmp), sim, args.attachments)
+            runs = [run_sync("1 full (fresh database)", config, sim)]
+            print(f"  {runs[-1].summary}", flush=True)
+            runs.append(run_sync("2 incremental, no change", config, sim))
+            print(f"  {runs[-1].summary}", flush=True)
+            done = make_activity(sim, Path(tmp) / "ds-connector.sqlite")
+            print("  activity: " + ", ".join(f"{k} {v}" for k, v in done.items()), flush=True)
+            runs.append(run_sync("3 incremental, activity", config, sim))
+            print(f"  {runs[-1].summary}", flush=True)
+            if args.reconcile:
+                runs.append(run_sync("4 --full reconciliation", config, sim, "--full"))
+                print(f"  {runs[-1].summary}", flush=True)
+            report(args, sim, runs)
+    finally:
+        sim.process.terminate()
+        sim.process.wait(30)
+
+
+if __name__ == "__main__":
+    main()
