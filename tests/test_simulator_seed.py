@@ -314,6 +314,53 @@ def test_files_are_small_and_checksummed(world):
     assert scans["safe"] > scans["pending"] > 0 and scans["infected"] > 0
 
 
+def test_dates_spread_before_the_clock_instead_of_piling_up_on_it(world):
+    """DS's dossiers never change by the hundred in one second: a date the seeder would have put after the
+    clock start is redrawn before it, so the last minutes hold a handful of dossiers, like any others."""
+    now = world.clock.start
+    seconds = Counter(d.updated_at.replace(microsecond=0) for d in world.dossiers.values())
+    assert max(seconds.values()) <= 3
+    for field in ("depose_at", "en_instruction_at", "processed_at", "hidden_by_expired_at"):
+        times = Counter(getattr(d, field).replace(microsecond=0) for d in world.dossiers.values() if getattr(d, field))
+        assert max(times.values()) <= 3, field
+    assert max(Counter(x.deleted_at.replace(microsecond=0) for x in world.deleted).values()) <= 2
+    recent = Counter(d.demarche_number for d in world.dossiers.values() if now - d.updated_at <= timedelta(minutes=10))
+    assert all(n <= 5 for n in recent.values()), recent
+    files = [f for d in world.dossiers.values() for m in d.messages for f in m.attachments]
+    files += [d.attestation for d in world.dossiers.values() if d.attestation]
+    later = [t for d in world.dossiers.values() for t in _events(d) if t > now] + [
+        f for f in files if f.created_at > now]
+    assert later == [] and all(x.deleted_at <= now for x in world.deleted)
+
+
+def test_only_the_latest_uploads_are_still_being_scanned(world):
+    """DS's virus scan ends within minutes: pending files are the few sent in the last half hour, among
+    them FRESH_PDF_REPLIES signed conventions on listed dossiers; infected files stay infected."""
+    now = world.clock.start
+    pending = [(d, f) for d in world.dossiers.values() for m in d.messages for f in m.attachments
+               if f.virus_scan == "pending"]
+    pending += [(d, f) for d in world.dossiers.values() for c in d.champs for f in c.files if f.virus_scan == "pending"]
+    assert A.FRESH_PDF_REPLIES <= len(pending) <= 6
+    assert all(now - timedelta(minutes=30) < f.created_at <= now for _, f in pending)
+    planted = [d for d in world.dossiers.values() if A.PDF_SCAN_PENDING in d.anomalies]
+    assert len(planted) >= A.FRESH_PDF_REPLIES
+    for d in planted:
+        assert d.state == "accepte" and not d.archived and d.hidden_by_administration_at is None
+        assert any(f.virus_scan == "pending" and f.filename.lower().endswith(".pdf")
+                   for m in d.messages if m.email != SYSTEM_EMAIL for f in m.attachments)
+        assert A.CONVENTION_MISSING not in d.anomalies
+    assert any(f.virus_scan == "infected" for d in world.dossiers.values() for c in d.champs for f in c.files)
+
+
+def test_the_trash_holds_nothing_ds_would_have_purged(world):
+    """pendingDeletedDossiers (NOTES.md §6): DS purges what was hidden two weeks ago."""
+    now = world.clock.start
+    trash = [d.hidden_by_administration_at or d.hidden_by_user_at for d in world.dossiers.values()
+             if (d.state != "brouillon" and d.hidden_by_administration_at)
+             or (d.state == "en_construction" and d.hidden_by_user_at)]
+    assert trash and all(now - timedelta(days=14) < at <= now for at in trash)
+
+
 def test_make_dossier_every_state():
     w = seed_world(seed=3, dossiers=40)
     rng, when = random.Random(5), w.clock.start + timedelta(hours=1)

@@ -21,7 +21,8 @@ reopened                           3 %     Occitanie: reopened for a correction 
 usager_deleted                     ~0.5 %  terminated: ``connection_usager = "deleted"``
 brouillon                          5 %     any: never deposited, never on the API
 hidden_by_administration           1 %     terminated, in the trash (last 13 days)
-hidden_by_user_en_construction     1 %     Créteil en construction, in the trash
+hidden_by_user_en_construction     1 %     Créteil en construction, in the trash (last 13 days:
+                                           DS purges it two weeks after)
 hidden_by_user_terminated          0.5 %   terminated, still listed (dateSuppressionParUsager)
 hidden_by_expiry                   1 %     Créteil, 12 months after processing: the limbo
 (purged, in world.deleted)         3 %     in addition to ``dossiers``; reasons user_request
@@ -32,7 +33,9 @@ hidden_by_expiry                   1 %     Créteil, 12 months after processing:
 Occitanie convention outcomes as of the clock start (markers, same field): ``convention_on_time``,
 ``convention_late`` (first signed PDF after dépôt + 2 months), ``convention_missing``, plus
 ``reply_non_pdf`` / ``reply_image`` / ``reply_text`` when such replies exist and
-``pdf_scan_pending`` when a signed PDF's virus scan is still pending. Créteil UAIs are sometimes
+``pdf_scan_pending`` when a signed PDF's virus scan is still pending: DS scans within minutes, so
+only files sent in the last half hour are, among them :data:`FRESH_PDF_REPLIES` conventions sent by
+usagers who owed one (an exact count per world). Créteil UAIs are sometimes
 typed with a lower-case letter or a trailing space: noise, valid once normalised, not an anomaly.
 """
 
@@ -76,6 +79,8 @@ FATES = {
 }
 
 PURGED_RATE = 0.03
+
+FRESH_PDF_REPLIES = 2
 
 PURGE_REASONS = {"user_request": 30, "instructeur_request": 25, "expired": 20, "user_removed": 10,
                  "manager_request": 15}

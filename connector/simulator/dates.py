@@ -1,4 +1,4 @@
-"""Date helpers of the seeder: Paris days, French dates, calendar months, office hours."""
+"""Date helpers of the seeder: Paris days, French dates, calendar months, office hours, the clock's cap."""
 
 from __future__ import annotations
 
@@ -52,3 +52,14 @@ def after(rng: random.Random, t: datetime, lo_days: float, hi_days: float, offic
 
 def between(rng: random.Random, lo: datetime, hi: datetime) -> datetime:
     return lo + (hi - lo) * rng.random()
+
+
+def not_after(rng: random.Random, t: datetime, lo: datetime, cap: datetime, office: bool = False) -> datetime:
+    """``t``, or, when it falls after ``cap`` (an event still to come at the clock start), a date drawn
+    uniformly between ``lo`` (the event before it) and ``cap``, in office hours when ``office`` and that
+    still fits: such dates spread over the time they had, as DS's do, instead of piling up on ``cap``."""
+    if t <= cap:
+        return t
+    out = between(rng, lo, cap)
+    moved = office_hours(rng, out) if office else out
+    return moved if moved <= cap else out

@@ -14,7 +14,7 @@ from connector.simulator.anomalies import (
     HIDDEN_BY_USER_TERMINATED, MISSING_UPLOAD, PDF_SCAN_PENDING, RATES, REOPENED, REPLY_IMAGE, REPLY_NON_PDF,
     REPLY_TEXT,
 )
-from connector.simulator.dates import DAY, add_months, after, between, fr_date, paris_day
+from connector.simulator.dates import DAY, add_months, after, between, fr_date, not_after, paris_day
 from connector.simulator.demarches import Spec
 from connector.simulator.filling import NOTHING, file_size, string_value
 from connector.simulator.forms import Form
@@ -249,7 +249,7 @@ def occitanie_life(life: Life, reopen_allowed: bool) -> None:
     pdf_at = next((t for t, k in replies if k == "signed_pdf"), None)
     if (pdf_at is None or pdf_at > d.depose_at + 45 * DAY) and rng.random() < 0.5:
         reminder = after(rng, d.depose_at, 45, 55)
-        if reminder <= now and (pdf_at is None or reminder < pdf_at):
+        if reminder + timedelta(minutes=30) <= now and (pdf_at is None or reminder < pdf_at):
             email = rng.choice(life.humans)
             life.instructeur_message(reminder, _text(_REMINDER, deadline_text), email)
             life.annotate(reminder + timedelta(minutes=rng.uniform(1, 20)), "relance", paris_day(reminder), email)
@@ -259,7 +259,7 @@ def occitanie_life(life: Life, reopen_allowed: bool) -> None:
     if (deadline <= now and (pdf_at is None or pdf_at > deadline) and d.connection_usager != "deleted"
             and rng.random() < 0.35):
         closing = after(rng, deadline, 1, 25)
-        if closing <= now and (pdf_at is None or closing < pdf_at):
+        if closing + timedelta(minutes=10) <= now and (pdf_at is None or closing < pdf_at):
             email = rng.choice(life.humans)
             life.annotate(closing, "statut", "Classée sans suite", email)
             life.close_sans_suite(closing + timedelta(minutes=rng.uniform(1, 4)), _SANS_SUITE)
@@ -270,7 +270,8 @@ def occitanie_life(life: Life, reopen_allowed: bool) -> None:
                 life.archive(archived)
                 replies = [(t, k) for t, k in replies if t < archived]  # the messagerie closes
     for at, kind in replies:
-        scan = "pending" if kind != "text" and (rng.random() < 0.02 or now - at < timedelta(hours=6)) else "safe"
+        # DS's virus scan ends within minutes: only the latest uploads are still pending.
+        scan = "pending" if kind != "text" and now - at < timedelta(minutes=rng.uniform(1, 30)) else "safe"
         life.usager_message(at, kind, scan)
         if kind == "signed_pdf" and scan == "pending":
             life.anomalies.append(PDF_SCAN_PENDING)
@@ -281,7 +282,7 @@ def occitanie_life(life: Life, reopen_allowed: bool) -> None:
                           CONVENTION_ON_TIME if pdf_at <= deadline else CONVENTION_LATE)
     if pdf_at is not None and closed_at is None:
         noted = after(rng, pdf_at, 0.1, 8)
-        if noted <= now and rng.random() < 0.75:
+        if noted + timedelta(minutes=2) <= now and rng.random() < 0.75:
             email = rng.choice(life.humans)
             life.annotate(noted, "convention_recue", True, email)
             life.annotate(noted + timedelta(seconds=rng.uniform(5, 60)), "date_reception", paris_day(pdf_at), email)
@@ -306,7 +307,7 @@ def _reopen(life: Life, accepted: datetime) -> None:
     life.message(asked, d.usager_email, "Bonjour,\n\nNous avons constaté une erreur dans la liste des écoles de "
                  "la convention. Pouvez-vous rouvrir le dossier afin que nous puissions la corriger ?\n\nMerci.")
     reopened = after(rng, asked, 0.3, 3)
-    if reopened > now:
+    if reopened + timedelta(minutes=4) > now:
         return
     agent = rng.choice(life.humans)
     life.transition(reopened, "repasse_en_instruction", agent)
@@ -323,7 +324,7 @@ def _reopen(life: Life, accepted: datetime) -> None:
     d.champs_updated_at = edited
     life.events.append(edited)
     accepted_again = after(rng, edited, 1, 6)
-    if accepted_again > now:
+    if accepted_again + timedelta(minutes=6) > now:
         return
     life.transition(accepted_again, "passe_en_instruction", agent)
     life.transition(accepted_again + timedelta(minutes=rng.uniform(1, 5)), "accepte", agent)
@@ -344,12 +345,12 @@ def poitiers_life(life: Life) -> None:
                                          "bouton « Télécharger l'attestation ».\n\nCordialement")
     if rng.random() < 0.02:
         closing = after(rng, accepted, 2, 20)
-        if closing <= now:
+        if closing + timedelta(minutes=6) <= now:
             life.close_sans_suite(closing, "Doublon : la collectivité a déposé un autre dossier.")
             life.label("Doublon")
             return
     sent = after(rng, accepted, 1, 25)
-    if sent <= now and rng.random() < 0.6:
+    if sent + timedelta(minutes=1) <= now and rng.random() < 0.6:
         email = rng.choice(life.humans)
         life.annotate(sent, "aaf_transmis", True, email)
         life.annotate(sent + timedelta(seconds=rng.uniform(5, 60)), "aaf_date", paris_day(sent), email)
@@ -384,17 +385,17 @@ def creteil_life(life: Life, target: str | None, processed: datetime | None) -> 
     if processed is not None:
         instruction = between(rng, d.depose_at, processed - timedelta(hours=2))
     else:
-        instruction = min(after(rng, d.depose_at, 0.5, min(20, max(age, 1))), now - timedelta(minutes=20))
+        instruction = not_after(rng, after(rng, d.depose_at, 0.5, min(20, max(age, 1))), d.depose_at, now, True)
     life.transition(instruction, "passe_en_instruction", agent)
     if target == "en_instruction":
         return
     if processed is None:
-        processed = min(after(rng, instruction, 0.05, 15), now - timedelta(minutes=5))
+        processed = not_after(rng, after(rng, instruction, 0.05, 15), instruction, now, True)
     r = rng.random()
     if r < 0.8:
         life.transition(processed, "accepte", agent)
         delivered = after(rng, processed, 1, 10)
-        if delivered <= now and rng.random() < 0.7:
+        if delivered + timedelta(minutes=1) <= now and rng.random() < 0.7:
             life.annotate(delivered, "aaf_livre", True, agent)
             life.annotate(delivered + timedelta(seconds=rng.uniform(5, 60)), "aaf_date", paris_day(delivered), agent)
             life.label("AAF livré")
@@ -411,8 +412,8 @@ def hide(life: Life, fate: str) -> None:
     """Hide the dossier as the fate says (its state was made to fit by the caller)."""
     d, rng, now = life.d, life.rng, life.now
     if fate == HIDDEN_BY_EXPIRY:
-        d.hidden_by_expired_at = min(add_months(d.processed_at, 12) + timedelta(hours=rng.uniform(1, 6)), now)
-        at = d.hidden_by_expired_at
+        due = add_months(d.processed_at, 12)
+        d.hidden_by_expired_at = at = not_after(rng, due + timedelta(hours=rng.uniform(1, 6)), due, now)
     elif fate == HIDDEN_BY_USER_EN_CONSTRUCTION:
         d.hidden_by_user_at = at = between(rng, max(d.en_construction_at, now - 13 * DAY), now)
     elif fate == HIDDEN_BY_USER_TERMINATED:

@@ -26,10 +26,11 @@ from datetime import datetime, timedelta
 
 from connector.simulator import ident, referentiel as ref
 from connector.simulator.anomalies import (
-    BROUILLON, FATES, HIDDEN_BY_ADMINISTRATION, HIDDEN_BY_EXPIRY, HIDDEN_BY_USER_EN_CONSTRUCTION,
-    HIDDEN_BY_USER_TERMINATED, PURGE_REASONS, PURGED_RATE, USAGER_DELETED,
+    BROUILLON, CONVENTION_LATE, CONVENTION_MISSING, CONVENTION_ON_TIME, FATES, FRESH_PDF_REPLIES,
+    HIDDEN_BY_ADMINISTRATION, HIDDEN_BY_EXPIRY, HIDDEN_BY_USER_EN_CONSTRUCTION, HIDDEN_BY_USER_TERMINATED,
+    PDF_SCAN_PENDING, PURGE_REASONS, PURGED_RATE, USAGER_DELETED,
 )
-from connector.simulator.dates import DAY, add_months, between, office_hours
+from connector.simulator.dates import DAY, add_months, between, not_after, office_hours
 from connector.simulator.demarches import (
     CRETEIL, DEMARCHES, OCCITANIE, POITIERS, SPECS, TECH_ACCOUNTS, Spec, build_demarche, form_for, form_of,
 )
@@ -180,9 +181,8 @@ def _build(world: World, plan: _Plan, number: int, rng: random.Random, communes:
     dem, form, now = world.demarches[plan.demarche], forms_by_dem[plan.demarche], world.clock.start
     commune = communes[plan.demarche].next()
     if plan.depose_at is None:  # brouillon
-        last = min(between(rng, plan.created_at, plan.created_at + 20 * DAY), now - timedelta(minutes=5))
-        life = _new_dossier(world, dem, form, rng, number, commune, plan.created_at, max(last, plan.created_at),
-                            False, False, shared)
+        last = not_after(rng, between(rng, plan.created_at, plan.created_at + 20 * DAY), plan.created_at, now)
+        life = _new_dossier(world, dem, form, rng, number, commune, plan.created_at, last, False, False, shared)
         keep = rng.randint(len(life.d.champs) // 3, len(life.d.champs))
         for champ in life.d.champs[keep:]:
             if champ.type in SELF_FILLED:
@@ -226,12 +226,28 @@ def _purged(world: World, plan: _Plan, number: int, rng: random.Random) -> Delet
     elif plan.purge == "user_request":  # backdated to the day the usager deleted it
         state, at = "en_construction", between(rng, depose + timedelta(hours=1), now - 15 * DAY)
     elif plan.purge == "user_removed":
-        state, at = "en_construction", between(rng, depose + timedelta(hours=1), now)
-    else:
+        state, at = "en_construction", between(rng, depose, now)
+    else:  # hidden by the administration once processed, purged two weeks later
         processed = depose + (timedelta(seconds=50) if plan.demarche != CRETEIL else rng.uniform(2, 20) * DAY)
         state = "accepte" if plan.demarche != CRETEIL else rng.choice(("accepte", "refuse", "sans_suite"))
-        at = min(processed + rng.uniform(15, 30) * DAY, now - timedelta(hours=1))
-    return DeletedDossier(0, number, plan.demarche, state, plan.purge, min(at, now))
+        at = not_after(rng, processed + rng.uniform(15, 30) * DAY, processed + 14 * DAY, now)
+    return DeletedDossier(0, number, plan.demarche, state, plan.purge, at)
+
+
+def _fresh_replies(world: World, rng: random.Random) -> None:
+    """:data:`FRESH_PDF_REPLIES` usagers still owing their convention send it in the last half hour: its
+    virus scan is still running at the clock start (DS scans within minutes; older files are all done)."""
+    now = world.clock.start
+    waiting = [d for d in world.dossiers.values() if d.demarche_number == OCCITANIE and d.state == "accepte"
+               and CONVENTION_MISSING in d.anomalies and not d.archived and d.connection_usager != "deleted"
+               and d.hidden_by_user_at is d.hidden_by_administration_at is None]
+    for d in rng.sample(waiting, min(FRESH_PDF_REPLIES, len(waiting))):
+        at = now - timedelta(minutes=rng.uniform(1, 29))
+        write_usager_message(world, d, "signed_pdf", at, rng, "pending")
+        d.messages.sort(key=lambda m: m.created_at)
+        d.updated_at = max(d.updated_at, at)
+        outcome = CONVENTION_ON_TIME if at <= add_months(d.depose_at, 2) else CONVENTION_LATE
+        d.anomalies = tuple(outcome if a == CONVENTION_MISSING else a for a in d.anomalies) + (PDF_SCAN_PENDING,)
 
 
 def _renumber(world: World, bases: dict[str, int]) -> None:
@@ -295,6 +311,7 @@ def _seed(seed: int, dossiers: int, token: str | None, start: datetime) -> World
         else:
             _build(world, plan, number, rng, communes, forms_by_dem, shared)
     world.next_ids["Dossier"] = number
+    _fresh_replies(world, rng)
     _renumber(world, bases)
     return world
 
