@@ -239,6 +239,33 @@ def test_virus_scans_pending_files_wait_and_infected_ones_never_come(simulator, 
     assert not [p for p in on_disk(config) if "virus" in p.name]
 
 
+def test_a_scan_still_pending_a_day_later_is_left_to_the_full_pass(simulator, tmp_path, monkeypatch):
+    """DS's scans take minutes; re-reading a stuck one at every sync would cost requests forever."""
+    world = simulator.world
+    scanned = one(world, state="accepte")
+    (key,) = simulator.control("message", number=scanned.number, content_type="application/pdf",
+                               filename="convention.pdf", virus_scan="pending")["attachments"]
+    simulator.control("advance", seconds=2 * 86400)  # two days on, other dossiers change
+    others = [next(d.number for d in world.dossiers.values()
+                   if d.demarche_number == n and visible(d) and d.number != scanned.number)
+              for n in world.demarches]
+    simulator.control("touch", numbers=others)
+    config = simulator_config(tmp_path, simulator, attachments="messages")
+    monkeypatch.setattr(engine, "PENDING_SCAN_RECHECK", timedelta(0))
+    sync(config)
+    db = read_db(config)
+    stuck = "SELECT virus_scan, local_path FROM files WHERE dossier_number = ? AND filename = 'convention.pdf'"
+    simulator.control("scan", key=key)
+
+    report = sync(config)
+    assert report.total("rereads") == 0 and report.requests == 3 * len(world.demarches)
+    assert tuple(db.execute(stuck, [scanned.number]).fetchone()) == ("pending", None)
+
+    sync(config, full=True)
+    virus_scan, local_path = db.execute(stuck, [scanned.number]).fetchone()
+    assert virus_scan == "safe" and Path(local_path).is_file()
+
+
 # --- incremental syncs -----------------------------------------------------------------------
 
 

@@ -8,9 +8,10 @@ Per démarche (``DemarcheSync``), in this order:
 2. **dossiers**: ``updatedSince = watermark − overlap`` (the watermark is the greatest
    ``dateDerniereModification`` of the last completed pass: DS's clock only), always in the
    ``(updated_at, id)`` order, so a dossier changed during the pass comes again later in it;
-3. **deleted** (purges: rows and files go, a tombstone stays), re-read 15 days back because DS
-   backdates some deletions, and **pending_deleted** (the trash: dossiers flagged, they may return);
-4. with ``full``: the reconciliation (``reconcile.py``), then quarantined dossiers are retried;
+3. **deleted** (purges: rows and files go, a tombstone stays), read back to the oldest usager
+   deletion still in the trash because DS backdates their purge, and **pending_deleted** (the
+   trash: dossiers flagged, they may return); ``--full`` reads both lists whole;
+4. with ``full``: the reconciliation (``reconcile.py``), quarantined dossiers retried;
 5. attachments the policy wants: right after the page that listed them, and at the end the ones
    whose URL expired or whose virus scan was still pending (their dossiers are re-read).
 
@@ -62,6 +63,7 @@ from connector.store import (
 from connector.store.values import instant
 from connector.sync.attachments import Downloader, remove_local, sweep
 from connector.sync.pages import Page, deletion_pages, dossier_pages
+from connector.sync.reconcile import reconcile
 
 log = get_logger(__name__)
 
@@ -174,9 +176,9 @@ async def run_sync(
                     result = DemarcheReport(demarche.number, demarche.label)
                     report.demarches.append(result)
                     with structlog.contextvars.bound_contextvars(demarche=demarche.number):
-                        job = DemarcheSync(db, client, downloader, config, result, progress)
+                        job = DemarcheSync(db, client, downloader, config, result, progress, full=full)
                         try:
-                            await job.run(full)
+                            await job.run()
                         except (DemarcheUnauthorized, DemarcheNotFound) as exc:
                             result.error = exc
                             log.error("sync.demarche_refused", error=str(exc))
@@ -219,7 +221,7 @@ class DemarcheSync:
     """One démarche's streams, in the order of the module docstring."""
 
     def __init__(self, db: sqlite_utils.Database, client: DsClient, downloader: Downloader,
-                 config: Config, report: DemarcheReport, progress: ProgressFn | None):
+                 config: Config, report: DemarcheReport, progress: ProgressFn | None, *, full: bool):
         self.db = db
         self.client = client
         self.downloader = downloader
@@ -228,19 +230,16 @@ class DemarcheSync:
         self.overlap = timedelta(minutes=config.sync.overlap_minutes)
         self.report = report
         self.progress = progress
+        self.full = full  # --full: descriptor, whole deletion lists, reconciliation
         self.url_rereads = 0
-        self.full = False
 
-    async def run(self, full: bool) -> None:
-        self.full = full
-        if full or self._descriptor_stale():
+    async def run(self) -> None:
+        if self.full or self._descriptor_stale():
             await self.descriptor()
         await self.dossiers()
-        await self.deletions("deleted", full)
-        await self.deletions("pending_deleted", full)
-        if full:
-            from connector.sync.reconcile import reconcile
-
+        await self.deletions("deleted")
+        await self.deletions("pending_deleted")
+        if self.full:
             await reconcile(self)
         await self.files_left()
 
@@ -367,12 +366,12 @@ class DemarcheSync:
 
     # -- deletions ---------------------------------------------------------------------------
 
-    async def deletions(self, stream: str, full: bool) -> None:
+    async def deletions(self, stream: str) -> None:
         bookmark = get_bookmark(self.db, self.number, stream)
         since, after = None, None
         if bookmark and bookmark.after_cursor:
             since, after = bookmark.cursor_since, bookmark.after_cursor
-        elif not full and bookmark and bookmark.updated_since:
+        elif not self.full and bookmark and bookmark.updated_since:
             since = _shift(bookmark.updated_since, -self.overlap)
             if stream == "deleted":
                 since = self._backdated(bookmark.updated_since, since)
