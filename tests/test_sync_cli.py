@@ -17,6 +17,8 @@ import subprocess
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from simworld import visible_dossiers
 from syncenv import sync_cli, write_config
 
@@ -63,33 +65,21 @@ def listed(handle, demarche: int) -> int:
 # --- the token ------------------------------------------------------------------------------------
 
 
-def test_unknown_token_is_refused(simulator, tmp_path):
-    token = secrets.token_urlsafe(32)  # never given to the simulator
+@pytest.mark.parametrize("kind, expected", [
+    ("unknown", "refused the API token"),  # never given to the simulator
+    ("revoked", "refused the API token"),
+    ("expired", "expired"),
+])
+def test_a_bad_token_stops_the_sync_with_one_clear_line(simulator, tmp_path, kind, expected):
+    if kind == "unknown":
+        token = secrets.token_urlsafe(32)
+    else:
+        token = simulator.sim.add_token(**{kind: True})
     config = write_config(tmp_path, simulator.url, token, sorted(simulator.world.demarches))
     result = run(config, token)
     assert result.returncode == 78
     [line] = problem_lines(result)
-    assert "refused the API token" in line
-    assert dossier_counts(config) == {}
-
-
-def test_revoked_token_is_refused(simulator, tmp_path):
-    token = simulator.sim.add_token(revoked=True)
-    config = write_config(tmp_path, simulator.url, token, sorted(simulator.world.demarches))
-    result = run(config, token)
-    assert result.returncode == 78
-    [line] = problem_lines(result)
-    assert "refused the API token" in line
-    assert dossier_counts(config) == {}
-
-
-def test_expired_token_says_expired(simulator, tmp_path):
-    token = simulator.sim.add_token(expired=True)
-    config = write_config(tmp_path, simulator.url, token, sorted(simulator.world.demarches))
-    result = run(config, token)
-    assert result.returncode == 78
-    [line] = problem_lines(result)
-    assert "expired" in line
+    assert expected in line
     assert dossier_counts(config) == {}
 
 
