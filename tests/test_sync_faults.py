@@ -27,6 +27,7 @@ from tenacity import wait_exponential_jitter
 from connector.config import load_config
 from connector.credentials import load_token
 from connector.ds import retry
+from connector.errors import PageFailed
 from connector.simulator.seed import seed_world
 from connector.sync import run_sync
 from conftest import SimulatorHandle
@@ -125,6 +126,24 @@ def test_each_fault_ends_in_the_same_mirror(world, tmp_path, reference, monkeypa
     assert report.requests == reference["requests"] + extra_requests
     assert report.retries == extra_requests and report.rate_limited == (fault["kind"] == "rate_limit")
     assert dump(config, CLOCKS) == reference["dump"]
+
+
+def test_ds_failing_past_the_retries_fails_that_demarche_then_the_next_run_catches_up(
+        world, tmp_path, reference, monkeypatch):
+    monkeypatch.setattr(retry, "MAX_ATTEMPTS", 3)
+    world.control("fault", kind="http_error", status=503, operation="getDeletedDossiersPage", count=3)
+    config = simulator_config(tmp_path, world, page_size=PAGE_SIZE)
+
+    report = sync(config)
+
+    first, *others = report.demarches
+    assert report.status == "partial" and report.exit_code == 75  # EX_TEMPFAIL: try again later
+    assert isinstance(first.error, PageFailed) and "HTTP 503" in str(first.error)
+    assert all(d.error is None and d.new > 0 for d in others)
+    assert [tuple(r) for r in read_db(config).execute("SELECT status FROM sync_runs")] == [("partial",)]
+
+    report = sync(config)
+    assert report.status == "ok" and dump(config, CLOCKS) == reference["dump"]
 
 
 def test_a_read_timeout_on_a_slow_answer_is_retried(world, tmp_path, reference):

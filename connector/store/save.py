@@ -126,7 +126,7 @@ def save_dossiers(
     for node in nodes:
         number = int(node["number"])
         files = _file_rows(number, node, seen_at)  # takes the URLs out of the node
-        raw = json.dumps(node, ensure_ascii=False, separators=(",", ":"))
+        raw = json.dumps(node, ensure_ascii=False, separators=(",", ":"), check_circular=False)
         old = stored.get(number)
         if old is not None and old[1] == raw and old[0] == node["dateDerniereModification"]:
             counts.unchanged += 1
