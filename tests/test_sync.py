@@ -105,6 +105,15 @@ def assert_downloads_are_intact(db) -> int:
     return len(rows)
 
 
+def downloaded_dossier(db: Any) -> tuple[int, list[Path]]:
+    """The first dossier (by number) with downloaded attachments, and their local paths."""
+    number = next(n for (n,) in db.execute(
+        "SELECT dossier_number FROM files WHERE local_path IS NOT NULL ORDER BY dossier_number"))
+    paths = [Path(p) for (p,) in db.execute(
+        "SELECT local_path FROM files WHERE dossier_number = ? AND local_path IS NOT NULL", [number])]
+    return number, paths
+
+
 def one(world: World, demarche: int | None = None, **where: Any) -> Dossier:
     """The first visible dossier (by number) matching ``where``."""
     for d in sorted(world.dossiers.values(), key=lambda d: d.number):
@@ -275,10 +284,7 @@ def test_incremental_sync_follows_edits_new_dossiers_messages_purges_and_the_tra
     sync(config)
     db = read_db(config)
 
-    purged = next(n for (n,) in db.execute(
-        "SELECT dossier_number FROM files WHERE local_path IS NOT NULL ORDER BY dossier_number"))
-    purged_paths = [Path(p) for (p,) in db.execute(
-        "SELECT local_path FROM files WHERE dossier_number = ? AND local_path IS NOT NULL", [purged])]
+    purged, purged_paths = downloaded_dossier(db)
     assert purged_paths and all(p.exists() for p in purged_paths)
     demarche = world.dossiers[purged].demarche_number
     edited, writer, trashed = [d for d in sorted(world.dossiers.values(), key=lambda d: d.number)
@@ -423,10 +429,7 @@ def test_full_sync_tombstones_a_dossier_hidden_by_automatic_expiry(simulator, tm
     config = simulator_config(tmp_path, simulator, attachments="all")
     sync(config)
     db = read_db(config)
-    number = next(n for (n,) in db.execute(
-        "SELECT dossier_number FROM files WHERE local_path IS NOT NULL ORDER BY dossier_number"))
-    paths = [Path(p) for (p,) in db.execute(
-        "SELECT local_path FROM files WHERE dossier_number = ? AND local_path IS NOT NULL", [number])]
+    number, paths = downloaded_dossier(db)
     simulator.control("hide", number=number, by="expired")
 
     report = sync(config)  # the limbo: in no list, so an incremental sync cannot tell
