@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sqlite3
 from collections import Counter
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -422,6 +424,28 @@ def test_a_full_sync_of_an_unchanged_mirror_changes_nothing(simulator, tmp_path)
     assert report.status == "ok" and report.total("rereads") == 0
     assert (report.total("new"), report.total("updated"), report.total("deleted")) == (0, 0, 0)
     assert report.requests == 5 * len(simulator.world.demarches)  # descriptor, 3 streams, listing
+
+
+def test_full_sync_unflags_a_dossier_ds_lists_again(simulator, tmp_path):
+    """A dossier flagged as in the trash that DS lists again (the flag outlived the trash entry, e.g.
+    the mirror was restored from a backup) is not in the trash: the full pass says so."""
+    world = simulator.world
+    config = simulator_config(tmp_path, simulator, attachments="none")
+    sync(config)
+    number = one(world, state="accepte").number
+    with closing(sqlite3.connect(config.database.path)) as db, db:
+        db.execute("UPDATE dossiers SET pending_deletion = 1 WHERE number = ?", [number])
+        db.execute("INSERT INTO pending_deletions (number, demarche_number, recorded_at) "
+                   "SELECT number, demarche_number, '2026-01-01T00:00:00+00:00' FROM dossiers WHERE number = ?",
+                   [number])
+
+    sync(config)  # incremental: nothing tells it
+    db = read_db(config)
+    assert scalar(db, "SELECT pending_deletion FROM dossiers WHERE number = ?", number) == 1
+
+    sync(config, full=True)
+    assert scalar(db, "SELECT pending_deletion FROM dossiers WHERE number = ?", number) == 0
+    assert scalar(db, "SELECT count(*) FROM pending_deletions WHERE number = ?", number) == 0
 
 
 def test_full_sync_tombstones_a_dossier_hidden_by_automatic_expiry(simulator, tmp_path):

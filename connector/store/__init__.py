@@ -17,6 +17,7 @@ file records are their own unit of work (a savepoint when called inside one). Ta
 
 from connector.store.db import open_db, open_db_readonly
 from connector.store.deletions import (
+    clear_pending,
     clear_quarantine,
     clear_unnamed_quarantine,
     confirm_vanished,
@@ -38,6 +39,7 @@ __all__ = [
     "Bookmark",
     "SaveCounts",
     "classify_sender",
+    "clear_pending",
     "clear_quarantine",
     "clear_unnamed_quarantine",
     "confirm_vanished",

@@ -66,6 +66,21 @@ def save_pending_deleted(db: sqlite_utils.Database, demarche_number: int, nodes:
     return flagged
 
 
+def clear_pending(db: sqlite_utils.Database, numbers: list[int]) -> int:
+    """Unflag dossiers DS lists again (a listed dossier is not in its trash): the flag and the trash
+    row go. Its own unit of work. Returns how many dossiers were unflagged."""
+    flagged = 0
+    with db.atomic():
+        for start in range(0, len(numbers), 500):
+            chunk = numbers[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            db.conn.execute(f"DELETE FROM pending_deletions WHERE number IN ({marks})", chunk)
+            flagged += db.conn.execute(
+                f"UPDATE dossiers SET pending_deletion = 0, pending_deletion_date = NULL "
+                f"WHERE number IN ({marks}) AND pending_deletion = 1", chunk).rowcount
+    return flagged
+
+
 def confirm_vanished(db: sqlite_utils.Database, number: int, reason: str = "vanished") -> list[Path]:
     """Tombstone a dossier missing from DS's listing that ``dossier(number:)`` says is not found
     (the limbo, NOTES.md §6). Its own unit of work (a savepoint inside the caller's transaction).

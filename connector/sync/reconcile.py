@@ -8,6 +8,7 @@ request) is compared with the mirror (NOTES.md rule 7):
 - local dossiers DS no longer lists, and that are not in its trash, are read by number: DS's
   ``not_found`` confirms they vanished (auto-expired dossiers sit in no deleted list for about two
   weeks), and they are purged and tombstoned like deleted ones;
+- local dossiers flagged as in DS's trash that DS lists again are unflagged;
 - quarantined dossiers are tried again; quarantine entries without a number (dossiers DS could
   not even name) go once every dossier DS lists is in the mirror.
 
@@ -20,7 +21,7 @@ import math
 from typing import TYPE_CHECKING
 
 from connector.logs import get_logger
-from connector.store import clear_unnamed_quarantine, confirm_vanished, finish_stream
+from connector.store import clear_pending, clear_unnamed_quarantine, confirm_vanished, finish_stream
 from connector.store.values import instant
 from connector.sync.attachments import remove_local
 from connector.sync.pages import PAGE_SIZES, listing
@@ -42,6 +43,10 @@ async def reconcile(job: DemarcheSync) -> None:
     ).fetchall())
     in_trash = {n for (n,) in db.execute(
         "SELECT number FROM dossiers WHERE demarche_number = ? AND pending_deletion = 1", [number])}
+    back = sorted(in_trash & set(remote))  # listed again, so out of the trash, even if not re-dated
+    if back:
+        clear_pending(db, back)
+        in_trash -= set(back)
     differ = sorted(n for n, date in remote.items()
                     if n not in local or instant(date) != instant(local[n]))
     missing = sorted(set(local) - set(remote) - in_trash)
