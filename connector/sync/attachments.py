@@ -15,7 +15,7 @@ import base64
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -39,7 +39,7 @@ class DownloadStats:
     bytes: int = 0
     failed: int = 0
     pending_scan: int = 0
-    expired: list[int] | None = None  # dossiers whose URLs must be re-read
+    expired: list[int] = field(default_factory=list)  # dossiers whose URLs must be re-read
 
 
 class Downloader:
@@ -73,18 +73,18 @@ class Downloader:
         """Fetch the ``safe`` rows whose URL is fresh and record them in one transaction; report the
         dossiers whose URLs are stale. A file renamed into place but not recorded (a crash between
         the two) is swept by the next run and fetched again."""
-        stats = DownloadStats(expired=[])
+        stats = DownloadStats()
         records: list[tuple[str, Path, bool]] = []
         for row in rows:
             if row["virus_scan"] != "safe":
                 stats.pending_scan += 1
                 continue
             if not row["url"] or _stale(row["url_seen_at"]):
-                stats.expired.append(row["dossier_number"])  # type: ignore[union-attr]
+                stats.expired.append(row["dossier_number"])
                 continue
             outcome = await self._fetch(row)
             if outcome == "expired":
-                stats.expired.append(row["dossier_number"])  # type: ignore[union-attr]
+                stats.expired.append(row["dossier_number"])
                 continue
             if outcome in ("ok", "mismatch"):
                 records.append((row["file_key"], self.target(row), outcome == "ok"))
@@ -95,7 +95,7 @@ class Downloader:
                 stats.failed += 1
         for path in record_file_downloads(db, records):
             path.unlink(missing_ok=True)  # the file left its dossier meanwhile
-        stats.expired = sorted(set(stats.expired or []))
+        stats.expired = sorted(set(stats.expired))
         return stats
 
     def target(self, row: dict) -> Path:

@@ -62,7 +62,7 @@ from connector.store import (
 )
 from connector.store.values import instant
 from connector.sync.attachments import Downloader, remove_local, sweep
-from connector.sync.pages import Page, deletion_pages, dossier_pages
+from connector.sync.pages import Page, deletion_pages, dossier_pages, failed_answer
 from connector.sync.reconcile import reconcile
 
 log = get_logger(__name__)
@@ -348,9 +348,7 @@ class DemarcheSync:
         try:
             result = await self.client.query("dossier", {"dossierNumber": number})
         except PageFailed as exc:
-            raw = json.dumps({"errors": exc.errors, "data": exc.data, "status": exc.status},
-                             ensure_ascii=False, default=str)
-            quarantine(self.db, self.number, number, str(exc), raw)
+            quarantine(self.db, self.number, number, str(exc), failed_answer(exc))
             self.report.quarantined += 1
             return "failed"
         node = (result.data or {}).get("dossier")
@@ -417,14 +415,16 @@ class DemarcheSync:
     async def download(self, numbers: set[int] | None, *, reread: bool = True) -> list[int]:
         """Download what the policy wants of these dossiers (None: of the démarche); re-read (once)
         those whose URLs expired. Returns the dossiers still waiting for fresh URLs."""
-        rows = self.downloader.wanted(self.db, self.number, numbers)
+        return await self._download_rows(self.downloader.wanted(self.db, self.number, numbers), reread=reread)
+
+    async def _download_rows(self, rows: list[dict], *, reread: bool) -> list[int]:
         if not rows:
             return []
         stats = await self.downloader.download(self.db, rows)
         self.report.files += stats.downloaded
         self.report.file_bytes += stats.bytes
         self.report.files_failed += stats.failed
-        expired = stats.expired or []
+        expired = stats.expired
         if reread:
             for number in self._url_rereads(expired):
                 await self.reread(number)
@@ -444,7 +444,7 @@ class DemarcheSync:
         rows = self.downloader.wanted(self.db, self.number)
         if not rows:
             return
-        expired = await self.download(None, reread=False)
+        expired = await self._download_rows(rows, reread=False)
         for number in self._url_rereads(expired + [n for n in self._scans_to_check(rows) if n not in expired]):
             await self.reread(number)
 

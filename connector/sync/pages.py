@@ -60,6 +60,12 @@ class MalformedAnswer(Exception):
         self.raw = raw
 
 
+def failed_answer(failure: PageFailed) -> str:
+    """What DS answered to a failed request, as kept in the quarantine."""
+    return json.dumps({"errors": failure.errors, "data": failure.data, "status": failure.status},
+                      ensure_ascii=False, default=str)
+
+
 def sizes_from(page_size: int) -> tuple[int, ...]:
     return (page_size, *(s for s in PAGE_SIZES if s < page_size))
 
@@ -133,8 +139,7 @@ async def _skip_one(
     if isinstance(failure, MalformedAnswer):
         raw = failure.raw
     else:
-        raw = json.dumps({"errors": failure.errors, "data": failure.data, "status": failure.status},
-                         ensure_ascii=False, default=str)
+        raw = failed_answer(failure)
     number = node.get("number")
     poison = Poison(None if number is None else int(number), node.get("dateDerniereModification"),
                     str(failure), raw)
