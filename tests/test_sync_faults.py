@@ -147,9 +147,9 @@ def test_ds_failing_past_the_retries_fails_that_demarche_then_the_next_run_catch
 
 
 def test_a_read_timeout_on_a_slow_answer_is_retried(world, tmp_path, reference):
-    world.control("fault", kind="slow", delay=2.5, operation="getDossiersPage")
+    world.control("fault", kind="slow", delay=6.0, operation="getDossiersPage")
     config = simulator_config(tmp_path, world, page_size=PAGE_SIZE)
-    config = replace(config, ds=replace(config.ds, read_timeout_seconds=1.5))
+    config = replace(config, ds=replace(config.ds, read_timeout_seconds=3.0))  # margins for a loaded CI machine
 
     with structlog.testing.capture_logs() as logs:
         report = sync(config)
