@@ -99,7 +99,7 @@ def sync(config_path: Path | None, demarches: tuple[int, ...], full: bool, once:
     shows progress, otherwise it logs JSON lines; it ends with a one-line summary. Exit codes: 0 done,
     75 DS unavailable or lock held (try later), 78 bad config or token.
     """
-    from connector.sync.command import sync_once
+    from connector.commands.sync import sync_once
 
     sys.exit(sync_once(config_path, list(demarches), full=full, verbose=verbose))
 
@@ -115,7 +115,7 @@ def sync(config_path: Path | None, demarches: tuple[int, ...], full: bool, once:
 @human_errors
 def demo(state_dir: Path, seed: int, dossiers: int) -> None:
     """Start the built-in simulator on a free loopback port and read it with the connector."""
-    from connector.demo import demo as run
+    from connector.commands.demo import demo as run
 
     run(state_dir, seed, dossiers)
 

@@ -12,7 +12,7 @@ import sqlite_utils
 
 from connector.store.db import now_utc
 
-RUN_STATUSES = ("ok", "partial", "failed", "interrupted")
+RUN_STATUSES = ("ok", "partial", "failed", "interrupted", "stopped")
 
 
 def start_run(db: sqlite_utils.Database, kind: str, demarches: list[int]) -> int:

@@ -36,6 +36,14 @@ class SaveCounts:
     updated: int = 0
     unchanged: int = 0
     removed_files: list[Path] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)  # numbers of the new and updated dossiers
+
+    def add(self, other: SaveCounts) -> None:
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.removed_files += other.removed_files
+        self.changed += other.changed
 
 
 def save_demarche(db: sqlite_utils.Database, descriptor: dict) -> None:
@@ -157,6 +165,7 @@ def save_dossiers(
             page.dossier_labels.append({"dossier_number": number, "label_id": label["id"]})
         page.files[number] = files
     counts.removed_files = page.write(db, demarche_number)
+    counts.changed = page.new + page.updated
     _clear_flags(db, numbers)
     if unknown:
         log.warning("store.unknown_champ_types", types=unknown)

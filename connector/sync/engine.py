@@ -21,6 +21,7 @@ committed page with the filter that minted its cursor. Savers skip what did not 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -78,6 +79,30 @@ REQUIRED_KEYS = ("id", "number", "state", "dateDerniereModification")
 ProgressFn = Callable[["DemarcheReport"], None]
 
 
+class Stopped(Exception):
+    """The run was asked to stop (SIGTERM): raised between two requests, after a commit."""
+
+
+class SyncHooks:
+    """What the layers above the mirror plug into a sync (form evaluation, convention deadlines).
+    The commands layer passes one; the engine knows nothing of what they do. Default: nothing.
+
+    ``descriptor_saved`` and ``dossiers_changed`` run inside the transaction of what they follow (the
+    descriptor, the page of dossiers), in a savepoint of their own: a hook that raises loses its own
+    writes, is logged (``sync.hook_failed``), and the mirror goes on. Purged dossiers take their
+    derived rows with them through foreign keys (``ON DELETE CASCADE`` on ``dossiers.number``).
+    ``demarche_done`` runs once a démarche's streams are done, outside any transaction."""
+
+    def descriptor_saved(self, db: sqlite_utils.Database, demarche: int) -> None:
+        """The démarche's descriptor (champ descriptors, groupes) was just saved."""
+
+    def dossiers_changed(self, db: sqlite_utils.Database, demarche: int, numbers: list[int]) -> None:
+        """These dossiers (new or changed) were just saved."""
+
+    def demarche_done(self, db: sqlite_utils.Database, demarche: int, report: DemarcheReport) -> None:
+        """The démarche's sync is done (not called when it failed or was stopped)."""
+
+
 @dataclass
 class DemarcheReport:
     number: int
@@ -108,6 +133,7 @@ class SyncReport:
     rate_limited: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    stopped: bool = False  # asked to stop (SIGTERM) before the end: what was committed stays
 
     def total(self, name: str) -> int:
         return sum(getattr(d, name) for d in self.demarches)
@@ -116,6 +142,8 @@ class SyncReport:
     def status(self) -> str:
         if self.interrupted:
             return "interrupted"
+        if self.stopped:
+            return "stopped"
         failed = [d for d in self.demarches if d.error is not None]
         if not failed:
             return "ok"
@@ -146,10 +174,13 @@ async def run_sync(
     full: bool = False,
     kind: str = "once",
     progress: ProgressFn | None = None,
+    hooks: SyncHooks | None = None,
+    stop: asyncio.Event | None = None,
 ) -> SyncReport:
     """Sync the configured démarches (or the listed ones). Per-démarche failures (unauthorized,
     DS unavailable) are reported and the next démarche goes on; a bad or expired token stops the run
-    and raises. The caller holds the instance lock."""
+    and raises. ``stop`` set (SIGTERM) ends the run after the page being stored commits: no new
+    request is sent and the report says "stopped". The caller holds the instance lock."""
     selected = _select(config, demarches)
     started = time.monotonic()
     db = open_db(config.database.path)
@@ -179,9 +210,14 @@ async def run_sync(
                     result = DemarcheReport(demarche.number, demarche.label)
                     report.demarches.append(result)
                     with structlog.contextvars.bound_contextvars(demarche=demarche.number):
-                        job = DemarcheSync(db, client, downloader, config, result, progress, full=full)
+                        job = DemarcheSync(db, client, downloader, config, result, progress, full=full,
+                                           hooks=hooks, stop=stop)
                         try:
                             await job.run()
+                        except Stopped:
+                            report.stopped = True
+                            log.info("sync.stopped")
+                            break
                         except (DemarcheUnauthorized, DemarcheNotFound) as exc:
                             result.error = exc
                             log.error("sync.demarche_refused", error=str(exc))
@@ -224,8 +260,11 @@ class DemarcheSync:
     """One démarche's streams, in the order of the module docstring."""
 
     def __init__(self, db: sqlite_utils.Database, client: DsClient, downloader: Downloader,
-                 config: Config, report: DemarcheReport, progress: ProgressFn | None, *, full: bool):
+                 config: Config, report: DemarcheReport, progress: ProgressFn | None, *, full: bool,
+                 hooks: SyncHooks | None = None, stop: asyncio.Event | None = None):
         self.db = db
+        self.hooks = hooks or SyncHooks()
+        self.stop = stop
         self.client = client
         self.downloader = downloader
         self.number = report.number
@@ -237,6 +276,7 @@ class DemarcheSync:
         self.url_rereads = 0
 
     async def run(self) -> None:
+        self.check_stop()
         if self.full or self._descriptor_stale():
             await self.descriptor()
         await self.dossiers()
@@ -244,7 +284,9 @@ class DemarcheSync:
         await self.deletions("pending_deleted")
         if self.full:
             await reconcile(self)
+        self.check_stop()
         await self.files_left()
+        self.hooks.demarche_done(self.db, self.number, self.report)
 
     # -- the démarche ------------------------------------------------------------------------
 
@@ -259,6 +301,11 @@ class DemarcheSync:
             raise ApiError(f"DS answered the descriptor of démarche {self.number} without the démarche")
         with self.db.atomic():
             save_demarche(self.db, demarche)
+            try:
+                with self.db.atomic():
+                    self.hooks.descriptor_saved(self.db, self.number)
+            except Exception as exc:  # noqa: BLE001 - a hook never stops the mirror
+                log.exception("sync.hook_failed", hook="descriptor_saved", error=f"{type(exc).__name__}: {exc}")
         log.info("sync.descriptor_saved", revision=(demarche.get("activeRevision") or {}).get("id"))
 
     # -- dossiers ----------------------------------------------------------------------------
@@ -277,6 +324,7 @@ class DemarcheSync:
         async for page in dossier_pages(self.client, self.number, since=since, after=after,
                                         page_size=self.page_size):
             self._commit_dossier_page(page)
+            self.check_stop()
             await self.download({int(n["number"]) for n in page.nodes if isinstance(n, dict) and "number" in n})
 
     def _commit_dossier_page(self, page: Page) -> None:
@@ -323,14 +371,29 @@ class DemarcheSync:
                 except (KeyError, TypeError, ValueError, AttributeError) as exc:
                     self._quarantine_node(node, f"unreadable dossier: {type(exc).__name__}: {exc}")
                     continue
-                counts.new += one.new
-                counts.updated += one.updated
-                counts.unchanged += one.unchanged
-                counts.removed_files += one.removed_files
+                counts.add(one)
+        self._changed(counts.changed)
         self.report.new += counts.new
         self.report.updated += counts.updated
         self.report.unchanged += counts.unchanged
         return counts
+
+    def _changed(self, numbers: list[int]) -> None:
+        """Let the hooks derive their tables from the dossiers just saved, inside the same transaction
+        (a savepoint: a hook that fails loses its own writes only, logged, and the page still commits)."""
+        if not numbers:
+            return
+        try:
+            with self.db.atomic():
+                self.hooks.dossiers_changed(self.db, self.number, numbers)
+        except Exception as exc:  # noqa: BLE001 - a hook never stops the mirror
+            log.exception("sync.hook_failed", hook="dossiers_changed", dossiers=len(numbers),
+                          error=f"{type(exc).__name__}: {exc}")
+
+    def check_stop(self) -> None:
+        """Between two requests: stop here (before the next page is asked) when asked to."""
+        if self.stop is not None and self.stop.is_set():
+            raise Stopped()
 
     def _quarantine_node(self, node: Any, error: str) -> None:
         number = node.get("number") if isinstance(node, dict) else None
@@ -395,6 +458,7 @@ class DemarcheSync:
             remove_local(paths)
             self.report.pages += 1
             log.info("sync.page_committed", stream=stream, nodes=len(nodes), last=not page.has_next)
+            self.check_stop()
 
     def _backdated(self, watermark: str, since: str) -> str:
         """DS dates the purge of an en_construction dossier its usager deleted back to that deletion,

@@ -12,6 +12,7 @@ import click
 
 from connector import logs
 from connector.config import load_config
+from connector.commands.hooks import sync_hooks
 from connector.credentials import load_token
 from connector.lock import InstanceLock
 from connector.sync.engine import DemarcheReport, run_sync
@@ -51,7 +52,7 @@ def sync_once(config_path: Path | None, demarches: list[int], *, full: bool, ver
     progress = TerminalProgress(sys.stderr) if interactive else None
     with InstanceLock(config.state_dir, holder="sync"):
         try:
-            report = asyncio.run(run_sync(config, token, demarches=demarches or None, full=full,
+            report = asyncio.run(run_sync(config, token, demarches=demarches or None, full=full, hooks=sync_hooks(config),
                                           progress=progress))
         finally:
             if progress:

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from connector import logs
 from connector.config import load_config
+from connector.commands.hooks import sync_hooks
 from connector.credentials import load_token
 from connector.sync import SyncReport, run_sync
 
@@ -118,7 +119,7 @@ def _activity(sim, demarches: list[int]) -> list[str]:
 def _progress():
     if not sys.stderr.isatty():
         return None
-    from connector.sync.command import TerminalProgress
+    from connector.commands.sync import TerminalProgress
 
     return TerminalProgress(sys.stderr)
 
@@ -126,7 +127,7 @@ def _progress():
 async def _sync(config, token, label: str) -> SyncReport:
     progress = _progress()
     try:
-        report = await run_sync(config, token, kind="demo", progress=progress)
+        report = await run_sync(config, token, kind="demo", progress=progress, hooks=sync_hooks(config))
     finally:
         if progress:
             progress.done()
