@@ -65,12 +65,17 @@ CONFIG_OPTION = click.option(
     help="Requests per token per epoch minute (DS's RACK_ATTACK_GRAPHQL_LIMIT); 0 disables it.",
 )
 @click.option("--token", default=None, help="Accept this API token (default: a token derived from the seed).")
+@click.option(
+    "--latency", default=0.0, show_default=True, type=click.FloatRange(0, 600), metavar="SECONDS",
+    help="Server time added to every GraphQL answer (concurrent requests wait independently), to be as slow as DS.",
+)
 @human_errors
-def simulate(host: str, port: int, seed: int, dossiers: int, rate_limit: int, token: str | None) -> None:
+def simulate(host: str, port: int, seed: int, dossiers: int, rate_limit: int, token: str | None,
+             latency: float) -> None:
     """Run the built-in DS API simulator (GraphQL on /api/v2/graphql)."""
     from connector.simulator.server import serve
 
-    serve(host=host, port=port, seed=seed, dossiers=dossiers, rate_limit=rate_limit, token=token)
+    serve(host=host, port=port, seed=seed, dossiers=dossiers, rate_limit=rate_limit, token=token, latency=latency)
 
 
 @cli.command("check-config")

@@ -25,9 +25,9 @@ from connector.simulator.state import World
 class SimulatorHandle:
     """A running simulator: ``url``, ``base_url``, ``token``, ``world``, ``sim`` and ``control()``."""
 
-    def __init__(self, world: World, rate_limit: int):
+    def __init__(self, world: World, rate_limit: int, latency: float = 0.0):
         self.world = world
-        self.app = create_app(world, rate_limit=rate_limit)
+        self.app = create_app(world, rate_limit=rate_limit, latency=latency)
         self.sim: Simulator = self.app["sim"]
         self.token = next(iter(world.tokens))
         self._loop = asyncio.new_event_loop()
@@ -88,12 +88,13 @@ class SimulatorHandle:
 def make_simulator() -> Iterator[Any]:
     started: list[SimulatorHandle] = []
 
-    def make(seed: int = 7, dossiers: int = 60, world: World | None = None, rate_limit: int = 400) -> SimulatorHandle:
+    def make(seed: int = 7, dossiers: int = 60, world: World | None = None, rate_limit: int = 400,
+             latency: float = 0.0) -> SimulatorHandle:
         if world is None:
             from connector.simulator.seed import seed_world
 
             world = seed_world(seed=seed, dossiers=dossiers)
-        handle = SimulatorHandle(world, rate_limit)
+        handle = SimulatorHandle(world, rate_limit, latency)
         started.append(handle)
         return handle
 

@@ -56,9 +56,10 @@ class Simulator:
     HTTP control surface, which runs them on the server's loop.
     """
 
-    def __init__(self, world: World, *, rate_limit: int = 400):
+    def __init__(self, world: World, *, rate_limit: int = 400, latency: float = 0.0):
         self.world = world
         self.limiter = RateLimiter(rate_limit)
+        self.latency = latency  # seconds of server time added to every GraphQL answer
         self.schema = api_schema()
         self.documents = Documents(self.schema)
         self.faults = FaultQueue()
@@ -395,6 +396,8 @@ async def rack(request: web.Request, handler: Any) -> web.StreamResponse:
 async def graphql(request: web.Request) -> web.StreamResponse:
     sim: Simulator = request.app["sim"]
     raw = await request.read()
+    if sim.latency > 0:  # DS's own server time; each request waits on its own, concurrently
+        await asyncio.sleep(sim.latency)
     try:
         payload = json.loads(raw) if raw.strip() else {}
     except ValueError as exc:
@@ -463,12 +466,16 @@ async def stored_file(request: web.Request) -> web.StreamResponse:
     return web.Response(body=file_content(f.key, f.size, f.content_type), content_type=f.content_type)
 
 
-def create_app(world: World, *, rate_limit: int = 400, control: bool = True) -> web.Application:
-    """The simulator app serving ``world``; ``rate_limit`` requests per token and epoch minute (0: off)."""
+def create_app(world: World, *, rate_limit: int = 400, control: bool = True,
+               latency: float = 0.0) -> web.Application:
+    """The simulator app serving ``world``; ``rate_limit`` requests per token and epoch minute (0: off);
+    ``latency`` seconds of server time before every GraphQL answer (each request its own, concurrently)."""
+    if latency < 0:
+        raise ValueError(f"latency must be 0 or more seconds, not {latency}")
     app = web.Application(middlewares=[rack], client_max_size=16 * 1024 * 1024)
     with warnings.catch_warnings():  # app["sim"] is the documented way in
         warnings.simplefilter("ignore", web.NotAppKeyWarning)
-        app["sim"] = Simulator(world, rate_limit=rate_limit)
+        app["sim"] = Simulator(world, rate_limit=rate_limit, latency=latency)
     app.router.add_post(GRAPHQL_PATH, graphql)
     app.router.add_get(files.PREFIX + "{key}/{filename}", stored_file)
     if control:

@@ -5,7 +5,7 @@ and demos running in another thread or process can drive the world safely:
 
     advance {seconds}                      token {token?, demarches?, expired?, write_access?, revoked?}
     fault {kind, count?, operation?, ...}  faults/clear                 poison {number, poisoned?}
-    rate_limit {limit}                     log (read)                   log/reset (read and empty)
+    rate_limit {limit}   latency {seconds}  log (read)                   log/reset (read and empty)
     dossiers {demarche, count?, state?}    message {number, body?, content_type?, size?, filename?,
     scan {key, result?}                             virus_scan?, email?}
     champ {number, stable_id, value}       annotation {number, stable_id, value}
@@ -52,6 +52,14 @@ def _rate_limit(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
     return {"limit": sim.rate_limit}
 
 
+def _latency(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
+    seconds = float(p["seconds"])
+    if not seconds >= 0:
+        raise ValueError("seconds must be 0 or more")
+    sim.latency = seconds
+    return {"latency": sim.latency}
+
+
 def _fault(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
     sim.inject(**p)
     return {"pending": len(sim.faults.pending)}
@@ -96,6 +104,7 @@ OPERATIONS: dict[str, Callable[[Simulator, dict[str, Any]], Any]] = {
     "faults/clear": _clear_faults,
     "poison": _poison,
     "rate_limit": _rate_limit,
+    "latency": _latency,
     "log": lambda sim, p: {"mutations": sim.mutation_log},
     "log/reset": lambda sim, p: {"mutations": sim.reset_log()},
     "dossiers": lambda sim, p: {"numbers": sim.create_dossiers(**p)},

@@ -15,7 +15,7 @@ from connector.simulator.listing import visible
 from connector.simulator.state import World
 
 
-def banner(world: World, url: str, rate_limit: int) -> str:
+def banner(world: World, url: str, rate_limit: int, latency: float = 0.0) -> str:
     """What to point a config at: the endpoint, the token, the démarches served."""
     total = Counter(d.demarche_number for d in world.dossiers.values())
     shown = Counter(d.demarche_number for d in world.dossiers.values() if visible(d))
@@ -25,14 +25,15 @@ def banner(world: World, url: str, rate_limit: int) -> str:
         f"Démarches served ({len(world.demarches)}):",
         *(f"  {n}  {dem.title}  ({shown[n]} dossiers on the API, {total[n]} in all)"
           for n, dem in world.demarches.items()),
+        *([f"Latency: {latency:g} s added to every GraphQL answer."] if latency else []),
         f"Rate limit: {f'{rate_limit} requests per minute per token' if rate_limit else 'off'}. "
         f"Control surface: {url.removesuffix(GRAPHQL_PATH)}{PREFIX} (loopback only). Ctrl-C stops.",
     ]
     return "\n".join(lines)
 
 
-async def _serve(world: World, host: str, port: int, rate_limit: int) -> None:
-    runner = web.AppRunner(create_app(world, rate_limit=rate_limit), access_log=None)
+async def _serve(world: World, host: str, port: int, rate_limit: int, latency: float = 0.0) -> None:
+    runner = web.AppRunner(create_app(world, rate_limit=rate_limit, latency=latency), access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -42,7 +43,7 @@ async def _serve(world: World, host: str, port: int, rate_limit: int) -> None:
             raise SystemExit(f"ds-connector simulate: cannot listen on {host}:{port}: {exc.strerror}") from None
         real_host, real_port = runner.addresses[0][:2]
         shown_host = f"[{real_host}]" if ":" in real_host else real_host
-        print(banner(world, f"http://{shown_host}:{real_port}{GRAPHQL_PATH}", rate_limit), flush=True)
+        print(banner(world, f"http://{shown_host}:{real_port}{GRAPHQL_PATH}", rate_limit, latency), flush=True)
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
@@ -53,11 +54,12 @@ async def _serve(world: World, host: str, port: int, rate_limit: int) -> None:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8484, seed: int = 2026, dossiers: int = 300,
-          rate_limit: int = 400, token: str | None = None) -> None:
+          rate_limit: int = 400, token: str | None = None, latency: float = 0.0) -> None:
     """Seed a world (``token``: the API token to accept, default derived from the seed) and serve it;
-    ``port`` 0 picks a free port. Returns on Ctrl-C or SIGTERM."""
+    ``port`` 0 picks a free port; ``latency`` seconds are added to every GraphQL answer. Returns on
+    Ctrl-C or SIGTERM."""
     from connector.simulator.seed import seed_world
 
     world = seed_world(seed=seed, dossiers=dossiers, token=token)
     gc.freeze()  # the seeded world lives as long as the process: keep it out of every collection
-    asyncio.run(_serve(world, host, port, rate_limit))
+    asyncio.run(_serve(world, host, port, rate_limit, latency))
