@@ -300,7 +300,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(make_simulator, 
     changes_order = list(CHANGES)
     rng.shuffle(changes_order)
 
-    # Every restart brings a fresh client budget (a burst of 6), so 20 restarts a minute may go past
+    # Every restart brings a fresh client budget (an empty window), so 20 restarts a minute may go past
     # DS's 400 requests a minute and stall on 429s until the minute ends: the simulator's limit is
     # off here (test_sync_faults covers 429s); the connector's own budget stays at 400 a minute.
     handle = make_simulator(seed=SEED, dossiers=DOSSIERS, rate_limit=0)

@@ -1,12 +1,13 @@
 """The client-side request budget: a rate limiter shared by every démarche of the process.
 
-DS throttles each token to 400 requests per fixed epoch minute (NOTES.md §3). The budget lets
-``per_minute`` requests through per minute, spaced evenly, with at most ``burst`` at once after an
-idle time (a token bucket, written as GCRA: one "theoretical arrival time" instead of a token count,
-so no float drift). No 60-second window ever sees more than ``per_minute + burst`` requests: 305 with
-the defaults, well under 400, and requests come spaced instead of in one burst per minute.
+DS throttles each token to 400 requests per fixed epoch minute (NOTES.md §3). The budget lets at
+most ``per_minute`` requests start in ANY sliding 60-second window, which bounds every epoch minute
+DS counts too, and nothing more: while the window has room a request goes at once, without spacing,
+so a sync runs as fast as DS answers and only waits when it would really go over. It remembers the
+start times of the last ``per_minute`` requests (a ring of at most 400 floats); request ``k +
+per_minute`` may start 60 s after request ``k``, never earlier.
 
-After a 429 the client calls ``hold(delay)``: every caller then waits for the window to reset, not
+After a 429 the client calls ``hold(delay)``: every caller then waits for DS's window to reset, not
 only the one that was refused.
 """
 
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 DEFAULT_PER_MINUTE = 300
+WINDOW_SECONDS = 60.0
 
 
 class RequestBudget:
@@ -24,43 +27,45 @@ class RequestBudget:
         self,
         per_minute: int = DEFAULT_PER_MINUTE,
         *,
-        burst: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ):
         if per_minute < 1:
             raise ValueError(f"per_minute must be at least 1, not {per_minute}")
-        if burst is not None and burst < 1:
-            raise ValueError(f"burst must be at least 1, not {burst}")
         self.per_minute = per_minute
-        self.burst = burst or max(1, per_minute // 60)
-        self._interval = 60.0 / per_minute
-        self._tolerance = (self.burst - 1) * self._interval
         self._clock = clock
         self._sleep = sleep
-        self._tat = clock()  # when the bucket will be full again ("theoretical arrival time")
+        self._sent: deque[float] = deque(maxlen=per_minute)  # start times of the last per_minute requests
+        self._held_until = float("-inf")  # hold(): no request before this
         self._lock = asyncio.Lock()
         self.waits = 0  # acquisitions that had to wait
         self.waited_seconds = 0.0
+
+    def _ready_at(self) -> float:
+        """The earliest moment the next request may start."""
+        ready = self._held_until
+        if len(self._sent) == self.per_minute:  # the window is full: wait for its oldest to leave it
+            ready = max(ready, self._sent[0] + WINDOW_SECONDS)
+        return ready
 
     async def acquire(self) -> float:
         """Wait until one more request may be sent, take it, and return the seconds waited."""
         waited = 0.0
         async with self._lock:  # first come, first served
-            while True:
-                tat, now = self._tat, self._clock()
-                slot = max(tat - self._tolerance, now)
-                if slot > now:
-                    await self._sleep(slot - now)
-                    waited += slot - now
-                if self._tat == tat:  # no hold() came in while we slept
-                    break
-            self._tat = max(tat, slot) + self._interval
+            now = self._clock()
+            while (ready := self._ready_at()) > now:
+                held = self._held_until
+                await self._sleep(ready - now)
+                waited += ready - now
+                # trust the sleep (asyncio may wake within its clock resolution of the deadline);
+                # look again only when a hold() came in meanwhile
+                now = max(self._clock(), ready) if self._held_until == held else self._clock()
+            self._sent.append(now)
         if waited:
             self.waits += 1
             self.waited_seconds += waited
         return waited
 
     def hold(self, seconds: float) -> None:
-        """Let no request through for ``seconds`` (DS answered 429); then one, then the steady rate."""
-        self._tat = max(self._tat, self._clock() + seconds + self._tolerance)
+        """Let no request through for ``seconds`` (DS answered 429); an earlier, longer hold stays."""
+        self._held_until = max(self._held_until, self._clock() + seconds)
