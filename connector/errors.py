@@ -8,6 +8,7 @@ from __future__ import annotations
 # sysexits.h
 EX_OK = 0
 EX_SOFTWARE = 70
+EX_CANTCREAT = 73  # a downloaded file could not be written here (disk full, permission, name refused)
 EX_TEMPFAIL = 75  # another instance holds the lock: try again later
 EX_CONFIG = 78  # bad config, missing credential, revoked or expired token: systemd must not restart
 

@@ -10,7 +10,7 @@ A kill SIGSTOPs the child, names the moment it stopped at from outside, then SIG
 ``page commit`` (it holds SQLite's WAL write lock, byte 120 of the ``-shm`` in /proc/locks, and its
 last log line is the request of a page: that page's rows and bookmark are being written or
 committed), ``file record`` (the write lock, right after a download), ``transaction`` (the write
-lock, anything else: descriptor, run row), ``download`` (an attachment's ``.part`` is open),
+lock, anything else: descriptor, run row), ``download`` (an attachment's temporary is open),
 ``waiting`` (none of these: waiting for DS or the request budget, parsing, logging), ``opening``
 (the database is open, the run not started yet: migrations, run row) and ``exiting``. Kill modes:
 ``random`` (a random delay after the run started), ``page commit`` and ``download`` (a random
@@ -47,6 +47,7 @@ from syncenv import dump, simulator_config, start_sync_cli, sync_cli, write_conf
 
 from connector.config import Config, load_config
 from connector.simulator import actions
+from connector.sync.attachments import is_temporary
 
 pytestmark = pytest.mark.skipif(not Path("/proc/locks").exists(), reason="watches the children in /proc (Linux)")
 
@@ -115,7 +116,7 @@ class Crashes:
 class Child:
     def __init__(self, config: Config, logs: Path, index: int):
         self.db = os.path.realpath(config.database.path)  # as /proc/<pid>/fd names it
-        self.part: str | None = None  # the .part the child had open when it was stopped
+        self.part: str | None = None  # the temporary download the child had open when it was stopped
         self.out = logs / f"attempt-{index:02d}.out"
         with open(self.out, "wb") as out, open(logs / f"attempt-{index:02d}.err", "wb") as err:
             self.proc = start_sync_cli(config.path, stdout=out, stderr=err)
@@ -158,7 +159,7 @@ class Child:
                 opened.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
             except OSError:
                 pass
-        self.part = next((path for path in opened if path.endswith(".part")), None)
+        self.part = next((path for path in opened if is_temporary(os.path.basename(path))), None)
         events = self.events()
         started = any(e.get("event") == "sync.started" for e in events)
         if self.db not in opened:
@@ -286,7 +287,7 @@ def readonly(path: Path) -> sqlite3.Connection:
 
 
 def dossier_of(part: str, download_dir: Path) -> int:
-    """The dossier number in ``<download_dir>/<démarche>/<dossier>/<file>.part``."""
+    """The dossier number in ``<download_dir>/<démarche>/<dossier>/<temporary>``."""
     return int(Path(part).relative_to(os.path.realpath(download_dir)).parts[1])
 
 
@@ -410,8 +411,8 @@ def local_copies(config: Config) -> dict[str, str | None]:
 def check_files(config: Config, crashes: Crashes) -> None:
     """Every downloaded file is on disk with its checksum and size; nothing else is there.
 
-    A ``.part`` left by a killed download is rewritten by the next try or swept at the start of the
-    next run, so none may stay."""
+    A temporary left by a killed download is swept at the start of the next run, so none may stay
+    (nor any leftover ``.part`` of the old naming)."""
     root = config.sync.download_dir
     with closing(readonly(config.database.path)) as db:
         rows = db.execute("SELECT local_path, checksum, byte_size FROM files WHERE downloaded_at IS NOT NULL "
@@ -420,9 +421,9 @@ def check_files(config: Config, crashes: Crashes) -> None:
                             "AND f.virus_scan = 'safe' AND f.downloaded_at IS NULL").fetchone()[0]
     assert wanted == 0, f"{wanted} safe message attachments not downloaded\n{crashes}"
     on_disk = {p for p in root.rglob("*") if p.is_file()}
-    parts = {p for p in on_disk if p.name.endswith(".part")}
+    parts = {p for p in on_disk if is_temporary(p.name) or p.name.startswith(".") or p.name.endswith(".part")}
     stray = sorted(str(p.relative_to(root)) for p in parts)
-    assert stray == [], f".part files left: {stray}\n{crashes}"
+    assert stray == [], f"temporary files left: {stray}\n{crashes}"
     on_disk -= parts
     assert on_disk == {Path(p) for p, _, _ in rows}, (
         f"on disk only: {sorted(on_disk - {Path(p) for p, _, _ in rows})[:5]}, "
@@ -494,7 +495,8 @@ def test_partial_download_of_a_purged_dossier_is_removed(make_simulator, tmp_pat
 
     result = sync_cli(config.path)
     require(result.returncode == 0, result.stdout[-3000:] + result.stderr)
-    parts = sorted(str(p) for p in config.sync.download_dir.rglob("*.part"))
+    parts = sorted(str(p) for p in config.sync.download_dir.rglob("*") if p.is_file() and (
+        is_temporary(p.name) or dossier_of(os.path.realpath(p), config.sync.download_dir) == killed))
     assert parts == [], f"dossier {killed} was purged, yet part of its attachment is still on disk: {parts}"
 
 

@@ -30,6 +30,7 @@ from connector.ds import retry
 from connector.errors import PageFailed
 from connector.simulator.seed import seed_world
 from connector.sync import run_sync
+from connector.sync.attachments import is_temporary
 from conftest import SimulatorHandle
 from syncenv import dump, read_db, remote_dossiers, simulator_config, sync, without_urls, write_config
 
@@ -422,5 +423,5 @@ async def test_a_download_that_fails_its_checksum_is_not_kept_and_is_fetched_aga
     assert row["checksum_ok"] == 1
     assert base64.b64encode(hashlib.md5(path.read_bytes()).digest()).decode() == row["checksum"]
     assert report.total("files") == db.execute("SELECT count(*) FROM files WHERE checksum_ok = 1").fetchone()[0]
-    assert not list(config.sync.download_dir.rglob("*.part"))
+    assert not [p for p in config.sync.download_dir.rglob("*") if is_temporary(p.name)]
     assert dump(config, CLOCKS)["files"] == reference["dump"]["files"]

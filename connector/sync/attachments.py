@@ -7,14 +7,28 @@
 - Bytes are checked against ``byteSizeBigInt`` and ``checksum`` (base64 of the MD5 digest), written
   to a temporary file, fsynced and renamed into place; only then is the row marked downloaded.
 - The file URL is a pre-signed object-storage URL: the API token is never sent with it.
+- Names: usagers name their files, the disk must not depend on it. A copy is
+  ``<démarche>/<dossier>/<owner>-<hash>-<name>``: the name sanitised (no separator, NUL, newline or
+  other control character, no leading dot or space) and cut to NAME_MAX (255) BYTES in UTF-8, its
+  extension kept. A temporary is ``.<owner>-<hash>.dl-<random>``: it starts with a dot, which no copy
+  does, and holds nothing the usager chose, so whatever a file is named (``rapport.part``...) it is
+  never mistaken for a leftover and swept.
+- A file that cannot be written for a local reason (disk full, permission, a name the file system
+  refuses) is logged ``sync.file_write_failed`` and counted apart (``files_failed_local``): the sync
+  summary and its exit code (73, EX_CANTCREAT) show it; the row stays to download, so a later sync
+  tries again.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import os
 import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,6 +45,10 @@ URL_LIFETIME = timedelta(minutes=50)  # DS says one hour; keep a margin
 EXPIRED_STATUSES = {401, 403, 404, 410}
 CHUNK = 1 << 16
 OWN_NAME = re.compile(r"^(champ|annotation|message)-[0-9a-f]{12}-")
+TEMPORARY = re.compile(r"^\.(champ|annotation|message)-[0-9a-f]{12}\.dl-[0-9a-f]{8}$")
+NAME_MAX = 255  # bytes of one path component (ext4, xfs, btrfs, tmpfs)
+MAX_EXTENSION = 16  # bytes after the last dot, dot included, kept whole when a name is cut
+UNSAFE = re.compile(r"[^\w.\- ]")  # anything but letters, digits, _ . - and space becomes _
 
 
 @dataclass
@@ -38,8 +56,49 @@ class DownloadStats:
     downloaded: int = 0
     bytes: int = 0
     failed: int = 0
+    failed_local: int = 0  # could not be written here: disk full, permission, name refused
     pending_scan: int = 0
     expired: list[int] = field(default_factory=list)  # dossiers whose URLs must be re-read
+
+
+class LocalWriteError(Exception):
+    """Writing a downloaded file failed on this machine (the OSError is ``__cause__``)."""
+
+
+@contextmanager
+def _local(what: str) -> Iterator[None]:
+    """Tell local file-system failures apart from network ones (aiohttp's are OSErrors too)."""
+    try:
+        yield
+    except OSError as exc:
+        raise LocalWriteError(what) from exc
+
+
+def local_name(owner_kind: str, file_key: str, filename: str) -> str:
+    """The copy's file name: ``<owner>-<hash>-<name>``, at most NAME_MAX bytes, extension kept."""
+    safe = UNSAFE.sub("_", filename).strip(" .") or "fichier"
+    prefix = f"{owner_kind}-{_digest(file_key)}-"
+    stem, dot, extension = safe.rpartition(".")
+    extension = dot + extension
+    if not stem or len(extension.encode()) > MAX_EXTENSION:
+        stem, extension = safe, ""
+    room = NAME_MAX - len(prefix.encode()) - len(extension.encode())
+    if len(stem.encode()) > room:  # cut at a character boundary, never in the middle of one
+        stem = stem.encode()[:room].decode("utf-8", "ignore").rstrip(" .") or "fichier"
+    return prefix + stem + extension
+
+
+def temporary_name(owner_kind: str, file_key: str) -> str:
+    """A download in progress: ``.<owner>-<hash>.dl-<random>``, never the name of a copy."""
+    return f".{owner_kind}-{_digest(file_key)}.dl-{secrets.token_hex(4)}"
+
+
+def is_temporary(name: str) -> bool:
+    return TEMPORARY.match(name) is not None
+
+
+def _digest(file_key: str) -> str:
+    return hashlib.sha256(file_key.encode()).hexdigest()[:12]
 
 
 class Downloader:
@@ -91,6 +150,8 @@ class Downloader:
             if outcome == "ok":
                 stats.downloaded += 1
                 stats.bytes += int(row["byte_size"] or 0)
+            elif outcome == "local":
+                stats.failed_local += 1
             else:
                 stats.failed += 1
         for path in record_file_downloads(db, records):
@@ -99,16 +160,16 @@ class Downloader:
         return stats
 
     def target(self, row: dict) -> Path:
-        safe = re.sub(r"[^\w.\- ]", "_", row["filename"]).strip(" .") or "fichier"
-        digest = hashlib.sha256(row["file_key"].encode()).hexdigest()[:12]
         return (self.directory / str(row["demarche_number"]) / str(row["dossier_number"])
-                / f"{row['owner_kind']}-{digest}-{safe[:120]}")
+                / local_name(row["owner_kind"], row["file_key"], row["filename"]))
 
     async def _fetch(self, row: dict) -> str:
         """Download one file to its place: "ok", "expired" (re-read the dossier), "mismatch"
-        (checksum or size wrong: recorded as such, fetched again next time) or "failed"."""
+        (checksum or size wrong: recorded as such, fetched again next time), "failed" (DS or the
+        network) or "local" (this machine could not write it: not recorded, tried again next time)."""
         assert self._session is not None
         path = self.target(row)
+        partial = path.with_name(temporary_name(row["owner_kind"], row["file_key"]))
         where = {"dossier": row["dossier_number"], "file": row["filename"]}
         try:
             async with self._session.get(row["url"], allow_redirects=False) as response:
@@ -119,29 +180,48 @@ class Downloader:
                     log.warning("sync.file_failed", status=response.status, **where)
                     return "failed"
                 if path.parent not in self._folders:
-                    path.parent.mkdir(parents=True, exist_ok=True)
+                    with _local("create the folder"):
+                        path.parent.mkdir(parents=True, exist_ok=True)
                     self._folders.add(path.parent)
-                partial = path.with_name(path.name + ".part")
                 md5, size = hashlib.md5(), 0
-                with open(partial, "wb") as out:
+                with _local("open the temporary file"):
+                    out = open(partial, "xb")
+                with out:
                     async for chunk in response.content.iter_chunked(CHUNK):
                         md5.update(chunk)
                         size += len(chunk)
-                        out.write(chunk)
-                    out.flush()
-                    os.fsync(out.fileno())
+                        with _local("write"):
+                            out.write(chunk)
+                    with _local("write"):
+                        out.flush()
+                        os.fsync(out.fileno())
+            checksum = base64.b64encode(md5.digest()).decode()
+            if checksum != row["checksum"] or (row["byte_size"] is not None and size != int(row["byte_size"])):
+                log.error("sync.file_checksum_mismatch", expected=row["checksum"], got=checksum,
+                          expected_size=row["byte_size"], size=size, **where)
+                return "mismatch"
+            with _local("rename into place"):
+                os.replace(partial, path)
+        except LocalWriteError as failure:
+            cause = failure.__cause__
+            assert isinstance(cause, OSError)
+            log.error("sync.file_write_failed", step=str(failure), path=str(path),
+                      errno=errno.errorcode.get(cause.errno or 0, str(cause.errno)), error=cause.strerror, **where)
+            return "local"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("sync.file_failed", error=f"{type(exc).__name__}: {exc}", **where)
             return "failed"
-        checksum = base64.b64encode(md5.digest()).decode()
-        if checksum != row["checksum"] or (row["byte_size"] is not None and size != int(row["byte_size"])):
-            partial.unlink(missing_ok=True)
-            log.error("sync.file_checksum_mismatch", expected=row["checksum"], got=checksum,
-                      expected_size=row["byte_size"], size=size, **where)
-            return "mismatch"
-        os.replace(partial, path)
+        finally:
+            _discard(partial)  # gone already once renamed into place
         log.debug("sync.file_downloaded", size=size, **where)
         return "ok"
+
+
+def _discard(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:  # the sweep of the next run takes it
+        pass
 
 
 def remove_local(paths: list[Path]) -> None:
@@ -154,18 +234,19 @@ def remove_local(paths: list[Path]) -> None:
 
 
 def sweep(db: sqlite_utils.Database, directory: Path) -> int:
-    """Remove what a killed run may have left in the download directory: ``.part`` files, and copies
-    no ``files`` row refers to any more (their dossier was purged and the run died before unlinking).
-    Only names this module writes (``<démarche>/<dossier>/<owner>-<hash>-<name>``) are touched, so a
+    """Remove what a killed run may have left in the download directory: temporaries
+    (``.<owner>-<hash>.dl-<random>``, never a usager's name), and copies no ``files`` row refers to
+    any more (their dossier was purged and the run died before unlinking). Only names this module
+    writes (``<démarche>/<dossier>/<owner>-<hash>-<name>`` and the temporaries) are touched, so a
     download_dir shared with other files is safe. The caller holds the instance lock."""
     if not directory.is_dir():
         return 0
     known = {Path(p) for (p,) in db.execute("SELECT local_path FROM files WHERE local_path IS NOT NULL")}
     removed = 0
-    for path in directory.glob("[0-9]*/[0-9]*/*"):
-        if not (path.is_file() and OWN_NAME.match(path.name)):
+    for path in directory.glob("[0-9]*/[0-9]*/*"):  # pathlib's * matches dot-names too
+        if not path.is_file():
             continue
-        if path.name.endswith(".part") or path not in known:
+        if is_temporary(path.name) or (OWN_NAME.match(path.name) and path not in known):
             path.unlink(missing_ok=True)
             removed += 1
     for folder in sorted(directory.glob("[0-9]*/[0-9]*"), reverse=True):

@@ -37,6 +37,7 @@ from connector.credentials import ApiToken
 from connector.ds.budget import RequestBudget
 from connector.ds.client import DsClient
 from connector.errors import (
+    EX_CANTCREAT,
     ApiError,
     BadToken,
     ConfigError,
@@ -119,6 +120,7 @@ class DemarcheReport:
     files: int = 0
     file_bytes: int = 0
     files_failed: int = 0
+    files_failed_local: int = 0  # downloaded but not written here: disk full, permission, name refused
     started: float = field(default_factory=time.monotonic)
     error: ConnectorError | None = None
 
@@ -146,12 +148,14 @@ class SyncReport:
             return "stopped"
         failed = [d for d in self.demarches if d.error is not None]
         if not failed:
-            return "ok"
+            return "partial" if self.total("files_failed_local") else "ok"  # a file not written is not ok
         return "failed" if len(failed) == len(self.demarches) else "partial"
 
     @property
     def exit_code(self) -> int:
         codes = [d.error.exit_code for d in self.demarches if d.error is not None]
+        if self.total("files_failed_local"):
+            codes.append(EX_CANTCREAT)  # below 75 and 78: DS unavailable or a bad config says more
         return max(codes, default=0)
 
     def summary(self) -> str:
@@ -163,6 +167,9 @@ class SyncReport:
             f"{self.total('quarantined')} quarantined, "
             f"{self.total('files')} files, {self.requests} requests, {self.seconds:.1f} s"
         )
+        if self.total("files_failed_local"):
+            line += (f"; {self.total('files_failed_local')} file(s) NOT written here (disk full, permission "
+                     "or name refused: see sync.file_write_failed), tried again next sync")
         return line
 
 
@@ -488,6 +495,7 @@ class DemarcheSync:
         self.report.files += stats.downloaded
         self.report.file_bytes += stats.bytes
         self.report.files_failed += stats.failed
+        self.report.files_failed_local += stats.failed_local
         expired = stats.expired
         if reread:
             for number in self._url_rereads(expired):
@@ -577,5 +585,6 @@ def _shift(value: str, delta: timedelta) -> str:
 
 def _figures(report: DemarcheReport) -> dict[str, Any]:
     return {k: getattr(report, k) for k in ("pages", "dossiers", "new", "updated", "unchanged", "deleted",
-                                           "pending", "quarantined", "rereads", "files")}
+                                           "pending", "quarantined", "rereads", "files",
+                                           "files_failed_local")}
 
