@@ -108,6 +108,7 @@ class Downloader:
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._folders: set[Path] = set()  # directories known to exist
+        self._unwritten: set[str] = set()  # file keys this run could not write: left to the next run
 
     async def __aenter__(self) -> Downloader:
         if self.policy != "none":
@@ -135,6 +136,8 @@ class Downloader:
         stats = DownloadStats()
         records: list[tuple[str, Path, bool]] = []
         for row in rows:
+            if row["file_key"] in self._unwritten:  # once per run is enough (a full disk stays full)
+                continue
             if row["virus_scan"] != "safe":
                 stats.pending_scan += 1
                 continue
@@ -152,6 +155,7 @@ class Downloader:
                 stats.bytes += int(row["byte_size"] or 0)
             elif outcome == "local":
                 stats.failed_local += 1
+                self._unwritten.add(row["file_key"])
             else:
                 stats.failed += 1
         for path in record_file_downloads(db, records):
