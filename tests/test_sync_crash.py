@@ -412,7 +412,7 @@ def check_files(config: Config, crashes: Crashes) -> None:
     """Every downloaded file is on disk with its checksum and size; nothing else is there.
 
     A temporary left by a killed download is swept at the start of the next run, so none may stay
-    (nor any leftover ``.part`` of the old naming)."""
+    (nor any other dot-file: copies never start with a dot)."""
     root = config.sync.download_dir
     with closing(readonly(config.database.path)) as db:
         rows = db.execute("SELECT local_path, checksum, byte_size FROM files WHERE downloaded_at IS NOT NULL "
@@ -421,7 +421,7 @@ def check_files(config: Config, crashes: Crashes) -> None:
                             "AND f.virus_scan = 'safe' AND f.downloaded_at IS NULL").fetchone()[0]
     assert wanted == 0, f"{wanted} safe message attachments not downloaded\n{crashes}"
     on_disk = {p for p in root.rglob("*") if p.is_file()}
-    parts = {p for p in on_disk if is_temporary(p.name) or p.name.startswith(".") or p.name.endswith(".part")}
+    parts = {p for p in on_disk if is_temporary(p.name) or p.name.startswith(".")}
     stray = sorted(str(p.relative_to(root)) for p in parts)
     assert stray == [], f"temporary files left: {stray}\n{crashes}"
     on_disk -= parts

@@ -120,7 +120,7 @@ class DemarcheReport:
     files: int = 0
     file_bytes: int = 0
     files_failed: int = 0
-    files_failed_local: int = 0  # downloaded but not written here: disk full, permission, name refused
+    files_failed_local: int = 0  # fetched but not written here: disk full, permission, name refused
     started: float = field(default_factory=time.monotonic)
     error: ConnectorError | None = None
 
