@@ -77,10 +77,34 @@ class LogConfig:
         return None if self.format == "auto" else self.format == "json"
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DEADLINE_REFERENCES = ("date_depot", "date_passage_en_instruction")
+
+
+@dataclass(frozen=True)
+class DeadlineConfig:
+    """``[demarches.deadline]``: the signed-convention deadline of a démarche whose form profile has
+    one (issue 9). Statuses are always kept; nothing is written to DS unless ``reminders`` or
+    ``classer_sans_suite`` is on."""
+
+    reference: str = "date_depot"
+    months: int = 2
+    reminders: bool = False
+    reminder_days: tuple[int, ...] = (15, 3)
+    classer_sans_suite: bool = False
+    grace_days: int = 0
+    weekdays: tuple[int, ...] = (0, 1, 2, 3, 4)  # 0 = Monday
+    hours: tuple[int, int] = (9, 17)  # Europe/Paris, [start, end)
+    reminder_template: str | None = None
+    closure_template: str | None = None
+    motivation_template: str | None = None
+
+
 @dataclass(frozen=True)
 class DemarcheConfig:
     number: int
     label: str | None = None
+    deadline: DeadlineConfig = DeadlineConfig()
 
 
 @dataclass(frozen=True)
@@ -272,6 +296,63 @@ def _parse_sync(t: _Table, state_dir: Path) -> SyncConfig:
     )
 
 
+def _parse_deadline(t: _Table) -> DeadlineConfig:
+    from connector.followup import templates
+
+    d = DeadlineConfig()
+
+    def flag(key: str, default: bool) -> bool:
+        value = t.raw(key)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            t.problem(key, f"expected true or false, got {_kind(value)}")
+            return default
+        return value
+
+    def integers(key: str, default: tuple[int, ...], lo: int, hi: int) -> tuple[int, ...]:
+        value = t.raw(key)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, list) or not all(type(v) is int for v in value):
+            t.problem(key, f"expected an array of integers, got {_kind(value)}")
+            return default
+        if bad := [v for v in value if not lo <= v <= hi]:
+            t.problem(key, f"{', '.join(map(str, bad))} out of range, must be {lo} to {hi}")
+            return default
+        return tuple(value)
+
+    weekdays = d.weekdays
+    raw_days = t.raw("weekdays")
+    if raw_days is not _MISSING:
+        if (not isinstance(raw_days, list) or not raw_days
+                or not all(isinstance(v, str) and v.lower() in WEEKDAYS for v in raw_days)):
+            t.problem("weekdays", f"expected a non-empty array of days among {', '.join(WEEKDAYS)}")
+        else:
+            weekdays = tuple(sorted({WEEKDAYS.index(v.lower()) for v in raw_days}))
+    hours = integers("hours", d.hours, 0, 24)
+    if len(hours) != 2 or hours[0] >= hours[1]:
+        t.problem("hours", "expected [start, end] hours (Europe/Paris), start before end, e.g. [9, 17]")
+        hours = d.hours
+    texts: dict[str, str | None] = {}
+    for key in ("reminder_template", "closure_template", "motivation_template"):
+        texts[key] = t.string(key, None)
+        for problem in templates.problems(texts[key] or ""):
+            t.problem(key, problem)
+    reminder_days = integers("reminder_days", d.reminder_days, 1, 365)
+    return DeadlineConfig(
+        reference=t.choice("reference", d.reference, DEADLINE_REFERENCES),
+        months=t.integer("months", d.months, 1, 24),
+        reminders=flag("reminders", d.reminders),
+        reminder_days=tuple(sorted(set(reminder_days), reverse=True)),
+        classer_sans_suite=flag("classer_sans_suite", d.classer_sans_suite),
+        grace_days=t.integer("grace_days", d.grace_days, 0, 365),
+        weekdays=weekdays,
+        hours=(hours[0], hours[1]),
+        **texts,
+    )
+
+
 def _parse_demarches(value: Any, base_dir: Path, problems: list[str]) -> list[_Table]:
     how = "add one [[demarches]] table with a number per démarche to mirror"
     if value is _MISSING or value == []:
@@ -319,6 +400,7 @@ def _build(data: dict[str, Any], base_dir: Path, source: str) -> tuple[Config, l
     )
     demarches: list[DemarcheConfig] = []
     first_seen: dict[int, str] = {}
+    deadline_ts: list[_Table] = []
     for t in demarche_ts:
         label = t.string("label", None)
         if t.raw("number") is _MISSING:
@@ -331,11 +413,19 @@ def _build(data: dict[str, Any], base_dir: Path, source: str) -> tuple[Config, l
             t.problem("number", f"démarche {number} is already configured in {first_seen[number]}")
             continue
         first_seen[number] = t.where
-        demarches.append(DemarcheConfig(number=number, label=label))
+        deadline = DeadlineConfig()
+        if (raw_deadline := t.raw("deadline")) is not _MISSING:
+            if isinstance(raw_deadline, dict):
+                deadline_t = _Table(f"{t.where} [deadline]", raw_deadline, base_dir, problems)
+                deadline_ts.append(deadline_t)
+                deadline = _parse_deadline(deadline_t)
+            else:
+                t.problem("deadline", f"expected a table ([demarches.deadline]), got {_kind(raw_deadline)}")
+        demarches.append(DemarcheConfig(number=number, label=label, deadline=deadline))
 
     _unknown_keys(
         {TOP: [top], "[ds]": [ds_t], "[database]": [db_t], "[sync]": [sync_t], "[log]": [log_t],
-         "[[demarches]]": demarche_ts},
+         "[[demarches]]": demarche_ts, "[demarches.deadline]": deadline_ts},
         problems,
     )
     config = Config(ds=ds, database=database, sync=sync, log=log, demarches=tuple(demarches), path=Path(source))

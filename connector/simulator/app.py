@@ -17,6 +17,7 @@ import uuid
 import warnings
 from datetime import datetime, timedelta
 from typing import Any
+from wsgiref.handlers import format_date_time
 
 from aiohttp import hdrs, web
 
@@ -387,9 +388,12 @@ async def rack(request: web.Request, handler: Any) -> web.StreamResponse:
         if reset is not None:
             return too_many_requests(reset)
     try:
-        return await handler(request)
+        response = await handler(request)
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
-        return web.Response(status=404, text=NOT_FOUND_PAGE, content_type="text/html")
+        response = web.Response(status=404, text=NOT_FOUND_PAGE, content_type="text/html")
+    if not response.prepared:  # the Date header tells DS's clock (the simulator's, once moved)
+        response.headers[hdrs.DATE] = format_date_time(sim.now().timestamp())
+    return response
 
 
 async def graphql(request: web.Request) -> web.StreamResponse:

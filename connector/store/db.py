@@ -25,6 +25,13 @@ def _initial(db: sqlite_utils.Database) -> None:
         db.execute(table.ddl)
 
 
+@MIGRATIONS(name="0003_followup")
+def _followup(db: sqlite_utils.Database) -> None:
+    from connector.store import followup
+
+    followup.migrate(db)
+
+
 def open_db(path: Path) -> sqlite_utils.Database:
     """Open (creating it and its parent directories if needed) the mirror for writing."""
     path = Path(path)
