@@ -24,7 +24,7 @@ from connector.store.db import now_utc, require_transaction
 CONVENTION_STATUSES = ("awaiting", "received_on_time", "received_late", "overdue", "to_review",
                        "to_confirm", "not_applicable")
 ACTION_STATES = ("planned", "sending", "sent", "failed", "unknown", "cancelled")
-ACTION_KINDS = ("reminder", "closure_message", "closure_annotations", "repasser_en_instruction",
+ACTION_KINDS = ("reminder", "closure_message", "closure_annotations", "passer_en_instruction", "repasser_en_instruction",
                 "classer_sans_suite")
 
 CONVENTIONS_DDL = f"""
@@ -67,6 +67,7 @@ ACTIONS_DDL = f"""
         remote_id TEXT,
         created_at TEXT NOT NULL,
         sending_at TEXT,
+        sending_ds_at TEXT,
         sent_at TEXT,
         updated_at TEXT NOT NULL
     )"""
@@ -271,6 +272,7 @@ class Action:
     remote_id: str | None
     created_at: str
     sending_at: str | None
+    sending_ds_at: str | None
     sent_at: str | None
     updated_at: str
 
@@ -331,12 +333,12 @@ def transition(db: sqlite_utils.Database, action_id: int, from_states: tuple[str
     return cursor.rowcount == 1
 
 
-def claim(db: sqlite_utils.Database, action_id: int) -> bool:
-    """planned → sending, attempts + 1, committed (synchronous=FULL) before the request leaves."""
+def claim(db: sqlite_utils.Database, action_id: int, ds_now: str) -> bool:
+    """planned → sending, attempts + 1 (``ds_now``: DS's clock then, for the read-back)."""
     now = now_utc()
     cursor = db.conn.execute(
-        "UPDATE actions SET state = 'sending', attempts = attempts + 1, sending_at = ?, updated_at = ? "
-        "WHERE id = ? AND state = 'planned'", [now, now, action_id])
+        "UPDATE actions SET state = 'sending', attempts = attempts + 1, sending_at = ?, sending_ds_at = ?, "
+        "updated_at = ? WHERE id = ? AND state = 'planned'", [now, ds_now, now, action_id])
     return cursor.rowcount == 1
 
 
@@ -351,3 +353,56 @@ def cancel_orphans(db: sqlite_utils.Database) -> int:
 
 def state_counts(db: sqlite_utils.Database) -> dict[str, int]:
     return dict(db.conn.execute("SELECT state, count(*) FROM actions GROUP BY state ORDER BY state").fetchall())
+
+
+def closed_by_connector(db: sqlite_utils.Database, numbers: list[int]) -> set[int]:
+    """Dossiers the connector itself classed sans suite (a sent classer_sans_suite action)."""
+    if not numbers:
+        return set()
+    out: set[int] = set()
+    for i in range(0, len(numbers), 500):
+        chunk = numbers[i:i + 500]
+        out |= {n for (n,) in db.conn.execute(
+            f"SELECT DISTINCT dossier_number FROM actions WHERE kind = 'classer_sans_suite' AND state = 'sent' "
+            f"AND dossier_number IN ({', '.join('?' * len(chunk))})", chunk)}
+    return out
+
+
+def journal_keys(db: sqlite_utils.Database, numbers: list[int]) -> dict[int, dict[str, str]]:
+    out: dict[int, dict[str, str]] = {}
+    for i in range(0, len(numbers), 500):
+        chunk = numbers[i:i + 500]
+        for n, key, state in db.conn.execute(
+                f"SELECT dossier_number, dedup_key, state FROM actions "
+                f"WHERE dossier_number IN ({', '.join('?' * len(chunk))})", chunk):
+            out.setdefault(n, {})[key] = state
+    return out
+
+
+def champ_values(db: sqlite_utils.Database, numbers: list[int], descriptor_id: str | None) -> dict[int, Any]:
+    """One root champ's value per dossier."""
+    if not descriptor_id or not numbers:
+        return {}
+    out: dict[int, Any] = {}
+    for i in range(0, len(numbers), 500):
+        chunk = numbers[i:i + 500]
+        out.update(db.conn.execute(
+            f"SELECT dossier_number, coalesce(value, string_value) FROM champs WHERE descriptor_id = ? "
+            f"AND row_id IS NULL AND dossier_number IN ({', '.join('?' * len(chunk))})", [descriptor_id, *chunk]))
+    return out
+
+
+def descriptor_options(db: sqlite_utils.Database, demarche_number: int, descriptor_id: str | None) -> list[str] | None:
+    if not descriptor_id:
+        return None
+    row = db.conn.execute("SELECT options FROM champ_descriptors WHERE demarche_number = ? AND id = ?",
+                          [demarche_number, descriptor_id]).fetchone()
+    return json.loads(row[0]) if row and row[0] else None
+
+
+def descriptor_type(db: sqlite_utils.Database, demarche_number: int, descriptor_id: str | None) -> str | None:
+    if not descriptor_id:
+        return None
+    row = db.conn.execute("SELECT type FROM champ_descriptors WHERE demarche_number = ? AND id = ?",
+                          [demarche_number, descriptor_id]).fetchone()
+    return row[0] if row else None
