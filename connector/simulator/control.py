@@ -6,8 +6,8 @@ and demos running in another thread or process can drive the world safely:
     advance {seconds}                      token {token?, demarches?, expired?, write_access?, revoked?}
     fault {kind, count?, operation?, ...}  faults/clear                 poison {number, poisoned?}
     rate_limit {limit}                     log (read)                   log/reset (read and empty)
-    dossiers {demarche, count?, state?}    message {number, body?, content_type?, size?, filename?,
-    scan {key, result?}                             virus_scan?, email?}
+    dossiers {demarche, count?, state?}    message {number, body?, kind?, content_type?, size?, filename?,
+    scan {key, result?}                             virus_scan?, email?, count?}
     champ {number, stable_id, value}       annotation {number, stable_id, value}
     state {number, state, motivation?}     archive {number, archived?}  touch {numbers}
     hide {number, by?, reason?}            restore {number}             purge {number, reason?}
