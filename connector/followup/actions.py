@@ -319,6 +319,7 @@ class Runner:
         (facts, st), = conventions.refresh(self.db, dcfg.deadline, dcfg.number, profile, now, [number])
         earlier_open = any(a.state not in ("sent", "cancelled") for a in store.actions(self.db, dossier=number)
                            if a.kind in CLOSURE_KINDS and a.id not in {t.id for t in todo})
+        sent_any = False
         for a in todo:
             still = self._still_wanted(a, st, facts)
             if still is not None:
@@ -348,8 +349,12 @@ class Runner:
             ok = await self.send(a)
             if not ok:
                 break
+            sent_any = True
             if a.kind in CLOSURE_KINDS:
                 crash_point("step_sent")
+        if sent_any:  # the mirror and the status show what was just done
+            if await self.reread(dcfg.number, number) is not None:
+                conventions.refresh(self.db, dcfg.deadline, dcfg.number, profile, self.now(), [number])
 
     def _still_wanted(self, a: store.Action, st: Status, facts: dict[str, Any]) -> str | None:
         """Why a planned action must not be sent any more (DS was just re-read), or None."""

@@ -207,6 +207,10 @@ class Simulator:
             raise ValueError(f"no démarche number {demarche}")
         rng = random.Random(f"{self.world.seed}-{len(self.world.dossiers)}-{self.now().isoformat()}")
         made = [make_dossier(self.world, demarche, rng, self.now(), state=state) for _ in range(count)]
+        if self.world.demarches[demarche].kind == "occitanie":
+            for d in made:
+                if d.state == "accepte":  # it now owes its signed convention (anomalies.py)
+                    d.anomalies += ("convention_missing",)
         self.changed()
         return [d.number for d in made]
 

@@ -301,6 +301,7 @@ def _reopen(life: Life, accepted: datetime) -> None:
     then accepted again by hand (as far as the clock allows)."""
     d, rng, now = life.d, life.rng, life.now
     life.anomalies.append(REOPENED)
+    life.anomalies.append(CONVENTION_MISSING)  # no signed PDF comes back on this path
     asked = after(rng, accepted, 1, 20, office=False)
     if asked > now:
         return
