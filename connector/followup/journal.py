@@ -28,7 +28,7 @@ from connector.store.db import now_utc
 TRANSITIONS: dict[str, tuple[str, ...]] = {  # to -> from
     "sending": ("planned",),
     "sent": ("sending", "unknown"),
-    "failed": ("sending", "unknown"),
+    "failed": ("planned", "sending", "unknown"),  # planned: refused before sending (rights, config)
     "unknown": ("sending",),
     "planned": ("sending", "unknown"),
     "cancelled": ("planned", "failed", "unknown"),
