@@ -89,6 +89,18 @@ TABLES_DDL = (
     )""",
 )
 
+DESCRIBED = (
+    ("form_profiles", "per démarche, the form profile in use (configured or detected) and its role problems"),
+    ("form_roles", "which champ descriptor plays which role (active = in the active revision's mapping; "
+                   "old ones kept for dossiers filed under an old revision)"),
+    ("dossier_forms", "one row per dossier: what its form says (collectivité, declared count and cost, "
+                      "schools listed)"),
+    ("ecoles", "one row per school per dossier: UAI as typed and normalised, valid flag, name, commune; "
+               "rebuilt with the dossier's page"),
+    ("anomalies", "what is wrong in a dossier (stable code, severity, champ, French message), with first "
+                  "seen, last seen and resolved at (NULL while open)"),
+)
+
 INDEXES: dict[str, str] = {
     "idx_ecoles_demarche_uai": "ecoles(demarche_number, uai)",
     "idx_dossier_forms_demarche_siret": "dossier_forms(demarche_number, siret)",
