@@ -169,7 +169,20 @@ def dossier_form(db: sqlite_utils.Database, number: int, resolution: Resolution 
     _identify(form, row)
     _declared(form)
     form.schools = _schools(form, lookup, champs)
+    commune = _commune_name(form.champ("commune"))
+    if commune:
+        for school in form.schools:
+            school.commune = school.commune or commune
     return form
+
+
+def _commune_name(row: dict | None) -> str | None:
+    if row is None:
+        return None
+    value = _json(row["value"])
+    if isinstance(value, dict):
+        return (value.get("commune") or {}).get("name") or row["string_value"]
+    return row["string_value"]
 
 
 def _identify(form: DossierForm, row: dict) -> None:

@@ -350,3 +350,92 @@ def open_anomaly_counts(db: sqlite_utils.Database, demarche: int | None = None) 
     return db.conn.execute(
         f"SELECT demarche_number, code, severity, count(*) FROM anomalies WHERE resolved_at IS NULL {where} "
         "GROUP BY demarche_number, code, severity ORDER BY demarche_number, code", params).fetchall()
+
+
+# --- Exports ----------------------------------------------------------------------------------------
+
+_WAS_ACCEPTED = ("EXISTS (SELECT 1 FROM json_each(d.raw, '$.traitements') t "
+                 "WHERE json_extract(t.value, '$.event') IN ('accepte', 'accepte_automatiquement'))")
+
+
+def _demarche_filter(demarches: list[int] | None, column: str = "d.demarche_number") -> tuple[str, list]:
+    if not demarches:
+        return "", []
+    return f" AND {column} IN ({', '.join('?' * len(demarches))})", list(demarches)
+
+
+def export_ecoles(db: sqlite_utils.Database, demarches: list[int] | None) -> list[dict]:
+    where, params = _demarche_filter(demarches)
+    return query(db, f"""
+        SELECT d.demarche_number AS demarche, d.number AS dossier, d.state AS etat, e.position + 1 AS rang,
+               e.uai_saisi, e.uai, e.uai_valide, e.nom AS ecole, e.commune,
+               coalesce(f.siret, d.demandeur_siret) AS siret,
+               coalesce(f.collectivite, d.demandeur_name) AS collectivite
+        FROM ecoles e JOIN dossiers d ON d.number = e.dossier_number
+        LEFT JOIN dossier_forms f ON f.dossier_number = d.number
+        WHERE 1 = 1{where} ORDER BY d.demarche_number, d.number, e.position""", params)
+
+
+def export_openings(db: sqlite_utils.Database, demarches: list[int], need_convention: set[int]) -> list[dict]:
+    """Valid schools of accepted dossiers (not in DS's trash), one line per school and dossier; for the
+    démarches in ``need_convention``, only dossiers whose signed convention was obtained (table
+    ``conventions`` of the deadlines layer: status received_on_time or received_late). Without that
+    table, no convention counts as obtained yet: those démarches list nothing."""
+    where, params = _demarche_filter(demarches)
+    if need_convention:
+        marks = ", ".join("?" * len(need_convention))
+        if table_exists(db, "conventions"):
+            convention = (f" AND (d.demarche_number NOT IN ({marks}) OR EXISTS (SELECT 1 FROM conventions c "
+                          "WHERE c.dossier_number = d.number AND c.status IN ('received_on_time', 'received_late')))")
+        else:
+            convention = f" AND d.demarche_number NOT IN ({marks})"
+        params += sorted(need_convention)
+    else:
+        convention = ""
+    return query(db, f"""
+        SELECT e.uai, min(e.nom) AS ecole, min(e.commune) AS commune,
+               coalesce(f.siret, d.demandeur_siret) AS siret,
+               coalesce(f.collectivite, d.demandeur_name) AS collectivite,
+               d.number AS dossier, substr(d.date_traitement, 1, 10) AS date, d.demarche_number AS demarche
+        FROM ecoles e JOIN dossiers d ON d.number = e.dossier_number
+        LEFT JOIN dossier_forms f ON f.dossier_number = d.number
+        WHERE d.state = 'accepte' AND d.pending_deletion = 0 AND e.uai_valide = 1{where}{convention}
+        GROUP BY d.number, e.uai
+        ORDER BY d.demarche_number, e.uai, d.number""", params)
+
+
+def export_closings(db: sqlite_utils.Database, demarches: list[int] | None) -> list[dict]:
+    """Valid schools of dossiers classés sans suite or refused after having been accepted (their access
+    may have been opened): the date is the closing decision's."""
+    where, params = _demarche_filter(demarches)
+    return query(db, f"""
+        SELECT e.uai, min(e.nom) AS ecole, min(e.commune) AS commune,
+               coalesce(f.siret, d.demandeur_siret) AS siret,
+               coalesce(f.collectivite, d.demandeur_name) AS collectivite,
+               d.number AS dossier, substr(d.date_traitement, 1, 10) AS date, d.state AS etat,
+               d.demarche_number AS demarche
+        FROM ecoles e JOIN dossiers d ON d.number = e.dossier_number
+        LEFT JOIN dossier_forms f ON f.dossier_number = d.number
+        WHERE d.state IN ('sans_suite', 'refuse') AND e.uai_valide = 1 AND {_WAS_ACCEPTED}{where}
+        GROUP BY d.number, e.uai
+        ORDER BY d.demarche_number, e.uai, d.number""", params)
+
+
+def export_anomalies(db: sqlite_utils.Database, demarches: list[int] | None) -> list[dict]:
+    where, params = _demarche_filter(demarches, "a.demarche_number")
+    return query(db, f"""
+        SELECT a.demarche_number AS demarche, a.dossier_number AS dossier, d.state AS etat,
+               coalesce(f.collectivite, d.demandeur_name) AS collectivite, a.code, a.severity AS gravite,
+               a.champ, a.message, substr(a.first_seen_at, 1, 10) AS depuis
+        FROM anomalies a JOIN dossiers d ON d.number = a.dossier_number
+        LEFT JOIN dossier_forms f ON f.dossier_number = d.number
+        WHERE a.resolved_at IS NULL{where}
+        ORDER BY a.demarche_number, a.dossier_number, a.severity, a.code, a.key""", params)
+
+
+def dossiers_to_evaluate(db: sqlite_utils.Database, demarche: int) -> list[int]:
+    """Dossiers never evaluated, or saved by a sync since their last evaluation."""
+    return [n for (n,) in db.conn.execute(
+        "SELECT d.number FROM dossiers d LEFT JOIN dossier_forms f ON f.dossier_number = d.number "
+        "WHERE d.demarche_number = ? AND (f.evaluated_at IS NULL OR f.evaluated_at < d.synced_at) "
+        "ORDER BY d.number", [demarche])]
