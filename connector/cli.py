@@ -120,6 +120,46 @@ def demo(state_dir: Path, seed: int, dossiers: int) -> None:
     run(state_dir, seed, dossiers)
 
 
+@cli.command("check")
+@CONFIG_OPTION
+@click.option("--demarche", "demarches", type=click.IntRange(1), multiple=True, metavar="N",
+              help="Check only this démarche (repeatable; default: every configured one).")
+@click.option("--full", is_flag=True, help="Re-evaluate every dossier (after a rule or config change).")
+@human_errors
+def check_forms(config_path: Path | None, demarches: tuple[int, ...], full: bool) -> None:
+    """Re-resolve the form roles and evaluate the dossiers of the mirror; list open anomalies per rule.
+
+    Without --full, only the dossiers changed since their last evaluation. Takes the instance lock.
+    """
+    from connector.commands.check import check
+
+    sys.exit(check(config_path, list(demarches), full))
+
+
+@cli.command("export")
+@click.argument("kind", type=click.Choice(["ecoles", "ouvertures", "fermetures", "facturation", "anomalies"]))
+@CONFIG_OPTION
+@click.option("--demarche", "demarches", type=click.IntRange(1), multiple=True, metavar="N",
+              help="Only this démarche (repeatable; default: every démarche of the mirror).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file (default: standard output).")
+@click.option("--delimiter", default=";", show_default=True, help="CSV field separator.")
+@click.option("--decimal", type=click.Choice([",", "."]), default=",", show_default=True,
+              help="CSV decimal separator.")
+@human_errors
+def export_lists(kind: str, config_path: Path | None, demarches: tuple[int, ...], fmt: str, output: Path | None,
+                 delimiter: str, decimal: str) -> None:
+    """Export schools, ENT openings and closings (for the AAF), billing, or open anomalies.
+
+    CSV is UTF-8 with a BOM, ';' and a decimal comma (opens right in LibreOffice and French Excel);
+    JSON is an array of objects. Reads the mirror without the lock.
+    """
+    from connector.commands.export import export
+
+    sys.exit(export(config_path, kind, list(demarches), fmt, output, delimiter, decimal))
+
+
 @cli.group()
 def actions() -> None:
     """The convention follow-up's side effects on DS (reminders, closures), journaled exactly once."""

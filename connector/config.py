@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from connector.credentials import load_token
 from connector.errors import ConfigError, CredentialError
+from connector.forms.roles import FEE_2026_2027, PROFILE_CHOICES, ROLES
 
 SEARCH_PATHS = (Path("config.toml"), Path("/etc/ds-connector/config.toml"))
 DEFAULT_URL = "https://demarche.numerique.gouv.fr/api/v2/graphql"
@@ -105,6 +106,12 @@ class DemarcheConfig:
     number: int
     label: str | None = None
     deadline: DeadlineConfig = DeadlineConfig()
+    # ENT-École forms (connector.forms): the profile ("auto": detected), role overrides as
+    # (role, champ label or descriptor id) pairs, the fee per school in euros, the académie's départements.
+    profile: str = "auto"
+    roles: tuple[tuple[str, str], ...] = ()
+    fee_per_school: float = FEE_2026_2027
+    departements: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -364,6 +371,40 @@ def _parse_demarches(value: Any, base_dir: Path, problems: list[str]) -> list[_T
     return [_Table(f"[[demarches]] #{i}", item, base_dir, problems) for i, item in enumerate(value, 1)]
 
 
+def _parse_forms(t: _Table) -> dict[str, Any]:
+    """The forms keys of one [[demarches]] table: profile, [demarches.roles], fee_per_school, departements."""
+    out: dict[str, Any] = {"profile": t.choice("profile", "auto", PROFILE_CHOICES)}
+    roles = t.raw("roles")
+    if roles is not _MISSING:
+        if not isinstance(roles, dict):
+            t.problem("roles", f"expected a table of role = \"champ label or descriptor id\", got {_kind(roles)}")
+        else:
+            pairs = []
+            for role, value in roles.items():
+                if role not in ROLES:
+                    close = difflib.get_close_matches(role, ROLES, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else f" (roles: {', '.join(ROLES)})"
+                    t.problem(f"roles.{role}", "unknown role" + hint)
+                elif not isinstance(value, str) or not value.strip():
+                    t.problem(f"roles.{role}", "expected a champ label or a descriptor id (a non-empty string)")
+                else:
+                    pairs.append((role, value.strip()))
+            out["roles"] = tuple(pairs)
+    fee = t.raw("fee_per_school")
+    if fee is not _MISSING:
+        if isinstance(fee, bool) or not isinstance(fee, int | float) or not (math.isfinite(fee) and 0 < fee <= 10_000):
+            t.problem("fee_per_school", "expected an amount in euros, more than 0 and at most 10000 (41 for 2026-2027)")
+        else:
+            out["fee_per_school"] = float(fee)
+    depts = t.raw("departements")
+    if depts is not _MISSING:
+        if not isinstance(depts, list) or not all(isinstance(d, str) and d.strip() for d in depts):
+            t.problem("departements", 'expected an array of département codes, e.g. ["16", "17", "79", "86"]')
+        else:
+            out["departements"] = tuple(d.strip().upper() for d in depts)
+    return out
+
+
 def _unknown_keys(sections: dict[str, list[_Table]], problems: list[str]) -> None:
     """Report keys nobody read: a secret, a key of another section, or a typo ("did you mean")."""
     home = {key: name for name, tables in sections.items() if name != TOP for t in tables for key in t.known}
@@ -421,7 +462,7 @@ def _build(data: dict[str, Any], base_dir: Path, source: str) -> tuple[Config, l
                 deadline = _parse_deadline(deadline_t)
             else:
                 t.problem("deadline", f"expected a table ([demarches.deadline]), got {_kind(raw_deadline)}")
-        demarches.append(DemarcheConfig(number=number, label=label, deadline=deadline))
+        demarches.append(DemarcheConfig(number=number, label=label, deadline=deadline, **_parse_forms(t)))
 
     _unknown_keys(
         {TOP: [top], "[ds]": [ds_t], "[database]": [db_t], "[sync]": [sync_t], "[log]": [log_t],

@@ -6,36 +6,51 @@ what runs inside each page's transaction here, once, so every entry point runs t
 
 from __future__ import annotations
 
+from typing import Any
+
 from connector.config import Config
+from connector.logs import get_logger
 from connector.sync import SyncHooks
+
+log = get_logger(__name__)
 
 
 class CompositeHooks(SyncHooks):
-    """Several hooks, called in order (each already runs in the engine's savepoint)."""
+    """Calls each hook in order (forms first: the deadlines read the forms' rows). Each hook's call
+    runs in a savepoint of its own: one that raises loses its own writes only, is logged
+    (``sync.hook_failed`` with the hook), and the next hooks still run; the page still commits."""
 
-    def __init__(self, *hooks: object):
-        self.hooks = hooks
+    def __init__(self, hooks: list[Any]):
+        self.hooks = list(hooks)
 
-    def _each(self, name: str, *args: object) -> None:
-        for h in self.hooks:
-            if (method := getattr(h, name, None)) is not None:
-                method(*args)
+    def _each(self, method: str, db: Any, *args: Any, savepoint: bool = True) -> None:
+        for hook in self.hooks:
+            try:
+                if savepoint:
+                    with db.atomic():
+                        getattr(hook, method)(db, *args)
+                else:
+                    getattr(hook, method)(db, *args)
+            except Exception as exc:  # noqa: BLE001 - a hook never stops the mirror nor the other hooks
+                log.exception("sync.hook_failed", hook=f"{type(hook).__name__}.{method}",
+                              error=f"{type(exc).__name__}: {exc}")
 
-    def descriptor_saved(self, db, demarche):  # type: ignore[no-untyped-def]
+    def descriptor_saved(self, db: Any, demarche: int) -> None:
         self._each("descriptor_saved", db, demarche)
 
-    def dossiers_changed(self, db, demarche, numbers):  # type: ignore[no-untyped-def]
+    def dossiers_changed(self, db: Any, demarche: int, numbers: list[int]) -> None:
         self._each("dossiers_changed", db, demarche, numbers)
 
-    def demarche_done(self, db, demarche, report):  # type: ignore[no-untyped-def]
-        self._each("demarche_done", db, demarche, report)
+    def demarche_done(self, db: Any, demarche: int, report: Any) -> None:
+        self._each("demarche_done", db, demarche, report, savepoint=False)
 
 
 def sync_hooks(config: Config) -> SyncHooks:
     """The hooks of a sync with this config."""
     from connector.followup.hooks import FollowupHooks
+    from connector.forms.hooks import FormsHooks
 
-    return CompositeHooks(FollowupHooks(config))
+    return CompositeHooks([FormsHooks(config), FollowupHooks(config)])
 
 
 async def after_sync(config: Config, report: object) -> None:

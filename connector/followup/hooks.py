@@ -23,6 +23,12 @@ class FollowupHooks:
         self.config = config
         self.by_number = {d.number: d for d in config.demarches}
 
+    def descriptor_saved(self, db: sqlite_utils.Database, demarche: int) -> None:
+        """Nothing: the profile is resolved from the descriptor when dossiers change."""
+
+    def demarche_done(self, db: sqlite_utils.Database, demarche: int, report: object) -> None:
+        """Nothing: statuses that depend on DS's clock are refreshed after the sync (after_sync)."""
+
     def dossiers_changed(self, db: sqlite_utils.Database, demarche: int, numbers: list[int]) -> None:
         dcfg = self.by_number.get(demarche)
         if dcfg is None or not numbers:

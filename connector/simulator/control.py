@@ -12,6 +12,7 @@ and demos running in another thread or process can drive the world safely:
     state {number, state, motivation?}     archive {number, archived?}  touch {numbers}
     hide {number, by?, reason?}            restore {number}             purge {number, reason?}
     world (a summary: clock, démarches, dossier counts)
+    planted {demarche?} (the facts planted in each dossier: ``Dossier.anomalies``, see anomalies.py)
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ def _world(sim: Simulator, _p: dict[str, Any]) -> dict[str, Any]:
         "deleted": len(sim.world.deleted),
         "pending_faults": len(sim.faults.pending),
     }
+
+
+def _planted(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
+    demarche = p.get("demarche")
+    return {"dossiers": {str(d.number): list(d.anomalies) for d in sim.world.dossiers.values()
+                         if demarche is None or d.demarche_number == int(demarche)}}
 
 
 def _rate_limit(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
@@ -110,6 +117,7 @@ OPERATIONS: dict[str, Callable[[Simulator, dict[str, Any]], Any]] = {
     "purge": _purge,
     "touch": _touch,
     "world": _world,
+    "planted": _planted,
 }
 
 

@@ -24,7 +24,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from connector.simulator import ident, referentiel as ref
+from connector.simulator import crossings, ident, referentiel as ref
 from connector.simulator.anomalies import (
     BROUILLON, CONVENTION_LATE, CONVENTION_MISSING, CONVENTION_ON_TIME, FATES, FRESH_PDF_REPLIES,
     HIDDEN_BY_ADMINISTRATION, HIDDEN_BY_EXPIRY, HIDDEN_BY_USER_EN_CONSTRUCTION, HIDDEN_BY_USER_TERMINATED,
@@ -312,6 +312,8 @@ def _seed(seed: int, dossiers: int, token: str | None, start: datetime) -> World
             _build(world, plan, number, rng, communes, forms_by_dem, shared)
     world.next_ids["Dossier"] = number
     _fresh_replies(world, rng)
+    crossings.plant(world)  # an RNG of its own: the rest of the world does not change
+    crossings.mark(world)
     _renumber(world, bases)
     return world
 
