@@ -162,3 +162,78 @@ def cancel(config_path: Path | None, action_id: int) -> int:
     log.info("followup.operator_cancel", action=action_id, dossier=a.dossier_number)
     click.echo(f"action {a.id} (dossier {a.dossier_number}, {a.kind}) is cancelled")
     return 0
+
+
+# --- the demo (connector/commands/demo.py) ------------------------------------------------------
+
+
+def add_demo_followup(config_path: Path, instructeur_email: str, demarche: int) -> None:
+    """Make the demo config act as ``instructeur_email`` and give ``demarche`` a deadline block (actions
+    off: the demo turns them on for one run)."""
+    text = config_path.read_text(encoding="utf-8")
+    text = text.replace("[ds]\n", f'[ds]\ninstructeur_email = "{instructeur_email}"\n', 1)
+    block = ("[demarches.deadline]\nreminders = false\nclasser_sans_suite = false\n"
+             "weekdays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]\nhours = [0, 24]\n")
+    marker = f"number = {demarche}\n"
+    head, _, tail = text.partition(marker)
+    first_line, newline, rest = tail.partition("\n\n")
+    text = head + marker + first_line + newline + block + "\n" + rest if newline else text + "\n" + block
+    config_path.write_text(text, encoding="utf-8")
+
+
+async def demo_followup(config: Config, log_entries) -> list[str]:  # type: ignore[no-untyped-def]
+    """The demo's follow-up part: statuses, ``actions plan``, then one run with actions enabled and the
+    journal. ``log_entries()``: the simulator's mutation journal."""
+    import dataclasses
+
+    lines: list[str] = []
+    db = open_db(config.database.path)
+    try:
+        async with _client(config) as client:
+            report = await followup.plan_only(config, client, db)
+        for plan in report.plans:
+            counts = ", ".join(f"{n} {s}" for s, n in sorted(plan.statuses.items()))
+            lines.append(f"5. Signed conventions of démarche {plan.demarche} ({plan.profile.name}), "
+                         f"DS clock {report.ds_now:%Y-%m-%d %H:%M} UTC:")
+            lines.append(f"     {counts}")
+        on = dataclasses.replace(config, demarches=tuple(
+            dataclasses.replace(d, deadline=dataclasses.replace(d.deadline, reminders=True, classer_sans_suite=True))
+            for d in config.demarches))
+        async with _client(on) as client:
+            would = await followup.plan_only(on, client, db)
+        decisions = [d for p in would.plans for d in p.decisions if d.kind]
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(_count(d.kind for d in decisions).items()))
+        lines.append("")
+        lines.append(f"6. actions plan (with reminders and classer_sans_suite on): {len(decisions)} actions ({kinds})")
+        shown = {}
+        for d in decisions:
+            shown.setdefault(d.kind, d)
+        for d in shown.values():
+            lines.append(f"     dossier {d.dossier}: {d.kind} — {d.rule}")
+    finally:
+        db.conn.close()
+    ran = await run_actions(on, settle=timedelta())
+    lines.append("")
+    lines.append(f"7. actions run on the simulator: {ran.summary()}")
+    db = open_db_readonly(config.database.path)
+    try:
+        states = _count(f"{a.kind} {a.state}" for a in store.actions(db))
+        lines.append("   journal: " + ", ".join(f"{n} {k}" for k, n in sorted(states.items())))
+        counts = store.status_counts(db, next(iter(p.demarche for p in report.plans)))
+        lines.append("   statuses now: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    finally:
+        db.conn.close()
+    entries = log_entries()
+    effects = _count((e["name"], e.get("dossier"), str(e["input"].get("body") or e["input"].get("annotations")
+                                                        or e["input"].get("motivation") or ""))
+                     for e in entries if e["outcome"] == "ok")
+    lines.append(f"   the simulator received {len(entries)} mutations, {len(effects)} distinct side effects, "
+                 f"{sum(n - 1 for n in effects.values())} duplicates")
+    return lines
+
+
+def _count(items) -> dict:  # type: ignore[no-untyped-def]
+    out: dict = {}
+    for item in items:
+        out[item] = out.get(item, 0) + 1
+    return out
