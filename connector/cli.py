@@ -126,6 +126,116 @@ def demo(state_dir: Path, seed: int, dossiers: int) -> None:
     run(state_dir, seed, dossiers)
 
 
+@cli.command("check")
+@CONFIG_OPTION
+@click.option("--demarche", "demarches", type=click.IntRange(1), multiple=True, metavar="N",
+              help="Check only this démarche (repeatable; default: every configured one).")
+@click.option("--full", is_flag=True, help="Re-evaluate every dossier (after a rule or config change).")
+@human_errors
+def check_forms(config_path: Path | None, demarches: tuple[int, ...], full: bool) -> None:
+    """Re-resolve the form roles and evaluate the dossiers of the mirror; list open anomalies per rule.
+
+    Without --full, only the dossiers changed since their last evaluation. Takes the instance lock.
+    """
+    from connector.commands.check import check
+
+    sys.exit(check(config_path, list(demarches), full))
+
+
+@cli.command("export")
+@click.argument("kind", type=click.Choice(["ecoles", "ouvertures", "fermetures", "facturation", "anomalies"]))
+@CONFIG_OPTION
+@click.option("--demarche", "demarches", type=click.IntRange(1), multiple=True, metavar="N",
+              help="Only this démarche (repeatable; default: every démarche of the mirror).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file (default: standard output).")
+@click.option("--delimiter", default=";", show_default=True, help="CSV field separator.")
+@click.option("--decimal", type=click.Choice([",", "."]), default=",", show_default=True,
+              help="CSV decimal separator.")
+@human_errors
+def export_lists(kind: str, config_path: Path | None, demarches: tuple[int, ...], fmt: str, output: Path | None,
+                 delimiter: str, decimal: str) -> None:
+    """Export schools, ENT openings and closings (for the AAF), billing, or open anomalies.
+
+    CSV is UTF-8 with a BOM, ';' and a decimal comma (opens right in LibreOffice and French Excel);
+    JSON is an array of objects. Reads the mirror without the lock.
+    """
+    from connector.commands.export import export
+
+    sys.exit(export(config_path, kind, list(demarches), fmt, output, delimiter, decimal))
+
+
+@cli.group()
+def actions() -> None:
+    """The convention follow-up's side effects on DS (reminders, closures), journaled exactly once."""
+
+
+DEMARCHE_OPTION = click.option("--demarche", "demarches", type=click.IntRange(1), multiple=True, metavar="N",
+                               help="Only this démarche (repeatable).")
+ACTION_STATES = ("planned", "sending", "sent", "failed", "unknown", "cancelled")
+
+
+@actions.command("plan")
+@CONFIG_OPTION
+@DEMARCHE_OPTION
+@click.option("-v", "--verbose", is_flag=True, help="On a terminal, also show the log lines.")
+@human_errors
+def actions_plan(config_path: Path | None, demarches: tuple[int, ...], verbose: bool) -> None:
+    """Show what `actions run` would do now, and why; touches nothing (reads DS's clock)."""
+    from connector.commands.actions import plan
+
+    sys.exit(plan(config_path, list(demarches), verbose))
+
+
+@actions.command("run")
+@CONFIG_OPTION
+@DEMARCHE_OPTION
+@click.option("--settle", default=60.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds before a sending/unknown action is read back from DS (a request DS may still run).")
+@click.option("-v", "--verbose", is_flag=True, help="On a terminal, also show the log lines.")
+@human_errors
+def actions_run(config_path: Path | None, demarches: tuple[int, ...], settle: float, verbose: bool) -> None:
+    """Take the due actions on DS (the daemon does it after each sync). Exit 1 if any failed."""
+    from connector.commands.actions import run
+
+    sys.exit(run(config_path, list(demarches), settle, verbose))
+
+
+@actions.command("list")
+@CONFIG_OPTION
+@click.option("--state", "states", type=click.Choice(ACTION_STATES), multiple=True, help="Only this state (repeatable).")
+@click.option("--dossier", type=click.IntRange(1), default=None, help="Only this dossier.")
+@human_errors
+def actions_list(config_path: Path | None, states: tuple[str, ...], dossier: int | None) -> None:
+    """List the journal of actions (read-only, no lock)."""
+    from connector.commands.actions import list_actions
+
+    sys.exit(list_actions(config_path, list(states), dossier))
+
+
+@actions.command("retry")
+@CONFIG_OPTION
+@click.argument("action_id", type=click.IntRange(1), metavar="ID")
+@human_errors
+def actions_retry(config_path: Path | None, action_id: int) -> None:
+    """Plan a failed (or cancelled) action again; the next run sends it."""
+    from connector.commands.actions import retry
+
+    sys.exit(retry(config_path, action_id))
+
+
+@actions.command("cancel")
+@CONFIG_OPTION
+@click.argument("action_id", type=click.IntRange(1), metavar="ID")
+@human_errors
+def actions_cancel(config_path: Path | None, action_id: int) -> None:
+    """Cancel a planned, failed or unknown action: it will not be sent."""
+    from connector.commands.actions import cancel
+
+    sys.exit(cancel(config_path, action_id))
+
+
 def main() -> None:
     try:
         cli(prog_name="ds-connector")

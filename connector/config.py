@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from connector.credentials import load_token
 from connector.errors import ConfigError, CredentialError
+from connector.forms.roles import FEE_2026_2027, PROFILE_CHOICES, ROLES
 
 SEARCH_PATHS = (Path("config.toml"), Path("/etc/ds-connector/config.toml"))
 DEFAULT_URL = "https://demarche.numerique.gouv.fr/api/v2/graphql"
@@ -77,10 +78,40 @@ class LogConfig:
         return None if self.format == "auto" else self.format == "json"
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DEADLINE_REFERENCES = ("date_depot", "date_passage_en_instruction")
+
+
+@dataclass(frozen=True)
+class DeadlineConfig:
+    """``[demarches.deadline]``: the signed-convention deadline of a démarche whose form profile has
+    one (issue 9). Statuses are always kept; nothing is written to DS unless ``reminders`` or
+    ``classer_sans_suite`` is on."""
+
+    reference: str = "date_depot"
+    months: int = 2
+    reminders: bool = False
+    reminder_days: tuple[int, ...] = (15, 3)
+    classer_sans_suite: bool = False
+    grace_days: int = 0
+    weekdays: tuple[int, ...] = (0, 1, 2, 3, 4)  # 0 = Monday
+    hours: tuple[int, int] = (9, 17)  # Europe/Paris, [start, end)
+    reminder_template: str | None = None
+    closure_template: str | None = None
+    motivation_template: str | None = None
+
+
 @dataclass(frozen=True)
 class DemarcheConfig:
     number: int
     label: str | None = None
+    deadline: DeadlineConfig = DeadlineConfig()
+    # ENT-École forms (connector.forms): the profile ("auto": detected), role overrides as
+    # (role, champ label or descriptor id) pairs, the fee per school in euros, the académie's départements.
+    profile: str = "auto"
+    roles: tuple[tuple[str, str], ...] = ()
+    fee_per_school: float = FEE_2026_2027
+    departements: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -272,6 +303,63 @@ def _parse_sync(t: _Table, state_dir: Path) -> SyncConfig:
     )
 
 
+def _parse_deadline(t: _Table) -> DeadlineConfig:
+    from connector.followup import templates
+
+    d = DeadlineConfig()
+
+    def flag(key: str, default: bool) -> bool:
+        value = t.raw(key)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            t.problem(key, f"expected true or false, got {_kind(value)}")
+            return default
+        return value
+
+    def integers(key: str, default: tuple[int, ...], lo: int, hi: int) -> tuple[int, ...]:
+        value = t.raw(key)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, list) or not all(type(v) is int for v in value):
+            t.problem(key, f"expected an array of integers, got {_kind(value)}")
+            return default
+        if bad := [v for v in value if not lo <= v <= hi]:
+            t.problem(key, f"{', '.join(map(str, bad))} out of range, must be {lo} to {hi}")
+            return default
+        return tuple(value)
+
+    weekdays = d.weekdays
+    raw_days = t.raw("weekdays")
+    if raw_days is not _MISSING:
+        if (not isinstance(raw_days, list) or not raw_days
+                or not all(isinstance(v, str) and v.lower() in WEEKDAYS for v in raw_days)):
+            t.problem("weekdays", f"expected a non-empty array of days among {', '.join(WEEKDAYS)}")
+        else:
+            weekdays = tuple(sorted({WEEKDAYS.index(v.lower()) for v in raw_days}))
+    hours = integers("hours", d.hours, 0, 24)
+    if len(hours) != 2 or hours[0] >= hours[1]:
+        t.problem("hours", "expected [start, end] hours (Europe/Paris), start before end, e.g. [9, 17]")
+        hours = d.hours
+    texts: dict[str, str | None] = {}
+    for key in ("reminder_template", "closure_template", "motivation_template"):
+        texts[key] = t.string(key, None)
+        for problem in templates.problems(texts[key] or ""):
+            t.problem(key, problem)
+    reminder_days = integers("reminder_days", d.reminder_days, 1, 365)
+    return DeadlineConfig(
+        reference=t.choice("reference", d.reference, DEADLINE_REFERENCES),
+        months=t.integer("months", d.months, 1, 24),
+        reminders=flag("reminders", d.reminders),
+        reminder_days=tuple(sorted(set(reminder_days), reverse=True)),
+        classer_sans_suite=flag("classer_sans_suite", d.classer_sans_suite),
+        grace_days=t.integer("grace_days", d.grace_days, 0, 365),
+        weekdays=weekdays,
+        hours=(hours[0], hours[1]),
+        **texts,
+    )
+
+
 def _parse_demarches(value: Any, base_dir: Path, problems: list[str]) -> list[_Table]:
     how = "add one [[demarches]] table with a number per démarche to mirror"
     if value is _MISSING or value == []:
@@ -281,6 +369,40 @@ def _parse_demarches(value: Any, base_dir: Path, problems: list[str]) -> list[_T
         problems.append(f"[[demarches]]: expected an array of tables, got {_kind(value)}: {how}")
         return []
     return [_Table(f"[[demarches]] #{i}", item, base_dir, problems) for i, item in enumerate(value, 1)]
+
+
+def _parse_forms(t: _Table) -> dict[str, Any]:
+    """The forms keys of one [[demarches]] table: profile, [demarches.roles], fee_per_school, departements."""
+    out: dict[str, Any] = {"profile": t.choice("profile", "auto", PROFILE_CHOICES)}
+    roles = t.raw("roles")
+    if roles is not _MISSING:
+        if not isinstance(roles, dict):
+            t.problem("roles", f"expected a table of role = \"champ label or descriptor id\", got {_kind(roles)}")
+        else:
+            pairs = []
+            for role, value in roles.items():
+                if role not in ROLES:
+                    close = difflib.get_close_matches(role, ROLES, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else f" (roles: {', '.join(ROLES)})"
+                    t.problem(f"roles.{role}", "unknown role" + hint)
+                elif not isinstance(value, str) or not value.strip():
+                    t.problem(f"roles.{role}", "expected a champ label or a descriptor id (a non-empty string)")
+                else:
+                    pairs.append((role, value.strip()))
+            out["roles"] = tuple(pairs)
+    fee = t.raw("fee_per_school")
+    if fee is not _MISSING:
+        if isinstance(fee, bool) or not isinstance(fee, int | float) or not (math.isfinite(fee) and 0 < fee <= 10_000):
+            t.problem("fee_per_school", "expected an amount in euros, more than 0 and at most 10000 (41 for 2026-2027)")
+        else:
+            out["fee_per_school"] = float(fee)
+    depts = t.raw("departements")
+    if depts is not _MISSING:
+        if not isinstance(depts, list) or not all(isinstance(d, str) and d.strip() for d in depts):
+            t.problem("departements", 'expected an array of département codes, e.g. ["16", "17", "79", "86"]')
+        else:
+            out["departements"] = tuple(d.strip().upper() for d in depts)
+    return out
 
 
 def _unknown_keys(sections: dict[str, list[_Table]], problems: list[str]) -> None:
@@ -319,6 +441,7 @@ def _build(data: dict[str, Any], base_dir: Path, source: str) -> tuple[Config, l
     )
     demarches: list[DemarcheConfig] = []
     first_seen: dict[int, str] = {}
+    deadline_ts: list[_Table] = []
     for t in demarche_ts:
         label = t.string("label", None)
         if t.raw("number") is _MISSING:
@@ -331,11 +454,19 @@ def _build(data: dict[str, Any], base_dir: Path, source: str) -> tuple[Config, l
             t.problem("number", f"démarche {number} is already configured in {first_seen[number]}")
             continue
         first_seen[number] = t.where
-        demarches.append(DemarcheConfig(number=number, label=label))
+        deadline = DeadlineConfig()
+        if (raw_deadline := t.raw("deadline")) is not _MISSING:
+            if isinstance(raw_deadline, dict):
+                deadline_t = _Table(f"{t.where} [deadline]", raw_deadline, base_dir, problems)
+                deadline_ts.append(deadline_t)
+                deadline = _parse_deadline(deadline_t)
+            else:
+                t.problem("deadline", f"expected a table ([demarches.deadline]), got {_kind(raw_deadline)}")
+        demarches.append(DemarcheConfig(number=number, label=label, deadline=deadline, **_parse_forms(t)))
 
     _unknown_keys(
         {TOP: [top], "[ds]": [ds_t], "[database]": [db_t], "[sync]": [sync_t], "[log]": [log_t],
-         "[[demarches]]": demarche_ts},
+         "[[demarches]]": demarche_ts, "[demarches.deadline]": deadline_ts},
         problems,
     )
     config = Config(ds=ds, database=database, sync=sync, log=log, demarches=tuple(demarches), path=Path(source))

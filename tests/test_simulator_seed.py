@@ -16,7 +16,7 @@ from connector.simulator.seed import (
     CRETEIL, DEMARCHES, FIRST_DOSSIER_NUMBER, OCCITANIE, POITIERS, TECH_ACCOUNTS, make_dossier, make_usager_message,
     seed_world,
 )
-from connector.simulator.state import SYSTEM_EMAIL, TERMINATED, UTC, Dossier, World, file_content
+from connector.simulator.state import PARIS, SYSTEM_EMAIL, TERMINATED, UTC, Dossier, World, file_content
 
 
 @pytest.fixture(scope="module")
@@ -289,11 +289,11 @@ def test_occitanie_conventions_come_back_in_every_way(world):
         instructeurs = {world.instructeurs[i].email for i in world.instructeurs}
         pdfs = [m.created_at for m in d.messages if m.email not in instructeurs and m.email != SYSTEM_EMAIL
                 and any(f.filename.lower().endswith(".pdf") for f in m.attachments)]
-        deadline = add_months(d.depose_at, 2)
+        deadline = add_months(d.depose_at.astimezone(PARIS), 2).date()  # valid until 23:59:59 Paris
         if A.CONVENTION_ON_TIME in d.anomalies:
-            assert pdfs and pdfs[0] <= deadline
+            assert pdfs and pdfs[0].astimezone(PARIS).date() <= deadline
         if A.CONVENTION_LATE in d.anomalies:
-            assert pdfs and pdfs[0] > deadline
+            assert pdfs and pdfs[0].astimezone(PARIS).date() > deadline
         if A.CONVENTION_MISSING in d.anomalies:
             assert not pdfs
     assert any(d.state == "sans_suite" and d.motivation for d in occ)

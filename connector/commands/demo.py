@@ -180,6 +180,11 @@ async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
         demarches = [(d.number, d.title) for d in world.demarches.values()]
         _fresh(state_dir)
         config_path = write_demo_files(state_dir, url, token, demarches)
+        from connector.commands.actions import add_demo_followup, demo_followup
+        from connector.simulator.seed import TECH_ACCOUNTS
+
+        occitanie = next(d.number for d in world.demarches.values() if d.kind == "occitanie")
+        add_demo_followup(config_path, TECH_ACCOUNTS[occitanie], occitanie)
         config = load_config(config_path)
         api_token = load_token(config, environ={})
         click.echo(f"Simulator: {url} (seed {seed}, {len(world.dossiers)} dossiers incl. brouillons and hidden)")
@@ -196,6 +201,9 @@ async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
         click.echo("")
         await _sync(config, api_token, "3. Incremental sync")
         await _sync(config, api_token, "4. Nothing new")
+        click.echo("")
+        for line in await demo_followup(config, lambda: app["sim"].mutation_log):
+            click.echo(line)
     finally:
         await runner.cleanup()
     click.echo("")
@@ -213,6 +221,7 @@ async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
     if port == PREFERRED_PORT:
         click.echo(f"  {ds} simulate --seed {seed} --dossiers {dossiers}    (in another terminal), then:")
         click.echo(f"  {ds} sync --config {config_path} --full")
+    click.echo(f"  {ds} actions list --config {config_path} --state sent")
     click.echo(f"  {ds} sync --help")
 
 

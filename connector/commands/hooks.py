@@ -6,15 +6,56 @@ what runs inside each page's transaction here, once, so every entry point runs t
 
 from __future__ import annotations
 
+from typing import Any
+
 from connector.config import Config
+from connector.logs import get_logger
 from connector.sync import SyncHooks
+
+log = get_logger(__name__)
+
+
+class CompositeHooks(SyncHooks):
+    """Calls each hook in order (forms first: the deadlines read the forms' rows). Each hook's call
+    runs in a savepoint of its own: one that raises loses its own writes only, is logged
+    (``sync.hook_failed`` with the hook), and the next hooks still run; the page still commits."""
+
+    def __init__(self, hooks: list[Any]):
+        self.hooks = list(hooks)
+
+    def _each(self, method: str, db: Any, *args: Any, savepoint: bool = True) -> None:
+        for hook in self.hooks:
+            try:
+                if savepoint:
+                    with db.atomic():
+                        getattr(hook, method)(db, *args)
+                else:
+                    getattr(hook, method)(db, *args)
+            except Exception as exc:  # noqa: BLE001 - a hook never stops the mirror nor the other hooks
+                log.exception("sync.hook_failed", hook=f"{type(hook).__name__}.{method}",
+                              error=f"{type(exc).__name__}: {exc}")
+
+    def descriptor_saved(self, db: Any, demarche: int) -> None:
+        self._each("descriptor_saved", db, demarche)
+
+    def dossiers_changed(self, db: Any, demarche: int, numbers: list[int]) -> None:
+        self._each("dossiers_changed", db, demarche, numbers)
+
+    def demarche_done(self, db: Any, demarche: int, report: Any) -> None:
+        self._each("demarche_done", db, demarche, report, savepoint=False)
 
 
 def sync_hooks(config: Config) -> SyncHooks:
     """The hooks of a sync with this config."""
-    return SyncHooks()
+    from connector.followup.hooks import FollowupHooks
+    from connector.forms.hooks import FormsHooks
+
+    return CompositeHooks([FormsHooks(config), FollowupHooks(config)])
 
 
 async def after_sync(config: Config, report: object) -> None:
     """What runs after each successful sync, outside the sync's transactions (the daemon after every
-    run; ``sync`` after its one run): e.g. the actions of the deadlines issue. Nothing yet."""
+    run; ``sync`` after its one run): the convention statuses with DS's clock, and the enabled actions."""
+    from connector.commands.actions import after_sync_actions
+
+    await after_sync_actions(config)

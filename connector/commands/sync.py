@@ -12,7 +12,7 @@ import click
 
 from connector import logs
 from connector.config import load_config
-from connector.commands.hooks import sync_hooks
+from connector.commands.hooks import after_sync, sync_hooks
 from connector.credentials import load_token
 from connector.lock import InstanceLock
 from connector.sync.engine import DemarcheReport, run_sync
@@ -57,6 +57,8 @@ def sync_once(config_path: Path | None, demarches: list[int], *, full: bool, ver
         finally:
             if progress:
                 progress.done()
+        if report.exit_code == 0:
+            asyncio.run(after_sync(config, report))
     for demarche in report.demarches:
         if demarche.error is not None:
             click.echo(f"ds-connector: démarche {demarche.number}: {demarche.error}", err=True)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -85,6 +87,7 @@ class ClientStats:
     budget_wait_seconds: float = 0.0
     rate_limit_wait_seconds: float = 0.0
     bytes_received: int = 0
+    server_date: datetime | None = None  # DS's clock: the Date header of its latest answer
 
 
 @dataclass
@@ -278,6 +281,11 @@ class DsClient:
         async def request_end(_session: Any, ctx: Any, params: Any) -> None:
             ctx.trace_request_ctx.status = params.response.status
             ctx.trace_request_ctx.headers = params.response.headers
+            if (date_header := params.response.headers.get("Date")) is not None:
+                try:
+                    self.stats.server_date = parsedate_to_datetime(date_header)
+                except (TypeError, ValueError):
+                    pass
 
         async def chunk_received(_session: Any, _ctx: Any, params: Any) -> None:
             self.stats.bytes_received += len(params.chunk)

@@ -18,6 +18,12 @@ missing_upload                     5 %     Créteil: a mandatory upload empty, o
 signature_unchecked                4 %     Poitiers: the signature box unticked
 duplicate_school                   3 %     Poitiers, Créteil: a school entered twice
 reopened                           3 %     Occitanie: reopened for a correction after acceptance
+signatory_format                   ~7 %    Occitanie, Poitiers: signatory not written "Prénom NOM"
+                                           (the last name not in capitals)
+siret_twice                        ~2 %    any live dossier: its SIRET has another live dossier in
+                                           the démarche (``crossings``: planted and by chance)
+school_twice                       ~2 %    any live dossier: lists a school another collectivité's
+                                           live dossier lists (``crossings``)
 usager_deleted                     ~0.5 %  terminated: ``connection_usager = "deleted"``
 brouillon                          5 %     any: never deposited, never on the API
 hidden_by_administration           1 %     terminated, in the trash (last 13 days)
@@ -66,6 +72,11 @@ REPLY_NON_PDF = "reply_non_pdf"
 REPLY_IMAGE = "reply_image"
 REPLY_TEXT = "reply_text"
 PDF_SCAN_PENDING = "pdf_scan_pending"
+SIGNATORY_FORMAT = "signatory_format"
+SIRET_TWICE = "siret_twice"
+SCHOOL_TWICE = "school_twice"
+SIRET_TWICE_RATE = 0.015
+SCHOOL_TWICE_RATE = 0.02
 
 RATES = {
     COUNT_MISMATCH: 0.08, COST_MISMATCH: 0.05, BAD_UAI: ref.BAD_UAI_RATE, BAD_SIRET: 0.02,

@@ -17,6 +17,7 @@ import uuid
 import warnings
 from datetime import datetime, timedelta
 from typing import Any
+from wsgiref.handlers import format_date_time
 
 from aiohttp import hdrs, web
 
@@ -207,14 +208,19 @@ class Simulator:
             raise ValueError(f"no démarche number {demarche}")
         rng = random.Random(f"{self.world.seed}-{len(self.world.dossiers)}-{self.now().isoformat()}")
         made = [make_dossier(self.world, demarche, rng, self.now(), state=state) for _ in range(count)]
+        if self.world.demarches[demarche].kind == "occitanie":
+            for d in made:
+                if d.state == "accepte":  # it now owes its signed convention (anomalies.py)
+                    d.anomalies += ("convention_missing",)
         self.changed()
         return [d.number for d in made]
 
     def usager_message(self, number: int, body: str = "Bonjour, voici la convention signée.", *,
                        kind: str | None = None, content_type: str | None = None, size: int = 120_000,
-                       filename: str | None = None, virus_scan: str = "safe", email: str | None = None) -> Message:
+                       filename: str | None = None, virus_scan: str = "safe", email: str | None = None,
+                       count: int = 1) -> Message:
         """A message from the usager: the seeder's realistic ``kind`` (signed_pdf, non_pdf, image, text),
-        or ``body`` with one attachment of ``content_type`` when given."""
+        or ``body`` with ``count`` attachments of ``content_type`` when given."""
         d = self.dossier(number)
         now = self.now()
         if kind is not None:
@@ -222,11 +228,19 @@ class Simulator:
 
             message = make_usager_message(self.world, d, kind, now, virus_scan=virus_scan)
             d.updated_at = now
+            if self.world.demarches[d.demarche_number].kind == "occitanie":
+                from connector.simulator.histories import mark_reply
+
+                mark_reply(d, kind, now, virus_scan)
         else:
             attachments = []
             if content_type:
-                name = filename or f"piece-jointe-{d.number}.{content_type.rsplit('/', 1)[-1]}"
-                attachments.append(make_file(self.world, name, content_type, size, now, virus_scan))
+                for i in range(max(1, int(count))):
+                    name = filename or f"piece-jointe-{d.number}.{content_type.rsplit('/', 1)[-1]}"
+                    if i:
+                        stem, dot, ext = name.rpartition(".")
+                        name = f"{stem}-{i + 1}{dot}{ext}" if dot else f"{name}-{i + 1}"
+                    attachments.append(make_file(self.world, name, content_type, size, now, virus_scan))
             message = actions.post_message(self.world, d, email or d.usager_email, body, now, attachments)
         self.changed(d)
         return message
@@ -237,6 +251,12 @@ class Simulator:
         if f is None:
             raise ValueError(f"no file {key!r}")
         f.virus_scan = result
+        owner = next((d for d in self.world.dossiers.values() for m in d.messages for a in m.attachments
+                      if a.key == key), None)
+        if owner is not None:
+            from connector.simulator.histories import mark_scan
+
+            mark_scan(owner, key, result)
         self.changed()
 
     def edit_champ(self, number: int, stable_id: int, value: Any) -> Champ:
@@ -388,9 +408,12 @@ async def rack(request: web.Request, handler: Any) -> web.StreamResponse:
         if reset is not None:
             return too_many_requests(reset)
     try:
-        return await handler(request)
+        response = await handler(request)
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
-        return web.Response(status=404, text=NOT_FOUND_PAGE, content_type="text/html")
+        response = web.Response(status=404, text=NOT_FOUND_PAGE, content_type="text/html")
+    if not response.prepared:  # the Date header tells DS's clock (the simulator's, once moved)
+        response.headers[hdrs.DATE] = format_date_time(sim.now().timestamp())
+    return response
 
 
 async def graphql(request: web.Request) -> web.StreamResponse:

@@ -6,12 +6,13 @@ and demos running in another thread or process can drive the world safely:
     advance {seconds}                      token {token?, demarches?, expired?, write_access?, revoked?}
     fault {kind, count?, operation?, ...}  faults/clear                 poison {number, poisoned?}
     rate_limit {limit}   latency {seconds}  log (read)                   log/reset (read and empty)
-    dossiers {demarche, count?, state?}    message {number, body?, content_type?, size?, filename?,
-    scan {key, result?}                             virus_scan?, email?}
+    dossiers {demarche, count?, state?}    message {number, body?, kind?, content_type?, size?, filename?,
+    scan {key, result?}                             virus_scan?, email?, count?}
     champ {number, stable_id, value}       annotation {number, stable_id, value}
     state {number, state, motivation?}     archive {number, archived?}  touch {numbers}
     hide {number, by?, reason?}            restore {number}             purge {number, reason?}
     world (a summary: clock, démarches, dossier counts)
+    planted {demarche?} (the facts planted in each dossier: ``Dossier.anomalies``, see anomalies.py)
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ def _world(sim: Simulator, _p: dict[str, Any]) -> dict[str, Any]:
         "deleted": len(sim.world.deleted),
         "pending_faults": len(sim.faults.pending),
     }
+
+
+def _planted(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
+    demarche = p.get("demarche")
+    return {"dossiers": {str(d.number): list(d.anomalies) for d in sim.world.dossiers.values()
+                         if demarche is None or d.demarche_number == int(demarche)}}
 
 
 def _rate_limit(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +126,7 @@ OPERATIONS: dict[str, Callable[[Simulator, dict[str, Any]], Any]] = {
     "purge": _purge,
     "touch": _touch,
     "world": _world,
+    "planted": _planted,
 }
 
 

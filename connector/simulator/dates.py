@@ -63,3 +63,14 @@ def not_after(rng: random.Random, t: datetime, lo: datetime, cap: datetime, offi
     out = between(rng, lo, cap)
     moved = office_hours(rng, out) if office else out
     return moved if moved <= cap else out
+
+
+def deadline_day(depose_at: datetime, months: int = 2) -> str:
+    """The convention deadline (issue 9): the Paris day of the dépôt plus ``months`` calendar months,
+    clamped to the month's end; valid until 23:59:59 Paris that day."""
+    return add_months(depose_at.astimezone(PARIS), months).date().isoformat()
+
+
+def on_time(at: datetime, depose_at: datetime, months: int = 2) -> bool:
+    """Received by the end of the deadline day (Europe/Paris)."""
+    return paris_day(at) <= deadline_day(depose_at, months)

@@ -12,7 +12,7 @@ from datetime import datetime
 from connector.simulator import forms, ident, referentiel as ref
 from connector.simulator.anomalies import (
     BAD_SIRET, BAD_UAI, COST_MISMATCH, COUNT_MISMATCH, DEMANDEUR_INCOMPLETE, DUPLICATE_SCHOOL, MISSING_UPLOAD, RATES,
-    SIGNATURE_UNCHECKED,
+    SIGNATORY_FORMAT, SIGNATURE_UNCHECKED,
 )
 from connector.simulator.dates import DAY, fr_date, paris_day
 from connector.simulator.forms import CHAMP_TYPE, SELF_FILLED, Form
@@ -183,6 +183,17 @@ def _signataire(rng: random.Random) -> str:
     return f"{first} {last}" if rng.random() < 0.93 else f"{first} {last.capitalize()}"
 
 
+def _signatory_fact(values: dict[str, object], anomalies: list[str], planted: bool) -> None:
+    """Name the signatory written otherwise than "Prénom NOM" (its last name not in capitals); a dossier
+    without planted anomalies gets the capitals (no draw: the rest of the dossier is unchanged)."""
+    first, _, last = str(values["signataire"]).rpartition(" ")
+    if last != last.upper():
+        if planted:
+            anomalies.append(SIGNATORY_FORMAT)
+        else:
+            values["signataire"] = f"{first} {last.upper()}"
+
+
 def _qualite(rng: random.Random, values: dict[str, object]) -> None:
     values["qualite"] = rng.choices(forms.QUALITES, cum_weights=(80, 88, 100))[0]
     if values["qualite"] == "Autre":
@@ -224,6 +235,7 @@ def _fill_occitanie(rng: random.Random, commune: ref.Commune, planted: bool, ano
     }
     _qualite(rng, values)
     _referent(rng, commune, values, second=True)
+    _signatory_fact(values, anomalies, planted)
     if any(not ident.uai_is_valid(s.uai) for s in schools):
         anomalies.append(BAD_UAI)
     return values
@@ -258,6 +270,7 @@ def _fill_poitiers(rng: random.Random, commune: ref.Commune, planted: bool, anom
         anomalies.append(SIGNATURE_UNCHECKED)
     _qualite(rng, values)
     _referent(rng, commune, values, second=False)
+    _signatory_fact(values, anomalies, planted)
     if any(not ident.uai_is_valid(s.uai) for s in schools):
         anomalies.append(BAD_UAI)
     return values

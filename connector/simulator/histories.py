@@ -14,7 +14,7 @@ from connector.simulator.anomalies import (
     HIDDEN_BY_USER_TERMINATED, MISSING_UPLOAD, PDF_SCAN_PENDING, RATES, REOPENED, REPLY_IMAGE, REPLY_NON_PDF,
     REPLY_TEXT,
 )
-from connector.simulator.dates import DAY, add_months, after, between, fr_date, not_after, paris_day
+from connector.simulator.dates import DAY, add_months, after, between, fr_date, not_after, on_time, paris_day
 from connector.simulator.demarches import Spec
 from connector.simulator.filling import NOTHING, file_size, string_value
 from connector.simulator.forms import Form
@@ -279,7 +279,7 @@ def occitanie_life(life: Life, reopen_allowed: bool) -> None:
             life.anomalies.append({"non_pdf": REPLY_NON_PDF, "image": REPLY_IMAGE, "text": REPLY_TEXT}[kind])
     pdf_at = next((t for t, k in replies if k == "signed_pdf"), None)
     life.anomalies.append(CONVENTION_MISSING if pdf_at is None else
-                          CONVENTION_ON_TIME if pdf_at <= deadline else CONVENTION_LATE)
+                          CONVENTION_ON_TIME if on_time(pdf_at, d.depose_at) else CONVENTION_LATE)
     if pdf_at is not None and closed_at is None:
         noted = after(rng, pdf_at, 0.1, 8)
         if noted + timedelta(minutes=2) <= now and rng.random() < 0.75:
@@ -301,6 +301,7 @@ def _reopen(life: Life, accepted: datetime) -> None:
     then accepted again by hand (as far as the clock allows)."""
     d, rng, now = life.d, life.rng, life.now
     life.anomalies.append(REOPENED)
+    life.anomalies.append(CONVENTION_MISSING)  # no signed PDF comes back on this path
     asked = after(rng, accepted, 1, 20, office=False)
     if asked > now:
         return
@@ -422,3 +423,34 @@ def hide(life: Life, fate: str) -> None:
         d.hidden_by_administration_at = at = between(rng, max(d.processed_at, now - 13 * DAY), now)
     life.anomalies.append(fate)
     life.events.append(at)
+
+
+def mark_reply(d: Dossier, kind: str, at: datetime, virus_scan: str) -> None:
+    """Plant the convention outcome of a usager reply delivered later (the control surface), as the
+    seeder does: the first signed PDF decides on time / late (Paris day of the deadline); other
+    replies are noted; a PDF still being scanned is marked until its scan ends."""
+    marks = list(d.anomalies)
+    if kind == "signed_pdf" and virus_scan not in ("infected", "integrity_error") and CONVENTION_MISSING in marks:
+        marks[marks.index(CONVENTION_MISSING)] = CONVENTION_ON_TIME if on_time(at, d.depose_at) else CONVENTION_LATE
+        if virus_scan == "pending":
+            marks.append(PDF_SCAN_PENDING)
+    elif kind != "signed_pdf":
+        mark = {"non_pdf": REPLY_NON_PDF, "image": REPLY_IMAGE, "text": REPLY_TEXT}[kind]
+        if mark not in marks:
+            marks.append(mark)
+    d.anomalies = tuple(marks)
+
+
+def mark_scan(d: Dossier, key: str, result: str) -> None:
+    """A pending PDF's scan ended: safe keeps its outcome; infected makes it not count (DS drops it)."""
+    marks = list(d.anomalies)
+    if PDF_SCAN_PENDING not in marks:
+        return
+    first_pdf = next((f for m in d.messages for f in m.attachments
+                      if f.filename.lower().endswith(".pdf") or f.content_type == "application/pdf"), None)
+    if first_pdf is None or first_pdf.key != key:
+        return
+    marks.remove(PDF_SCAN_PENDING)
+    if result in ("infected", "integrity_error"):
+        marks = [CONVENTION_MISSING if m in (CONVENTION_ON_TIME, CONVENTION_LATE) else m for m in marks]
+    d.anomalies = tuple(marks)

@@ -24,13 +24,13 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from connector.simulator import ident, referentiel as ref
+from connector.simulator import crossings, ident, referentiel as ref
 from connector.simulator.anomalies import (
     BROUILLON, CONVENTION_LATE, CONVENTION_MISSING, CONVENTION_ON_TIME, FATES, FRESH_PDF_REPLIES,
     HIDDEN_BY_ADMINISTRATION, HIDDEN_BY_EXPIRY, HIDDEN_BY_USER_EN_CONSTRUCTION, HIDDEN_BY_USER_TERMINATED,
     PDF_SCAN_PENDING, PURGE_REASONS, PURGED_RATE, USAGER_DELETED,
 )
-from connector.simulator.dates import DAY, add_months, between, not_after, office_hours
+from connector.simulator.dates import DAY, add_months, between, not_after, office_hours, on_time
 from connector.simulator.demarches import (
     CRETEIL, DEMARCHES, OCCITANIE, POITIERS, SPECS, TECH_ACCOUNTS, Spec, build_demarche, form_for, form_of,
 )
@@ -246,7 +246,7 @@ def _fresh_replies(world: World, rng: random.Random) -> None:
         write_usager_message(world, d, "signed_pdf", at, rng, "pending")
         d.messages.sort(key=lambda m: m.created_at)
         d.updated_at = max(d.updated_at, at)
-        outcome = CONVENTION_ON_TIME if at <= add_months(d.depose_at, 2) else CONVENTION_LATE
+        outcome = CONVENTION_ON_TIME if on_time(at, d.depose_at) else CONVENTION_LATE
         d.anomalies = tuple(outcome if a == CONVENTION_MISSING else a for a in d.anomalies) + (PDF_SCAN_PENDING,)
 
 
@@ -312,6 +312,8 @@ def _seed(seed: int, dossiers: int, token: str | None, start: datetime) -> World
             _build(world, plan, number, rng, communes, forms_by_dem, shared)
     world.next_ids["Dossier"] = number
     _fresh_replies(world, rng)
+    crossings.plant(world)  # an RNG of its own: the rest of the world does not change
+    crossings.mark(world)
     _renumber(world, bases)
     return world
 

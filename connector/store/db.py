@@ -25,6 +25,20 @@ def _initial(db: sqlite_utils.Database) -> None:
         db.execute(table.ddl)
 
 
+@MIGRATIONS(name="0002_forms")
+def _forms(db: sqlite_utils.Database) -> None:
+    from connector.store import forms  # it imports this module's helpers
+
+    forms.migrate(db)
+
+
+@MIGRATIONS(name="0003_followup")
+def _followup(db: sqlite_utils.Database) -> None:
+    from connector.store import followup
+
+    followup.migrate(db)
+
+
 def open_db(path: Path) -> sqlite_utils.Database:
     """Open (creating it and its parent directories if needed) the mirror for writing."""
     path = Path(path)
@@ -77,14 +91,16 @@ def open_db_readonly(path: Path) -> sqlite_utils.Database:
 
 
 def _ensure_indexes_and_views(db: sqlite_utils.Database) -> None:
+    from connector.store import forms as forms_shape
+
     stored = {
         name: sql
         for name, sql in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'").fetchall()
     }
     with db.atomic():
-        for name, columns in INDEXES.items():
+        for name, columns in {**INDEXES, **forms_shape.INDEXES}.items():
             db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {columns}")
-        for name, select in VIEWS.items():
+        for name, select in {**VIEWS, **forms_shape.VIEWS}.items():
             create = f"CREATE VIEW {name} AS {select}"
             if stored.get(name) != create:
                 db.execute(f"DROP VIEW IF EXISTS {name}")

@@ -350,4 +350,6 @@ VIEWS: dict[str, str] = {
 
 def describe_tables() -> list[tuple[str, str]]:
     """(name, one-line purpose) for every table, in creation order: the README's table of tables."""
-    return [(t.name, t.purpose) for t in TABLES]
+    from connector.store import forms  # later migrations' tables
+
+    return [(t.name, t.purpose) for t in TABLES] + list(forms.DESCRIBED)

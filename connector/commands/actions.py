@@ -1,0 +1,239 @@
+"""``ds-connector actions plan|run|list|retry|cancel``: the convention follow-up's side effects on DS."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from connector import logs
+from connector.config import Config, load_config
+from connector.credentials import load_token
+from connector.ds.budget import RequestBudget
+from connector.ds.client import DsClient
+from connector.errors import ConnectorError
+from connector.followup import actions as followup
+from connector.followup import journal
+from connector.lock import InstanceLock
+from connector.logs import get_logger
+from connector.store import followup as store
+from connector.store.db import open_db, open_db_readonly
+
+log = get_logger(__name__)
+
+
+def _client(config: Config) -> DsClient:
+    return DsClient(config.ds.url, load_token(config), budget=RequestBudget(config.ds.requests_per_minute),
+                    connect_timeout=config.ds.connect_timeout_seconds, read_timeout=config.ds.read_timeout_seconds)
+
+
+def _logging(config: Config, verbose: bool) -> None:
+    if sys.stderr.isatty():
+        logs.configure(level=config.log.level if verbose else "warning", json=config.log.json or False,
+                       stream=sys.stderr)
+    else:
+        logs.configure(level=config.log.level, json=config.log.json, stream=sys.stderr)
+
+
+def plan_lines(report: followup.RunReport) -> list[str]:
+    lines = [f"DS clock: {report.ds_now:%Y-%m-%d %H:%M:%S %Z}" if report.ds_now else "DS clock: unknown"]
+    if not report.plans:
+        lines.append("No configured démarche has the convention deadline.")
+    for plan in report.plans:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(plan.statuses.items()))
+        lines.append(f"démarche {plan.demarche} ({plan.profile.name if plan.profile else '?'}): {counts}")
+        if plan.problem:
+            lines.append(f"  cannot act: {plan.problem}")
+        todo = [d for d in plan.decisions if d.kind]
+        skipped = [d for d in plan.decisions if not d.kind]
+        if not todo and not skipped:
+            lines.append("  nothing to do now")
+        for d in todo:
+            when = f" (from {d.not_before})" if d.not_before else ""
+            lines.append(f"  dossier {d.dossier}: {d.kind}{when} — {d.rule}")
+        for d in skipped:
+            lines.append(f"  dossier {d.dossier}: nothing — {d.rule}")
+    return lines
+
+
+def plan(config_path: Path | None, demarches: list[int], verbose: bool = False) -> int:
+    """What ``run`` would do now, and why. Nothing is written: the work runs in a transaction that is
+    rolled back."""
+    config = load_config(config_path)
+    _logging(config, verbose)
+    db = open_db(config.database.path)
+
+    async def go() -> followup.RunReport:
+        async with _client(config) as client:
+            return await followup.plan_only(config, client, db, demarches=demarches or None)
+
+    db.conn.execute("BEGIN")
+    try:
+        report = asyncio.run(go())
+    finally:
+        db.conn.rollback()
+        db.conn.close()
+    for line in plan_lines(report):
+        click.echo(line)
+    return 0
+
+
+def run(config_path: Path | None, demarches: list[int], settle: float, verbose: bool = False) -> int:
+    config = load_config(config_path)
+    _logging(config, verbose)
+    with InstanceLock(config.state_dir, holder="actions run"):
+        report = asyncio.run(run_actions(config, demarches, timedelta(seconds=settle)))
+    click.echo(report.summary())
+    return 0 if not (report.failed or report.unknown) else 1
+
+
+async def run_actions(config: Config, demarches: list[int] | None = None,
+                      settle: timedelta = timedelta(seconds=60)) -> followup.RunReport:
+    db = open_db(config.database.path)  # synchronous=FULL: the journal's commits are on disk
+    try:
+        async with _client(config) as client:
+            report = await followup.run(config, client, db, demarches=demarches or None, settle=settle)
+    finally:
+        db.conn.close()
+    log.info("followup.finished", summary=report.summary())
+    return report
+
+
+async def after_sync_actions(config: Config) -> followup.RunReport | None:
+    """After each successful sync: the statuses with DS's clock, and the enabled actions. Failures are
+    logged, never raised (the sync itself succeeded)."""
+    enabled = any(d.deadline.reminders or d.deadline.classer_sans_suite for d in config.demarches)
+    try:
+        if enabled:
+            return await run_actions(config)
+        db = open_db(config.database.path)
+        try:
+            if not followup.deadline_demarches(db, config):
+                return None
+            async with _client(config) as client:
+                report = await followup.plan_only(config, client, db)
+        finally:
+            db.conn.close()
+        return report
+    except ConnectorError as exc:
+        log.warning("followup.after_sync_failed", error=str(exc))
+        return None
+
+
+def list_actions(config_path: Path | None, states: list[str], dossier: int | None) -> int:
+    config = load_config(config_path)
+    db = open_db_readonly(config.database.path)
+    rows = store.actions(db, states=tuple(states), dossier=dossier)
+    if not rows:
+        click.echo("No action in the journal" + (" with these filters." if states or dossier else "."))
+        return 0
+    click.echo(f"{'id':>5}  {'dossier':>9}  {'kind':<24} {'state':<10} {'tries':>5}  {'updated (UTC)':<20} why / DS")
+    for a in rows:
+        note = a.last_error or a.rule
+        click.echo(f"{a.id:>5}  {a.dossier_number:>9}  {a.kind:<24} {a.state:<10} {a.attempts:>5}  "
+                   f"{a.updated_at[:19]:<20} {note}")
+    counts = ", ".join(f"{n} {s}" for s, n in store.state_counts(db).items())
+    click.echo(f"journal: {counts}")
+    return 0
+
+
+def retry(config_path: Path | None, action_id: int) -> int:
+    config = load_config(config_path)
+    db = open_db(config.database.path)
+    try:
+        a = journal.operator_retry(db, action_id)
+    except journal.JournalError as exc:
+        raise ConnectorError(str(exc)) from None
+    log.info("followup.operator_retry", action=action_id, dossier=a.dossier_number)
+    click.echo(f"action {a.id} (dossier {a.dossier_number}, {a.kind}) is planned again: the next run sends it")
+    return 0
+
+
+def cancel(config_path: Path | None, action_id: int) -> int:
+    config = load_config(config_path)
+    db = open_db(config.database.path)
+    try:
+        a = journal.operator_cancel(db, action_id)
+    except journal.JournalError as exc:
+        raise ConnectorError(str(exc)) from None
+    log.info("followup.operator_cancel", action=action_id, dossier=a.dossier_number)
+    click.echo(f"action {a.id} (dossier {a.dossier_number}, {a.kind}) is cancelled")
+    return 0
+
+
+# --- the demo (connector/commands/demo.py) ------------------------------------------------------
+
+
+def add_demo_followup(config_path: Path, instructeur_email: str, demarche: int) -> None:
+    """Make the demo config act as ``instructeur_email`` and give ``demarche`` a deadline block (actions
+    off: the demo turns them on for one run)."""
+    text = config_path.read_text(encoding="utf-8")
+    text = text.replace("[ds]\n", f'[ds]\ninstructeur_email = "{instructeur_email}"\n', 1)
+    block = ("[demarches.deadline]\nreminders = false\nclasser_sans_suite = false\n"
+             "weekdays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]\nhours = [0, 24]\n")
+    marker = f"number = {demarche}\n"
+    head, _, tail = text.partition(marker)
+    first_line, newline, rest = tail.partition("\n\n")
+    text = head + marker + first_line + newline + block + "\n" + rest if newline else text + "\n" + block
+    config_path.write_text(text, encoding="utf-8")
+
+
+async def demo_followup(config: Config, log_entries) -> list[str]:  # type: ignore[no-untyped-def]
+    """The demo's follow-up part: statuses, ``actions plan``, then one run with actions enabled and the
+    journal. ``log_entries()``: the simulator's mutation journal."""
+    import dataclasses
+
+    lines: list[str] = []
+    db = open_db(config.database.path)
+    try:
+        async with _client(config) as client:
+            report = await followup.plan_only(config, client, db)
+        for plan in report.plans:
+            counts = ", ".join(f"{n} {s}" for s, n in sorted(plan.statuses.items()))
+            lines.append(f"5. Signed conventions of démarche {plan.demarche} ({plan.profile.name}), "
+                         f"DS clock {report.ds_now:%Y-%m-%d %H:%M} UTC:")
+            lines.append(f"     {counts}")
+        on = dataclasses.replace(config, demarches=tuple(
+            dataclasses.replace(d, deadline=dataclasses.replace(d.deadline, reminders=True, classer_sans_suite=True))
+            for d in config.demarches))
+        async with _client(on) as client:
+            would = await followup.plan_only(on, client, db)
+        decisions = [d for p in would.plans for d in p.decisions if d.kind]
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(_count(d.kind for d in decisions).items()))
+        lines.append("")
+        lines.append(f"6. actions plan (with reminders and classer_sans_suite on): {len(decisions)} actions ({kinds})")
+        shown = {}
+        for d in decisions:
+            shown.setdefault(d.kind, d)
+        for d in shown.values():
+            lines.append(f"     dossier {d.dossier}: {d.kind} — {d.rule}")
+    finally:
+        db.conn.close()
+    ran = await run_actions(on, settle=timedelta())
+    lines.append("")
+    lines.append(f"7. actions run on the simulator: {ran.summary()}")
+    db = open_db_readonly(config.database.path)
+    try:
+        states = _count(f"{a.kind} {a.state}" for a in store.actions(db))
+        lines.append("   journal: " + ", ".join(f"{n} {k}" for k, n in sorted(states.items())))
+        counts = store.status_counts(db, next(iter(p.demarche for p in report.plans)))
+        lines.append("   statuses now: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    finally:
+        db.conn.close()
+    entries = log_entries()
+    effects = _count((e["name"], e.get("dossier"), str(e["input"].get("body") or e["input"].get("annotations")
+                                                        or e["input"].get("motivation") or ""))
+                     for e in entries if e["outcome"] == "ok")
+    lines.append(f"   the simulator received {len(entries)} mutations, {len(effects)} distinct side effects, "
+                 f"{sum(n - 1 for n in effects.values())} duplicates")
+    return lines
+
+
+def _count(items) -> dict:  # type: ignore[no-untyped-def]
+    out: dict = {}
+    for item in items:
+        out[item] = out.get(item, 0) + 1
+    return out

@@ -1,0 +1,88 @@
+"""Evaluating dossiers: rebuild their form summary and schools, run the rules, record the anomalies.
+
+``evaluate_dossiers`` runs inside the caller's transaction (the sync page's, or ``check``'s). Nothing
+here stops a sync: a dossier whose form cannot be read, or a rule that raises on a dossier, is logged
+(``forms.dossier_failed``, ``forms.rule_failed`` with the rule and the dossier) and the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from connector.forms import rules
+from connector.forms.dossier import DossierForm, dossier_form
+from connector.forms.profiles import Resolution
+from connector.logs import get_logger
+from connector.store import forms as store
+from connector.store.db import now_utc
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Evaluation:
+    dossiers: int = 0
+    failed: list[int] = field(default_factory=list)
+    opened: int = 0
+    resolved: int = 0
+
+
+def _form_row(form: DossierForm, now: str) -> dict[str, Any]:
+    return {
+        "dossier_number": form.number, "demarche_number": form.demarche, "profile": form.profile,
+        "siret": form.siret, "collectivite": form.collectivite, "nombre_ecoles": form.nombre_ecoles,
+        "nombre_ecoles_saisi": form.nombre_ecoles_saisi, "cout": form.cout, "cout_saisi": form.cout_saisi,
+        "ecoles_listees": len(form.schools), "problems": json.dumps(form.problems, ensure_ascii=False) or None,
+        "evaluated_at": now,
+    }
+
+
+def _ecole_rows(form: DossierForm) -> list[dict[str, Any]]:
+    return [{
+        "demarche_number": form.demarche, "dossier_number": form.number, "position": s.position,
+        "uai_saisi": s.uai_saisi, "uai": s.uai or None, "uai_valide": int(s.uai_valide), "nom": s.nom,
+        "commune": s.commune, "source": s.source, "champ": s.champ,
+    } for s in form.schools]
+
+
+def evaluate_dossiers(db: sqlite_utils.Database, resolution: Resolution, numbers: list[int],
+                      settings: rules.Settings, now: str | None = None) -> Evaluation:
+    """Rebuild ``dossier_forms`` and ``ecoles`` of these dossiers and their per-dossier anomalies."""
+    now = now or now_utc()
+    result = Evaluation()
+    found: list[dict] = []
+    done: list[int] = []
+    for number in numbers:
+        try:
+            form = dossier_form(db, number, resolution)
+        except Exception as exc:  # a dossier the forms layer cannot read never stops the sync
+            log.error("forms.dossier_failed", dossier=number, demarche=resolution.demarche,
+                      error=f"{type(exc).__name__}: {exc}")
+            result.failed.append(number)
+            continue
+        if form is None:
+            continue
+        for problem in form.problems:
+            log.warning("forms.value_unexpected", dossier=number, demarche=resolution.demarche, problem=problem)
+        store.save_dossier_form(db, _form_row(form, now), _ecole_rows(form))
+        found += rules.check_dossier(form, resolution, settings)
+        done.append(number)
+        result.dossiers += 1
+    result.opened, result.resolved = store.sync_anomalies(db, done, rules.DOSSIER_CODES, found, now)
+    return result
+
+
+def evaluate_cross(db: sqlite_utils.Database, resolution: Resolution, now: str | None = None) -> Evaluation:
+    """The cross-dossier rules of the whole démarche (one school claimed by two collectivités, one
+    collectivité with two live dossiers)."""
+    now = now or now_utc()
+    result = Evaluation()
+    found = rules.check_cross(db, resolution)
+    numbers = store.dossier_numbers(db, resolution.demarche)
+    result.opened, result.resolved = store.sync_anomalies(db, numbers, rules.CROSS_CODES, found, now)
+    result.dossiers = len(numbers)
+    return result

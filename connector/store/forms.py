@@ -1,0 +1,441 @@
+"""Every SQL statement of the forms layer: role mappings, form summaries, schools, anomalies, views.
+
+Tables (migration ``0002_forms``):
+
+- ``form_profiles``: per démarche, the profile in use (configured or detected) and the problems of its
+  last resolution;
+- ``form_roles``: which champ descriptor plays which role, with history (``active`` = in the active
+  revision's mapping; old ones stay so that dossiers filed under an old revision keep their meaning);
+- ``dossier_forms``: one row per dossier: what its form says (collectivité, declared count and cost);
+- ``ecoles``: one row per school per dossier, rebuilt whenever the dossier changes;
+- ``anomalies``: what is wrong in a dossier, with history (first seen, last seen, resolved at).
+
+Derived rows go with their dossier (``ON DELETE CASCADE`` on ``dossiers.number``). Writers run inside
+the caller's transaction (the sync page's, or ``check``'s own ``db.atomic()``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+import sqlite_utils
+
+from connector.store.db import insert_many, require_transaction
+
+TABLES_DDL = (
+    """
+    CREATE TABLE form_profiles (
+        demarche_number INTEGER PRIMARY KEY,
+        profile TEXT NOT NULL,
+        detected INTEGER NOT NULL DEFAULT 0,
+        problems TEXT,
+        resolved_at TEXT NOT NULL
+    )""",
+    """
+    CREATE TABLE form_roles (
+        demarche_number INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        descriptor_id TEXT NOT NULL,
+        label TEXT,
+        type TEXT,
+        active INTEGER NOT NULL DEFAULT 1,
+        first_seen_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL,
+        PRIMARY KEY (demarche_number, role, descriptor_id)
+    )""",
+    """
+    CREATE TABLE dossier_forms (
+        dossier_number INTEGER PRIMARY KEY REFERENCES dossiers(number) ON DELETE CASCADE,
+        demarche_number INTEGER NOT NULL,
+        profile TEXT,
+        siret TEXT,
+        collectivite TEXT,
+        nombre_ecoles INTEGER,
+        nombre_ecoles_saisi TEXT,
+        cout REAL,
+        cout_saisi TEXT,
+        ecoles_listees INTEGER NOT NULL DEFAULT 0,
+        problems TEXT,
+        evaluated_at TEXT NOT NULL
+    )""",
+    """
+    CREATE TABLE ecoles (
+        demarche_number INTEGER NOT NULL,
+        dossier_number INTEGER NOT NULL REFERENCES dossiers(number) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        uai_saisi TEXT,
+        uai TEXT,
+        uai_valide INTEGER NOT NULL DEFAULT 0,
+        nom TEXT,
+        commune TEXT,
+        source TEXT,
+        champ TEXT,
+        PRIMARY KEY (dossier_number, position)
+    )""",
+    """
+    CREATE TABLE anomalies (
+        id INTEGER PRIMARY KEY,
+        demarche_number INTEGER NOT NULL,
+        dossier_number INTEGER NOT NULL REFERENCES dossiers(number) ON DELETE CASCADE,
+        code TEXT NOT NULL,
+        severity TEXT NOT NULL CHECK (severity IN ('error', 'warning')),
+        champ TEXT,
+        key TEXT NOT NULL DEFAULT '',
+        message TEXT NOT NULL,
+        first_seen_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL,
+        resolved_at TEXT
+    )""",
+)
+
+DESCRIBED = (
+    ("form_profiles", "per démarche, the form profile in use (configured or detected) and its role problems"),
+    ("form_roles", "which champ descriptor plays which role (active = in the active revision's mapping; "
+                   "old ones kept for dossiers filed under an old revision)"),
+    ("dossier_forms", "one row per dossier: what its form says (collectivité, declared count and cost, "
+                      "schools listed)"),
+    ("ecoles", "one row per school per dossier: UAI as typed and normalised, valid flag, name, commune; "
+               "rebuilt with the dossier's page"),
+    ("anomalies", "what is wrong in a dossier (stable code, severity, champ, French message), with first "
+                  "seen, last seen and resolved at (NULL while open)"),
+)
+
+INDEXES: dict[str, str] = {
+    "idx_ecoles_demarche_uai": "ecoles(demarche_number, uai)",
+    "idx_dossier_forms_demarche_siret": "dossier_forms(demarche_number, siret)",
+    "idx_anomalies_dossier": "anomalies(dossier_number, code)",
+    "idx_anomalies_open": "anomalies(demarche_number, code) WHERE resolved_at IS NULL",
+}
+
+# A dossier whose ENT access is (or will be) open: the cross-dossier rules only count these.
+LIVE_STATES = ("en_construction", "en_instruction", "accepte")
+_LIVE = "('en_construction', 'en_instruction', 'accepte')"
+
+VIEWS: dict[str, str] = {
+    "dossiers_overview": f"""
+        SELECT d.demarche_number, d.number AS dossier_number, d.state,
+               coalesce(f.siret, d.demandeur_siret) AS siret,
+               coalesce(f.collectivite, d.demandeur_name) AS collectivite,
+               f.ecoles_listees, f.nombre_ecoles, f.cout, f.profile,
+               (SELECT count(*) FROM anomalies a WHERE a.dossier_number = d.number
+                  AND a.resolved_at IS NULL) AS anomalies_ouvertes,
+               (SELECT group_concat(DISTINCT a.code) FROM anomalies a WHERE a.dossier_number = d.number
+                  AND a.resolved_at IS NULL) AS codes,
+               d.date_depot, d.date_traitement
+        FROM dossiers d LEFT JOIN dossier_forms f ON f.dossier_number = d.number""",
+    "anomalies_ouvertes": """
+        SELECT a.demarche_number, a.dossier_number, d.state, d.demandeur_name AS collectivite,
+               a.code, a.severity, a.champ, a.message, a.first_seen_at, a.last_seen_at
+        FROM anomalies a JOIN dossiers d ON d.number = a.dossier_number
+        WHERE a.resolved_at IS NULL""",
+}
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Migration 0002_forms (registered in ``store/db.py``)."""
+    for ddl in TABLES_DDL:
+        db.execute(ddl)
+    db.execute("CREATE UNIQUE INDEX idx_anomalies_one_open ON anomalies(dossier_number, code, key) "
+               "WHERE resolved_at IS NULL")
+
+
+# --- The démarche's descriptors and role mappings ---------------------------------------------------
+
+
+def champ_descriptors(db: sqlite_utils.Database, demarche: int) -> list[dict]:
+    """The active revision's descriptors (champs then annotations), in form order."""
+    rows = db.conn.execute(
+        "SELECT id, private, parent_id, position, type, label, description, required, options "
+        "FROM champ_descriptors WHERE demarche_number = ? ORDER BY private, parent_id IS NOT NULL, position",
+        [demarche]).fetchall()
+    cols = ("id", "private", "parent_id", "position", "type", "label", "description", "required", "options")
+    return [dict(zip(cols, r)) for r in rows]
+
+
+def demarche_title(db: sqlite_utils.Database, demarche: int) -> str | None:
+    row = db.conn.execute("SELECT title FROM demarches WHERE number = ?", [demarche]).fetchone()
+    return row[0] if row else None
+
+
+def demarche_numbers(db: sqlite_utils.Database) -> list[int]:
+    return [n for (n,) in db.conn.execute("SELECT number FROM demarches ORDER BY number")]
+
+
+def save_resolution(db: sqlite_utils.Database, demarche: int, profile: str, detected: bool,
+                    mapping: dict[str, list[tuple[str, str | None, str | None]]], problems: list[str],
+                    now: str) -> dict[str, list[tuple[str, str | None]]]:
+    """Record the démarche's profile and role mapping; return the previously active mapping
+    (role -> [(descriptor id, label)]) so that the caller can report what a new revision dropped."""
+    previous: dict[str, list[tuple[str, str | None]]] = {}
+    for role, descriptor_id, label in db.conn.execute(
+            "SELECT role, descriptor_id, label FROM form_roles WHERE demarche_number = ? AND active = 1",
+            [demarche]):
+        previous.setdefault(role, []).append((descriptor_id, label))
+    db.conn.execute(
+        "INSERT INTO form_profiles (demarche_number, profile, detected, problems, resolved_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (demarche_number) DO UPDATE SET profile = excluded.profile, "
+        "detected = excluded.detected, problems = excluded.problems, resolved_at = excluded.resolved_at",
+        [demarche, profile, int(detected), json.dumps(problems, ensure_ascii=False), now])
+    db.conn.execute("UPDATE form_roles SET active = 0 WHERE demarche_number = ?", [demarche])
+    db.conn.executemany(
+        "INSERT INTO form_roles (demarche_number, role, descriptor_id, label, type, active, first_seen_at, "
+        "last_seen_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (demarche_number, role, descriptor_id) "
+        "DO UPDATE SET label = excluded.label, type = excluded.type, active = 1, last_seen_at = excluded.last_seen_at",
+        [[demarche, role, did, label, kind, now, now]
+         for role, items in mapping.items() for did, label, kind in items])
+    return previous
+
+
+def stored_profile(db: sqlite_utils.Database, demarche: int) -> str | None:
+    row = db.conn.execute("SELECT profile FROM form_profiles WHERE demarche_number = ?", [demarche]).fetchone()
+    return row[0] if row else None
+
+
+def role_history(db: sqlite_utils.Database, demarche: int) -> dict[str, list[tuple[str, str | None, int]]]:
+    """Every descriptor ever mapped to each role: role -> [(descriptor id, label, active)]."""
+    out: dict[str, list[tuple[str, str | None, int]]] = {}
+    for role, did, label, active in db.conn.execute(
+            "SELECT role, descriptor_id, label, active FROM form_roles WHERE demarche_number = ? "
+            "ORDER BY active DESC, last_seen_at DESC", [demarche]):
+        out.setdefault(role, []).append((did, label, active))
+    return out
+
+
+# --- Reading a dossier ------------------------------------------------------------------------------
+
+
+_CHAMP_COLS = ("champ_id", "descriptor_id", "parent_id", "row_id", "row_index", "position", "label", "type",
+               "string_value", "value", "raw")
+
+
+def dossier_row(db: sqlite_utils.Database, number: int) -> dict | None:
+    row = db.conn.execute(
+        "SELECT number, demarche_number, state, demandeur_type, demandeur_siret, demandeur_name, raw, "
+        "date_depot, date_traitement, date_passage_en_instruction, pending_deletion "
+        "FROM dossiers WHERE number = ?", [number]).fetchone()
+    if row is None:
+        return None
+    cols = ("number", "demarche_number", "state", "demandeur_type", "demandeur_siret", "demandeur_name", "raw",
+            "date_depot", "date_traitement", "date_passage_en_instruction", "pending_deletion")
+    return dict(zip(cols, row))
+
+
+def dossier_champs(db: sqlite_utils.Database, number: int, private: bool = False) -> list[dict]:
+    """The dossier's champs (or annotations) in form order: top-level ones by position, each
+    repetition's cells after it by row then position."""
+    table = "annotations" if private else "champs"
+    rows = db.conn.execute(
+        f"SELECT {', '.join(_CHAMP_COLS)} FROM {table} WHERE dossier_number = ? "
+        "ORDER BY parent_id IS NOT NULL, row_index, position", [number]).fetchall()
+    return [dict(zip(_CHAMP_COLS, r)) for r in rows]
+
+
+def dossier_numbers(db: sqlite_utils.Database, demarche: int | None = None) -> list[int]:
+    if demarche is None:
+        return [n for (n,) in db.conn.execute("SELECT number FROM dossiers ORDER BY number")]
+    return [n for (n,) in db.conn.execute(
+        "SELECT number FROM dossiers WHERE demarche_number = ? ORDER BY number", [demarche])]
+
+
+def demarche_of(db: sqlite_utils.Database, number: int) -> int | None:
+    row = db.conn.execute("SELECT demarche_number FROM dossiers WHERE number = ?", [number]).fetchone()
+    return row[0] if row else None
+
+
+# --- Writing what a dossier's form says -------------------------------------------------------------
+
+
+def save_dossier_form(db: sqlite_utils.Database, row: dict, ecoles: list[dict]) -> None:
+    """Replace the dossier's form summary and its schools (one transaction with the caller's page)."""
+    require_transaction(db, "save_dossier_form")
+    number = row["dossier_number"]
+    db.conn.execute("DELETE FROM ecoles WHERE dossier_number = ?", [number])
+    db.conn.execute("DELETE FROM dossier_forms WHERE dossier_number = ?", [number])
+    insert_many(db, "dossier_forms", [row])
+    insert_many(db, "ecoles", ecoles)
+
+
+def sync_anomalies(db: sqlite_utils.Database, dossier_numbers: Iterable[int], codes: Iterable[str],
+                   found: list[dict], now: str) -> tuple[int, int]:
+    """Make the open anomalies of ``codes`` on these dossiers exactly ``found`` (dicts with demarche_number,
+    dossier_number, code, severity, champ, key, message): new ones open, those still there get
+    ``last_seen_at`` (and the current message), those gone are resolved (kept, with ``resolved_at``).
+    Returns (opened, resolved)."""
+    require_transaction(db, "sync_anomalies")
+    numbers, codes = list(dossier_numbers), list(codes)
+    if not numbers or not codes:
+        return 0, 0
+    open_rows: dict[tuple[int, str, str], int] = {}
+    for chunk in _chunks(numbers, 500):
+        for aid, number, code, key in db.conn.execute(
+                f"SELECT id, dossier_number, code, key FROM anomalies WHERE resolved_at IS NULL "
+                f"AND dossier_number IN ({', '.join('?' * len(chunk))}) "
+                f"AND code IN ({', '.join('?' * len(codes))})", [*chunk, *codes]):
+            open_rows[(number, code, key)] = aid
+    seen: set[int] = set()
+    new_rows = []
+    for a in found:
+        aid = open_rows.get((a["dossier_number"], a["code"], a["key"]))
+        if aid is None:
+            new_rows.append({**a, "first_seen_at": now, "last_seen_at": now, "resolved_at": None})
+        else:
+            seen.add(aid)
+            db.conn.execute("UPDATE anomalies SET last_seen_at = ?, message = ?, severity = ?, champ = ? "
+                            "WHERE id = ?", [now, a["message"], a["severity"], a["champ"], aid])
+    gone = [aid for aid in open_rows.values() if aid not in seen]
+    db.conn.executemany("UPDATE anomalies SET resolved_at = ? WHERE id = ?", [[now, aid] for aid in gone])
+    cols = ("demarche_number", "dossier_number", "code", "severity", "champ", "key", "message",
+            "first_seen_at", "last_seen_at", "resolved_at")
+    insert_many(db, "anomalies", [{c: r[c] for c in cols} for r in new_rows])
+    return len(new_rows), len(gone)
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+# --- Cross-dossier facts ----------------------------------------------------------------------------
+
+
+def shared_schools(db: sqlite_utils.Database, demarche: int) -> list[tuple[str, int, str | None]]:
+    """(uai, dossier number, siret) of every valid school listed by live dossiers of two or more
+    collectivités (distinct SIRETs) of the démarche."""
+    return db.conn.execute(
+        f"""
+        WITH live AS (
+            SELECT e.uai, e.dossier_number, coalesce(f.siret, d.demandeur_siret, '#' || d.number) AS siret
+            FROM ecoles e JOIN dossiers d ON d.number = e.dossier_number
+            LEFT JOIN dossier_forms f ON f.dossier_number = e.dossier_number
+            WHERE e.demarche_number = ? AND e.uai_valide = 1 AND d.state IN {_LIVE} AND d.pending_deletion = 0
+        ), claimed AS (
+            SELECT uai FROM live GROUP BY uai HAVING count(DISTINCT siret) > 1
+        )
+        SELECT DISTINCT live.uai, live.dossier_number, live.siret FROM live JOIN claimed USING (uai)
+        ORDER BY live.uai, live.dossier_number""", [demarche]).fetchall()
+
+
+def shared_sirets(db: sqlite_utils.Database, demarche: int) -> list[tuple[str, int]]:
+    """(siret, dossier number) of every SIRET that has two or more live dossiers in the démarche."""
+    return db.conn.execute(
+        f"""
+        WITH live AS (
+            SELECT d.number, coalesce(f.siret, d.demandeur_siret) AS siret
+            FROM dossiers d LEFT JOIN dossier_forms f ON f.dossier_number = d.number
+            WHERE d.demarche_number = ? AND d.state IN {_LIVE} AND d.pending_deletion = 0
+        )
+        SELECT siret, number FROM live
+        WHERE siret IN (SELECT siret FROM live WHERE siret IS NOT NULL GROUP BY siret HAVING count(*) > 1)
+        ORDER BY siret, number""", [demarche]).fetchall()
+
+
+# --- Reading for exports and the demo ---------------------------------------------------------------
+
+
+def table_exists(db: sqlite_utils.Database, name: str) -> bool:
+    return db.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [name]).fetchone() \
+        is not None
+
+
+def query(db: sqlite_utils.Database, sql: str, params: list[Any] | None = None) -> list[dict]:
+    cursor = db.conn.execute(sql, params or [])
+    cols = [c[0] for c in cursor.description]
+    return [dict(zip(cols, r)) for r in cursor.fetchall()]
+
+
+def open_anomaly_counts(db: sqlite_utils.Database, demarche: int | None = None) -> list[tuple[int, str, str, int]]:
+    """(démarche, code, severity, open anomalies) per rule."""
+    where, params = ("AND demarche_number = ?", [demarche]) if demarche else ("", [])
+    return db.conn.execute(
+        f"SELECT demarche_number, code, severity, count(*) FROM anomalies WHERE resolved_at IS NULL {where} "
+        "GROUP BY demarche_number, code, severity ORDER BY demarche_number, code", params).fetchall()
+
+
+# --- Exports ----------------------------------------------------------------------------------------
+
+_WAS_ACCEPTED = ("EXISTS (SELECT 1 FROM json_each(d.raw, '$.traitements') t "
+                 "WHERE json_extract(t.value, '$.event') IN ('accepte', 'accepte_automatiquement'))")
+
+
+def _demarche_filter(demarches: list[int] | None, column: str = "d.demarche_number") -> tuple[str, list]:
+    if not demarches:
+        return "", []
+    return f" AND {column} IN ({', '.join('?' * len(demarches))})", list(demarches)
+
+
+def export_ecoles(db: sqlite_utils.Database, demarches: list[int] | None) -> list[dict]:
+    where, params = _demarche_filter(demarches)
+    return query(db, f"""
+        SELECT d.demarche_number AS demarche, d.number AS dossier, d.state AS etat, e.position + 1 AS rang,
+               e.uai_saisi, e.uai, e.uai_valide, e.nom AS ecole, e.commune,
+               coalesce(f.siret, d.demandeur_siret) AS siret,
+               coalesce(f.collectivite, d.demandeur_name) AS collectivite
+        FROM ecoles e JOIN dossiers d ON d.number = e.dossier_number
+        LEFT JOIN dossier_forms f ON f.dossier_number = d.number
+        WHERE 1 = 1{where} ORDER BY d.demarche_number, d.number, e.position""", params)
+
+
+def export_openings(db: sqlite_utils.Database, demarches: list[int], need_convention: set[int]) -> list[dict]:
+    """Valid schools of accepted dossiers (not in DS's trash), one line per school and dossier; for the
+    démarches in ``need_convention``, only dossiers whose signed convention was obtained (table
+    ``conventions`` of the deadlines layer: status received_on_time or received_late). Without that
+    table, no convention counts as obtained yet: those démarches list nothing."""
+    where, params = _demarche_filter(demarches)
+    if need_convention:
+        marks = ", ".join("?" * len(need_convention))
+        if table_exists(db, "conventions"):
+            convention = (f" AND (d.demarche_number NOT IN ({marks}) OR EXISTS (SELECT 1 FROM conventions c "
+                          "WHERE c.dossier_number = d.number AND c.status IN ('received_on_time', 'received_late')))")
+        else:
+            convention = f" AND d.demarche_number NOT IN ({marks})"
+        params += sorted(need_convention)
+    else:
+        convention = ""
+    return query(db, f"""
+        SELECT e.uai, min(e.nom) AS ecole, min(e.commune) AS commune,
+               coalesce(f.siret, d.demandeur_siret) AS siret,
+               coalesce(f.collectivite, d.demandeur_name) AS collectivite,
+               d.number AS dossier, substr(d.date_traitement, 1, 10) AS date, d.demarche_number AS demarche
+        FROM ecoles e JOIN dossiers d ON d.number = e.dossier_number
+        LEFT JOIN dossier_forms f ON f.dossier_number = d.number
+        WHERE d.state = 'accepte' AND d.pending_deletion = 0 AND e.uai_valide = 1{where}{convention}
+        GROUP BY d.number, e.uai
+        ORDER BY d.demarche_number, e.uai, d.number""", params)
+
+
+def export_closings(db: sqlite_utils.Database, demarches: list[int] | None) -> list[dict]:
+    """Valid schools of dossiers classés sans suite or refused after having been accepted (their access
+    may have been opened): the date is the closing decision's."""
+    where, params = _demarche_filter(demarches)
+    return query(db, f"""
+        SELECT e.uai, min(e.nom) AS ecole, min(e.commune) AS commune,
+               coalesce(f.siret, d.demandeur_siret) AS siret,
+               coalesce(f.collectivite, d.demandeur_name) AS collectivite,
+               d.number AS dossier, substr(d.date_traitement, 1, 10) AS date, d.state AS etat,
+               d.demarche_number AS demarche
+        FROM ecoles e JOIN dossiers d ON d.number = e.dossier_number
+        LEFT JOIN dossier_forms f ON f.dossier_number = d.number
+        WHERE d.state IN ('sans_suite', 'refuse') AND e.uai_valide = 1 AND {_WAS_ACCEPTED}{where}
+        GROUP BY d.number, e.uai
+        ORDER BY d.demarche_number, e.uai, d.number""", params)
+
+
+def export_anomalies(db: sqlite_utils.Database, demarches: list[int] | None) -> list[dict]:
+    where, params = _demarche_filter(demarches, "a.demarche_number")
+    return query(db, f"""
+        SELECT a.demarche_number AS demarche, a.dossier_number AS dossier, d.state AS etat,
+               coalesce(f.collectivite, d.demandeur_name) AS collectivite, a.code, a.severity AS gravite,
+               a.champ, a.message, substr(a.first_seen_at, 1, 10) AS depuis
+        FROM anomalies a JOIN dossiers d ON d.number = a.dossier_number
+        LEFT JOIN dossier_forms f ON f.dossier_number = d.number
+        WHERE a.resolved_at IS NULL{where}
+        ORDER BY a.demarche_number, a.dossier_number, a.severity, a.code, a.key""", params)
+
+
+def dossiers_to_evaluate(db: sqlite_utils.Database, demarche: int) -> list[int]:
+    """Dossiers never evaluated, or saved by a sync since their last evaluation."""
+    return [n for (n,) in db.conn.execute(
+        "SELECT d.number FROM dossiers d LEFT JOIN dossier_forms f ON f.dossier_number = d.number "
+        "WHERE d.demarche_number = ? AND (f.evaluated_at IS NULL OR f.evaluated_at < d.synced_at) "
+        "ORDER BY d.number", [demarche])]
