@@ -135,7 +135,7 @@ def read_holder(state_dir: Path) -> LockHolder:
     pid = int(pid_text) if pid_text.isdigit() else None
     held = _flocked(inode)
     if held is None:  # no /proc/locks: fall back on the pid being alive
-        held = pid is not None and _alive(pid)
+        held = pid is not None and pid_alive(pid)
     return LockHolder(pid, what or None, held, pid is not None and not held)
 
 
@@ -156,7 +156,7 @@ def _flocked(inode: int) -> bool | None:
     return False
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -21,7 +21,7 @@ from typing import Any
 from connector.config import Config
 from connector.daemon.heartbeat import STALE_AFTER_SECONDS, read_heartbeat
 from connector.errors import ConnectorError
-from connector.lock import read_holder
+from connector.lock import pid_alive, read_holder
 from connector.store import open_db_readonly
 from connector.store import status as q
 from connector.store.values import instant
@@ -81,7 +81,9 @@ def _daemon(config: Config, now: datetime) -> dict[str, Any]:
                 "heartbeat_age_seconds": None, "next_run_at": None, "next_reconcile_at": None,
                 "last_result": None, "started_at": None}
     age = _age(beat.get("beat_at"), now)
-    running = beat.get("state") != "stopped" and age is not None and age <= STALE_AFTER_SECONDS
+    pid = beat.get("pid")
+    alive = isinstance(pid, int) and pid_alive(pid)
+    running = beat.get("state") != "stopped" and alive and age is not None and age <= STALE_AFTER_SECONDS
     return {
         "running": running, "seen": True, "pid": beat.get("pid"),
         "state": beat.get("state") if running else ("stopped" if beat.get("state") == "stopped" else "dead"),
