@@ -16,6 +16,7 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 import structlog
 
 from daemonenv import DaemonProcess, NotifySocket, child_env
@@ -24,6 +25,19 @@ from syncenv import write_config
 from connector import logs
 from connector.commands.sync import TerminalProgress
 from connector.credentials import ApiToken
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """logs.configure() is global: put back what the other tests run with (pytest's streams close)."""
+    import logging
+
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:], root.level = handlers, level
 
 
 class FakeTerminal(io.StringIO):
@@ -51,7 +65,7 @@ def test_a_log_line_clears_the_progress_line_which_is_redrawn_below():
     out = FakeTerminal()
     terminal = logs.TerminalLines(out)
     logs.configure(level="info", json=False, stream=terminal)
-    try:
+    if True:
         terminal.progress("démarche 1: 3 pages, 300 dossiers (300 new, 0 updated), 120 dossiers/s")
         structlog.get_logger("t").warning("store.tombstone_reinserted", dossier=7)
         terminal.progress("démarche 1: 4 pages, 400 dossiers (400 new, 0 updated), 130 dossiers/s")
@@ -59,8 +73,6 @@ def test_a_log_line_clears_the_progress_line_which_is_redrawn_below():
 
         logging.getLogger("gql.transport.aiohttp").error("a foreign logger's line")
         terminal.done()
-    finally:
-        logs.configure(level="info", json=True, stream=sys.stdout)
     shown = screen(out.getvalue())
     assert len(shown) == 3, shown
     assert "store.tombstone_reinserted" in shown[0] and "dossiers/s" not in shown[0]
@@ -106,12 +118,9 @@ def test_a_traceback_never_shows_the_tokens_locals(capsys):
         raise RuntimeError(f"boom {len(revealed)}")
 
     try:
-        try:
-            fails(ApiToken(secret, "test"))
-        except RuntimeError:
-            structlog.get_logger("t").exception("daemon.job_crashed", token=secret, api=ApiToken(secret, "t"))
-    finally:
-        logs.configure(level="info", json=True, stream=sys.stdout)
+        fails(ApiToken(secret, "test"))
+    except RuntimeError:
+        structlog.get_logger("t").exception("daemon.job_crashed", token=secret, api=ApiToken(secret, "t"))
     text = out.getvalue()
     assert "RuntimeError" in text and "boom" in text
     assert secret not in text
