@@ -96,8 +96,10 @@ def check_config(config_path: Path | None) -> None:
               help="Also reconcile: list every dossier, re-fetch what differs, confirm vanished ones.")
 @click.option("--once", is_flag=True, hidden=True, help="Accepted for the systemd one-shot unit: sync always runs once.")
 @click.option("-v", "--verbose", is_flag=True, help="On a terminal, also show the log lines.")
+@click.option("--wait", is_flag=True, help="If the daemon or another sync is running, wait for it instead of exiting 75.")
 @human_errors
-def sync(config_path: Path | None, demarches: tuple[int, ...], full: bool, once: bool, verbose: bool) -> None:
+def sync(config_path: Path | None, demarches: tuple[int, ...], full: bool, once: bool, verbose: bool,
+         wait: bool) -> None:
     """Sync the configured démarches into the SQLite mirror, once.
 
     Takes the single-instance lock (exit 75 if the daemon or another sync holds it). On a terminal it
@@ -107,7 +109,7 @@ def sync(config_path: Path | None, demarches: tuple[int, ...], full: bool, once:
     """
     from connector.commands.sync import sync_once
 
-    sys.exit(sync_once(config_path, list(demarches), full=full, verbose=verbose))
+    sys.exit(sync_once(config_path, list(demarches), full=full, verbose=verbose, wait=wait))
 
 
 @cli.command()
@@ -234,6 +236,43 @@ def actions_cancel(config_path: Path | None, action_id: int) -> None:
     from connector.commands.actions import cancel
 
     sys.exit(cancel(config_path, action_id))
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--interval-seconds", type=click.FloatRange(0.1), default=None, hidden=True,
+              help="Tests only: the sync interval in seconds instead of [sync] interval_minutes.")
+@human_errors
+def daemon(config_path: Path | None, interval_seconds: float | None) -> None:
+    """Run unattended: a sync every [sync] interval_minutes, the full pass daily at reconcile_at.
+
+    Speaks systemd's notify protocol when NOTIFY_SOCKET is set (READY, WATCHDOG, STATUS, STOPPING).
+    Holds the single-instance lock only while a run goes (a manual sync between runs works).
+    SIGTERM: the page being stored commits, exit 0. SIGHUP: the config is read again (an invalid one
+    is logged and the old one kept). Exit 78 on a permanent error (bad config, refused or expired
+    token), which systemd does not restart.
+    """
+    from connector.commands.daemon import run_daemon
+
+    sys.exit(run_daemon(config_path, interval_seconds=interval_seconds))
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="The status as one JSON object (stable shape, see README).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "prometheus"]), default="text",
+              show_default=True, help="prometheus: the node_exporter textfile-collector format.")
+@human_errors
+def status(config_path: Path | None, as_json: bool, fmt: str) -> None:
+    """Is it working, and what is it about to do? Read-only, without the lock or the token.
+
+    Exit code = health, Nagios-style: 0 OK, 1 WARNING (no success for 3 intervals, quarantine not
+    empty, token expiring within 30 days), 2 CRITICAL (no success for a day or never, last run
+    failed, an action in `unknown`, token expired), 3 UNKNOWN (no readable database).
+    """
+    from connector.commands.status import show_status
+
+    sys.exit(show_status(config_path, "json" if as_json else fmt))
 
 
 def main() -> None:

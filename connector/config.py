@@ -50,6 +50,7 @@ class DsConfig:
     requests_per_minute: int = 300
     token_file: Path | None = None
     instructeur_email: str | None = None
+    token_expires_on: dt.date | None = None  # DS tokens expire (at most a year): warn 30 days ahead
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,20 @@ class _Table:
             return None
         return self.base_dir / value  # an absolute value replaces base_dir
 
+    def date(self, key: str, default: dt.date | None) -> dt.date | None:
+        value = self.raw(key)
+        if value is _MISSING:
+            return default
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):  # a TOML local date
+            return value
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                pass
+        self.problem(key, "expected a date such as 2027-06-30")
+        return default
+
     def time_of_day(self, key: str, default: dt.time) -> dt.time:
         value = self.raw(key)
         if value is _MISSING:
@@ -286,6 +301,7 @@ def _parse_ds(t: _Table) -> DsConfig:
         ),
         token_file=t.path("token_file", None),
         instructeur_email=email,
+        token_expires_on=t.date("token_expires_on", None),
     )
 
 

@@ -23,6 +23,51 @@ def redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+class TerminalLines:
+    """A terminal stream shared by log lines and one progress line that never share a line.
+
+    Log output is written through :meth:`write` (what structlog's PrintLogger and the stdlib handler
+    call): each complete line first clears the progress line, is written, and the progress line is
+    redrawn below it. :meth:`progress` rewrites the progress line in place; :meth:`done` ends it.
+    """
+
+    CLEAR = "\r\x1b[2K"
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.line: str | None = None  # the progress line on screen, if any
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        if "\n" in self._pending:
+            complete, _, self._pending = self._pending.rpartition("\n")
+            out = complete + "\n"
+            if self.line is not None:
+                out = self.CLEAR + out + self.line
+            self.stream.write(out)
+            self.stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def progress(self, line: str) -> None:
+        self.line = line
+        self.stream.write(self.CLEAR + line)
+        self.stream.flush()
+
+    def done(self) -> None:
+        """Leave the last progress line on screen and go to the next line."""
+        if self.line is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.line = None
+
+
 def configure(level: str = "INFO", json: bool | None = None, stream=None) -> None:
     """Configure structlog and the stdlib loggers of our dependencies (idempotent)."""
     stream = stream or sys.stdout
@@ -61,7 +106,8 @@ def configure(level: str = "INFO", json: bool | None = None, stream=None) -> Non
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # gql logs whole payloads (usager data) at DEBUG; aiohttp.access is noisy.
-    for name in ("gql.transport.aiohttp", "gql.transport", "aiohttp.access"):
+    # APScheduler's "Running job ..." lines repeat what daemon.job_* events say.
+    for name in ("gql.transport.aiohttp", "gql.transport", "aiohttp.access", "apscheduler"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -65,6 +65,7 @@ CHANGES = ("dossiers", "message", "champ", "purge", "annotation", "state", "purg
 IGNORED = {
     "sync_state": {"*"},
     "sync_runs": {"*"},
+    "run_reports": {"*"},  # one per run, like sync_runs
     "demarches": {"synced_at"},
     "dossiers": {"synced_at"},
     "files": {"url", "url_seen_at", "downloaded_at", "local_path"},

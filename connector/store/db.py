@@ -39,6 +39,14 @@ def _followup(db: sqlite_utils.Database) -> None:
     followup.migrate(db)
 
 
+@MIGRATIONS(name="run_reports")
+def _run_reports(db: sqlite_utils.Database) -> None:
+    """Issue 11: each run's per-démarche errors and counters, for ``status``."""
+    from connector.store.status import RUN_REPORTS_DDL
+
+    db.execute(RUN_REPORTS_DDL)
+
+
 def open_db(path: Path) -> sqlite_utils.Database:
     """Open (creating it and its parent directories if needed) the mirror for writing."""
     path = Path(path)

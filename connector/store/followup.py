@@ -27,6 +27,13 @@ ACTION_STATES = ("planned", "sending", "sent", "failed", "unknown", "cancelled")
 ACTION_KINDS = ("reminder", "closure_message", "closure_annotations", "passer_en_instruction", "repasser_en_instruction",
                 "classer_sans_suite")
 
+DESCRIBED = (
+    ("conventions", "per dossier of a démarche with the signed-convention deadline: reference date, deadline, "
+                    "status, when and by which message, file or annotation it was received, next action"),
+    ("actions", "the side-effect journal: one row per message, annotation or state change on DS, with its "
+                "deduplication key, exact payload and state (planned, sending, sent, failed, unknown, cancelled)"),
+)
+
 CONVENTIONS_DDL = f"""
     CREATE TABLE conventions (
         dossier_number INTEGER PRIMARY KEY REFERENCES dossiers(number) ON DELETE CASCADE,

@@ -324,6 +324,24 @@ TABLES: tuple[Table, ...] = (
     ),
 )
 
+# Tables added by later migrations (``db.py``, one named migration each), described here too.
+LATER_TABLES: tuple[Table, ...] = (
+    Table(
+        "run_reports",
+        "what a sync run's row lacks, recorded after it: each démarche's error, a fatal error, "
+        "retries, rate-limited requests (for status)",
+        "run_id",
+        """
+        CREATE TABLE run_reports (
+            run_id INTEGER PRIMARY KEY REFERENCES sync_runs(id) ON DELETE CASCADE,
+            retries INTEGER NOT NULL DEFAULT 0,
+            rate_limited INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            errors TEXT NOT NULL
+        )""",
+    ),
+)
+
 # name -> columns (with an optional WHERE for partial indexes). Applied with CREATE INDEX IF NOT EXISTS.
 INDEXES: dict[str, str] = {
     "idx_dossiers_demarche_state": "dossiers(demarche_number, state)",
@@ -350,6 +368,6 @@ VIEWS: dict[str, str] = {
 
 def describe_tables() -> list[tuple[str, str]]:
     """(name, one-line purpose) for every table, in creation order: the README's table of tables."""
-    from connector.store import forms  # later migrations' tables
+    from connector.store import followup, forms  # later migrations' tables
 
-    return [(t.name, t.purpose) for t in TABLES] + list(forms.DESCRIBED)
+    return [(t.name, t.purpose) for t in TABLES + LATER_TABLES] + list(forms.DESCRIBED) + list(followup.DESCRIBED)
