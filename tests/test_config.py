@@ -82,6 +82,7 @@ def test_example_documents_every_key(tmp_path):
     """Every config field appears in the example, and the commented-out keys are real ones."""
     text = EXAMPLE.read_text(encoding="utf-8")
     documented = set(re.findall(r"^#?(\w+) = ", text, flags=re.M))
+    documented |= set(re.findall(r"^#?\[demarches\.(\w+)\]", text, flags=re.M))  # sub-tables
     fields = {f.name for cls in (DsConfig, DatabaseConfig, SyncConfig, LogConfig, DemarcheConfig)
               for f in dataclasses.fields(cls)}
     assert fields <= documented, fields - documented
