@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -25,6 +26,34 @@ from connector.store.values import (
 log = get_logger(__name__)
 
 CHILD_TABLES = ("champs", "annotations", "messages", "dossier_labels")
+REQUIRED_KEYS = ("id", "number", "state", "dateDerniereModification")
+
+
+def dossier_problem(node: Any) -> str | None:
+    """Why ``save_dossiers`` cannot take this dossier node, or None: the one validity check."""
+    if not isinstance(node, dict):
+        return "dossier node is not an object"
+    missing = [k for k in REQUIRED_KEYS if node.get(k) is None]
+    if missing:
+        return f"dossier node without {', '.join(missing)}"
+    try:
+        int(node["number"])
+        instant(node["dateDerniereModification"])
+    except (TypeError, ValueError):
+        return "dossier node with an unreadable number or dateDerniereModification"
+    return None
+
+
+def split_dossiers(nodes: list[Any]) -> tuple[list[dict], list[tuple[Any, str]]]:
+    """Nodes the savers can take, and the others with why (``dossier_problem``)."""
+    good, bad = [], []
+    for node in nodes:
+        problem = dossier_problem(node)
+        if problem is None:
+            good.append(node)
+        else:
+            bad.append((node, problem))
+    return good, bad
 
 
 @dataclass
@@ -112,7 +141,7 @@ def save_dossiers(
     - A tombstoned number that comes back is logged and re-inserted (DS never reuses numbers, so the
       dossier really is back, e.g. after a wrong "vanished" verdict); its tombstone goes.
     - Attachment rows keep their download state while the same file stays on the same owner.
-    - File URLs are moved out of the nodes (into ``files.url``): the nodes are changed in place.
+    - File URLs go to ``files.url``, not into the raw JSON; the caller's nodes are not changed.
 
     The page is written with one statement per table (``executemany``), not one per dossier.
     """
@@ -133,8 +162,8 @@ def save_dossiers(
     unknown: dict[str, list[int]] = {}  # champ types without a typed value: kept raw, logged
     for node in nodes:
         number = int(node["number"])
-        files = _file_rows(number, node, seen_at)  # takes the URLs out of the node
-        raw = json.dumps(node, ensure_ascii=False, separators=(",", ":"), check_circular=False)
+        files = _file_rows(number, node, seen_at)
+        raw = json.dumps(_without_urls(node), ensure_ascii=False, separators=(",", ":"), check_circular=False)
         old = stored.get(number)
         if old is not None and old[1] == raw and old[0] == node["dateDerniereModification"]:
             counts.unchanged += 1
@@ -329,10 +358,40 @@ def _message_rows(number: int, messages: list[dict], emails: set[str]) -> list[d
     } for m in messages]
 
 
+def _without_urls(node: dict) -> dict:
+    """The node as its raw JSON keeps it: without the files' ``url`` (signed URLs change at every
+    fetch and expire within the hour: they would make every dossier with a file look modified).
+    Only the dicts on the way to a URL are copied; the node itself is left as it is."""
+    changed = {}
+    for key, files_key in (("champs", "files"), ("annotations", "files"), ("messages", "attachments")):
+        items = node.get(key)
+        if items:
+            stripped = [_item_without_urls(item, files_key) for item in items]
+            if any(a is not b for a, b in zip(stripped, items)):
+                changed[key] = stripped
+    return {**node, **changed} if changed else node
+
+
+def _item_without_urls(item: dict, files_key: str) -> dict:
+    out = item
+    files = item.get(files_key)
+    if files and any("url" in f for f in files):
+        out = {**item, files_key: [{k: v for k, v in f.items() if k != "url"} for f in files]}
+    rows = item.get("rows")
+    if rows:
+        new_rows = []
+        for row in rows:
+            champs = row.get("champs") or []
+            stripped = [_item_without_urls(c, "files") for c in champs]
+            changed = any(a is not b for a, b in zip(stripped, champs))
+            new_rows.append({**row, "champs": stripped} if changed else row)
+        if any(a is not b for a, b in zip(new_rows, rows)):
+            out = {**out, "rows": new_rows}
+    return out
+
+
 def _file_rows(number: int, node: dict, seen_at: str) -> dict[str, dict]:
-    """The node's attachments as ``files`` rows; each File's ``url`` moves from the node to its row
-    (signed URLs change at every fetch and expire within the hour: they would make every dossier
-    with a file look modified)."""
+    """The node's attachments as ``files`` rows, each with its File's ``url``."""
     owners: list[tuple[str, str, list[dict]]] = []
     for kind, key in (("champ", "champs"), ("annotation", "annotations")):
         for champ in node.get(key) or []:
@@ -343,7 +402,7 @@ def _file_rows(number: int, node: dict, seen_at: str) -> dict[str, dict]:
     rows: dict[str, dict] = {}
     for kind, owner_id, files in owners:
         for f in files:
-            url = f.pop("url", None)
+            url = f.get("url")
             key = file_key(number, kind, owner_id, f.get("checksum") or "", f["filename"])
             rows[key] = {
                 "file_key": key,

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -24,6 +25,7 @@ import sqlite_utils
 
 from connector.logs import get_logger
 from connector.store import files_to_download, record_file_downloads
+from connector.store.mirror import local_paths
 
 log = get_logger(__name__)
 
@@ -49,6 +51,7 @@ class Downloader:
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._folders: set[Path] = set()  # directories known to exist
+        self._in_flight: set[str] = set()  # file keys being fetched (a dossier listed twice in a pass)
 
     async def __aenter__(self) -> Downloader:
         if self.policy != "none":
@@ -69,20 +72,35 @@ class Downloader:
             if row["virus_scan"] not in ("infected", "integrity_error")
         ]
 
-    async def download(self, db: sqlite_utils.Database, rows: list[dict]) -> DownloadStats:
-        """Fetch the ``safe`` rows whose URL is fresh and record them in one transaction; report the
-        dossiers whose URLs are stale. A file renamed into place but not recorded (a crash between
-        the two) is swept by the next run and fetched again."""
+    async def download(
+        self, db: sqlite_utils.Database, rows: list[dict], slots: asyncio.Semaphore | None = None
+    ) -> DownloadStats:
+        """Fetch the ``safe`` rows whose URL is fresh, ``slots`` at a time, and record them in one
+        transaction; report the dossiers whose URLs are stale. A file renamed into place but not
+        recorded (a crash between the two) is swept by the next run and fetched again. A row
+        already being fetched (by another page's downloads) is left to that fetch."""
         stats = DownloadStats()
-        records: list[tuple[str, Path, bool]] = []
+        slots = slots or asyncio.Semaphore(1)
+        todo = []
         for row in rows:
             if row["virus_scan"] != "safe":
                 stats.pending_scan += 1
-                continue
-            if not row["url"] or _stale(row["url_seen_at"]):
+            elif not row["url"] or _stale(row["url_seen_at"]):
                 stats.expired.append(row["dossier_number"])
-                continue
-            outcome = await self._fetch(row)
+            elif row["file_key"] not in self._in_flight:
+                self._in_flight.add(row["file_key"])
+                todo.append(row)
+
+        async def fetch(row: dict) -> str:
+            try:
+                async with slots:
+                    return await self._fetch(row)
+            finally:
+                self._in_flight.discard(row["file_key"])
+
+        outcomes = await asyncio.gather(*(fetch(row) for row in todo))
+        records: list[tuple[str, Path, bool]] = []
+        for row, outcome in zip(todo, outcomes):
             if outcome == "expired":
                 stats.expired.append(row["dossier_number"])
                 continue
@@ -129,7 +147,7 @@ class Downloader:
                         size += len(chunk)
                         out.write(chunk)
                     out.flush()
-                    os.fsync(out.fileno())
+                    await asyncio.to_thread(os.fsync, out.fileno())  # not on the loop: pages go on
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("sync.file_failed", error=f"{type(exc).__name__}: {exc}", **where)
             return "failed"
@@ -160,7 +178,7 @@ def sweep(db: sqlite_utils.Database, directory: Path) -> int:
     download_dir shared with other files is safe. The caller holds the instance lock."""
     if not directory.is_dir():
         return 0
-    known = {Path(p) for (p,) in db.execute("SELECT local_path FROM files WHERE local_path IS NOT NULL")}
+    known = local_paths(db)
     removed = 0
     for path in directory.glob("[0-9]*/[0-9]*/*"):
         if not (path.is_file() and OWN_NAME.match(path.name)):
