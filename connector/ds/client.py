@@ -14,11 +14,14 @@
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import orjson
 from gql import Client, GraphQLRequest
 from gql.client import AsyncClientSession
 from gql.transport.aiohttp import AIOHTTPTransport
@@ -164,6 +167,7 @@ class DsClient:
         self._session: AsyncClientSession | None = None
         transport = AIOHTTPTransport(
             url,
+            json_deserialize=_loads,
             headers={"Authorization": f"Bearer {token.reveal()}", "User-Agent": user_agent},
             client_session_args={
                 "timeout": aiohttp.ClientTimeout(
@@ -455,6 +459,15 @@ class DsClient:
             )
 
         return before_sleep
+
+
+def _loads(text: str) -> Any:
+    """Answers decoded by orjson (pages of 100 dossiers are megabytes: about 3× faster than the
+    stdlib); the stdlib takes what orjson refuses (lone surrogate escapes) and judges the rest."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _code(error: dict[str, Any]) -> str | None:
