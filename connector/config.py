@@ -66,6 +66,7 @@ class SyncConfig:
     overlap_minutes: int = 10
     reconcile_at: dt.time = dt.time(3, 30)  # daily full reconciliation, server local time
     attachments: AttachmentPolicy = "messages"
+    concurrency: int = 4  # démarches synced at the same time
 
 
 @dataclass(frozen=True)
@@ -305,6 +306,9 @@ def _parse_ds(t: _Table) -> DsConfig:
     )
 
 
+MAX_CONCURRENCY = 16  # démarches at once; they share one request budget and one database writer
+
+
 def _parse_sync(t: _Table, state_dir: Path) -> SyncConfig:
     return SyncConfig(
         interval_minutes=t.integer("interval_minutes", SyncConfig.interval_minutes, 1, 24 * 60),
@@ -316,6 +320,7 @@ def _parse_sync(t: _Table, state_dir: Path) -> SyncConfig:
         reconcile_at=t.time_of_day("reconcile_at", SyncConfig.reconcile_at),
         attachments=t.choice("attachments", SyncConfig.attachments, ATTACHMENT_POLICIES),
         download_dir=t.path("download_dir", None) or state_dir / "files",
+        concurrency=t.integer("concurrency", SyncConfig.concurrency, 1, MAX_CONCURRENCY),
     )
 
 

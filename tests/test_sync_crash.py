@@ -180,7 +180,10 @@ class Child:
 
     def writing(self) -> bool:
         """Whether the child holds SQLite's WAL write lock (byte 120 of the -shm)."""
-        shm = os.stat(f"{self.db}-shm").st_ino
+        try:
+            shm = os.stat(f"{self.db}-shm").st_ino
+        except FileNotFoundError:  # stopped while closing the database: SQLite removed its -shm
+            return False
         with open("/proc/locks") as locks:
             for line in locks:  # "1: POSIX  ADVISORY  WRITE <pid> <maj>:<min>:<inode> <start> <end>"
                 f = line.split()

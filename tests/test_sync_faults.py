@@ -132,8 +132,10 @@ def test_each_fault_ends_in_the_same_mirror(world, tmp_path, reference, monkeypa
 def test_ds_failing_past_the_retries_fails_that_demarche_then_the_next_run_catches_up(
         world, tmp_path, reference, monkeypatch):
     monkeypatch.setattr(retry, "MAX_ATTEMPTS", 3)
-    world.control("fault", kind="http_error", status=503, operation="getDeletedDossiersPage", count=3)
     config = simulator_config(tmp_path, world, page_size=PAGE_SIZE)
+    # démarches are synced concurrently: the three failures are aimed at the first one's requests
+    world.control("fault", kind="http_error", status=503, operation="getDeletedDossiersPage", count=3,
+                  for_demarche=config.demarches[0].number)
 
     report = sync(config)
 
@@ -161,8 +163,10 @@ def test_a_read_timeout_on_a_slow_answer_is_retried(world, tmp_path, reference):
 
 
 def test_a_page_that_keeps_timing_out_is_asked_again_smaller(world, tmp_path, reference):
-    world.control("fault", kind="timeout", operation="getDossiersPage", count=retry.MAX_ATTEMPTS)
     config = simulator_config(tmp_path, world, page_size=PAGE_SIZE)
+    # démarches are synced concurrently: every attempt at the first one's first page times out
+    world.control("fault", kind="timeout", operation="getDossiersPage", count=retry.MAX_ATTEMPTS,
+                  for_demarche=config.demarches[0].number)
 
     with structlog.testing.capture_logs() as logs:
         report = sync(config)

@@ -428,7 +428,9 @@ async def graphql(request: web.Request) -> web.StreamResponse:
     if not isinstance(payload, dict):  # Rails files a JSON array under params[:_json]
         payload = {}
     name = payload.get("operationName")
-    fault = sim.faults.take(name if isinstance(name, str) else None)
+    variables = payload.get("variables")
+    fault = sim.faults.take(name if isinstance(name, str) else None,
+                            variables.get("demarcheNumber") if isinstance(variables, dict) else None)
     if fault is not None:
         early = await _fault_answer(request, fault)
         if early is not None:

@@ -1,6 +1,7 @@
 """Faults injected on demand: what a loaded DS, its proxy or the network do (NOTES.md §3-5, §12).
 
-A fault matches the next ``count`` GraphQL requests (only those of ``operation`` when given).
+A fault matches the next ``count`` GraphQL requests (only those of ``operation`` when given, and
+only those whose ``demarcheNumber`` variable is ``for_demarche`` when given).
 The app applies it: ``rate_limit`` (a real-looking 429), ``http_error`` (500 with DS's JSON and an
 ``exception_id``; 502/503/504 from the proxy), ``slow`` (``delay`` seconds, then the answer),
 ``reset`` (the connection closes unanswered), ``truncate`` (a Content-Length longer than the body),
@@ -32,6 +33,7 @@ class Fault:
     numbers: tuple[int, ...] = ()  # modify: these dossiers...
     random: int = 0  # modify: ...or this many random visible ones
     demarche: int | None = None  # modify: random ones from this démarche only
+    for_demarche: int | None = None  # only requests about this démarche (variable demarcheNumber)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -53,9 +55,11 @@ class FaultQueue:
         self.pending.append(fault)
         return fault
 
-    def take(self, operation: str | None) -> Fault | None:
+    def take(self, operation: str | None, demarche: object = None) -> Fault | None:
         """The first fault matching this request, one use consumed."""
         for fault in self.pending:
+            if fault.for_demarche is not None and fault.for_demarche != demarche:
+                continue
             if fault.operation is None or fault.operation == operation:
                 fault.count -= 1
                 if fault.count == 0:

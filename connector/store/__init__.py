@@ -27,7 +27,7 @@ from connector.store.deletions import (
 )
 from connector.store.files import files_to_download, record_file_download, record_file_downloads
 from connector.store.runs import RUN_STATUSES, finish_run, start_run
-from connector.store.save import SaveCounts, save_demarche, save_dossiers
+from connector.store.save import SaveCounts, dossier_problem, save_demarche, save_dossiers, split_dossiers
 from connector.store.shape import describe_tables
 from connector.store.state import STREAMS, Bookmark, finish_stream, get_bookmark, set_bookmark
 from connector.store.values import SYSTEM_EMAILS, classify_sender
@@ -44,6 +44,7 @@ __all__ = [
     "clear_unnamed_quarantine",
     "confirm_vanished",
     "describe_tables",
+    "dossier_problem",
     "files_to_download",
     "finish_run",
     "finish_stream",
@@ -58,5 +59,6 @@ __all__ = [
     "save_dossiers",
     "save_pending_deleted",
     "set_bookmark",
+    "split_dossiers",
     "start_run",
 ]

@@ -7,9 +7,12 @@ They never commit nor open a transaction: the engine wraps a page and its bookma
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import orjson
 import sqlite_utils
 
 from connector.logs import get_logger
@@ -25,6 +28,34 @@ from connector.store.values import (
 log = get_logger(__name__)
 
 CHILD_TABLES = ("champs", "annotations", "messages", "dossier_labels")
+REQUIRED_KEYS = ("id", "number", "state", "dateDerniereModification")
+
+
+def dossier_problem(node: Any) -> str | None:
+    """Why ``save_dossiers`` cannot take this dossier node, or None: the one validity check."""
+    if not isinstance(node, dict):
+        return "dossier node is not an object"
+    missing = [k for k in REQUIRED_KEYS if node.get(k) is None]
+    if missing:
+        return f"dossier node without {', '.join(missing)}"
+    try:
+        int(node["number"])
+        instant(node["dateDerniereModification"])
+    except (TypeError, ValueError):
+        return "dossier node with an unreadable number or dateDerniereModification"
+    return None
+
+
+def split_dossiers(nodes: list[Any]) -> tuple[list[dict], list[tuple[Any, str]]]:
+    """Nodes the savers can take, and the others with why (``dossier_problem``)."""
+    good, bad = [], []
+    for node in nodes:
+        problem = dossier_problem(node)
+        if problem is None:
+            good.append(node)
+        else:
+            bad.append((node, problem))
+    return good, bad
 
 
 @dataclass
@@ -112,7 +143,7 @@ def save_dossiers(
     - A tombstoned number that comes back is logged and re-inserted (DS never reuses numbers, so the
       dossier really is back, e.g. after a wrong "vanished" verdict); its tombstone goes.
     - Attachment rows keep their download state while the same file stays on the same owner.
-    - File URLs are moved out of the nodes (into ``files.url``): the nodes are changed in place.
+    - File URLs go to ``files.url``, not into the raw JSON; the caller's nodes are not changed.
 
     The page is written with one statement per table (``executemany``), not one per dossier.
     """
@@ -133,8 +164,8 @@ def save_dossiers(
     unknown: dict[str, list[int]] = {}  # champ types without a typed value: kept raw, logged
     for node in nodes:
         number = int(node["number"])
-        files = _file_rows(number, node, seen_at)  # takes the URLs out of the node
-        raw = json.dumps(node, ensure_ascii=False, separators=(",", ":"), check_circular=False)
+        files = _file_rows(number, node, seen_at)
+        raw = raw_json(node)
         old = stored.get(number)
         if old is not None and old[1] == raw and old[0] == node["dateDerniereModification"]:
             counts.unchanged += 1
@@ -152,11 +183,12 @@ def save_dossiers(
             counts.updated += 1
             page.updated.append(number)
         page.dossiers.append(_dossier_row(demarche_number, node, raw, seen_at))
-        champs = _champ_rows(number, node.get("champs") or [])
-        annotations = _champ_rows(number, node.get("annotations") or [])
-        page.champs += champs
-        page.annotations += annotations
-        for kind in sorted({r["type"] for r in champs + annotations if r["raw"] is not None}):
+        before = len(page.champs), len(page.annotations)
+        _champ_rows(number, node.get("champs") or [], page.champs)
+        _champ_rows(number, node.get("annotations") or [], page.annotations)
+        kinds = {r[_TYPE] for r in page.champs[before[0]:] if r[_RAW] is not None}
+        kinds |= {r[_TYPE] for r in page.annotations[before[1]:] if r[_RAW] is not None}
+        for kind in sorted(kinds):
             unknown.setdefault(kind, []).append(number)
         emails = instructeurs | _dossier_instructeur_emails(node)
         page.messages += _message_rows(number, node.get("messages") or [], emails)
@@ -179,9 +211,9 @@ class _PageRows:
     new: list[int] = field(default_factory=list)
     updated: list[int] = field(default_factory=list)
     dossiers: list[dict] = field(default_factory=list)
-    champs: list[dict] = field(default_factory=list)
-    annotations: list[dict] = field(default_factory=list)
-    messages: list[dict] = field(default_factory=list)
+    champs: list[tuple] = field(default_factory=list)  # CHAMP_COLUMNS
+    annotations: list[tuple] = field(default_factory=list)
+    messages: list[tuple] = field(default_factory=list)  # MESSAGE_COLUMNS
     labels: list[dict] = field(default_factory=list)
     dossier_labels: list[dict] = field(default_factory=list)
     files: dict[int, dict[str, dict]] = field(default_factory=dict)  # dossier -> file_key -> row
@@ -195,11 +227,11 @@ class _PageRows:
         for table in CHILD_TABLES:
             _execute_in(db, f"DELETE FROM {table} WHERE dossier_number IN ({{}})", self.updated)
         upsert_many(db, "dossiers", self.dossiers, ("number",))
-        insert_many(db, "champs", self.champs)
-        insert_many(db, "annotations", self.annotations)
+        db.conn.executemany(_INSERT_CHAMPS.format(table="champs"), self.champs)
+        db.conn.executemany(_INSERT_CHAMPS.format(table="annotations"), self.annotations)
         # OR REPLACE: a message id is global; were DS ever to list it under another dossier, the
         # latest sighting wins instead of failing the page.
-        insert_many(db, "messages", self.messages, replace=True)
+        db.conn.executemany(_INSERT_MESSAGES, self.messages)
         upsert_many(db, "labels", self.labels, ("id",))
         upsert_many(db, "dossier_labels", self.dossier_labels, ("dossier_number", "label_id"))
         db.conn.executemany(
@@ -284,66 +316,86 @@ def _dossier_row(demarche_number: int, node: dict, raw: str, seen_at: str) -> di
     }
 
 
-def _champ_rows(number: int, champs: list[dict]) -> list[dict]:
-    rows = []
+CHAMP_COLUMNS = ("dossier_number", "champ_id", "descriptor_id", "parent_id", "row_id", "row_index", "position",
+                 "label", "type", "string_value", "value", "raw", "updated_at")
+_TYPE, _RAW = CHAMP_COLUMNS.index("type"), CHAMP_COLUMNS.index("raw")
+_INSERT_CHAMPS = (f"INSERT INTO {{table}} ({', '.join(CHAMP_COLUMNS)}) "
+                  f"VALUES ({', '.join('?' * len(CHAMP_COLUMNS))})")
+MESSAGE_COLUMNS = ("id", "dossier_number", "email", "sender", "body", "created_at", "discarded", "discarded_at")
+_INSERT_MESSAGES = (f"INSERT OR REPLACE INTO messages ({', '.join(MESSAGE_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))})")
+
+
+def _champ_rows(number: int, champs: list[dict], out: list[tuple]) -> None:
+    """Append the champs' rows (repetition rows' champs after their parent) to ``out``. Rows are
+    tuples in CHAMP_COLUMNS order: the hottest loop of a sync (about 20 rows a dossier)."""
     for position, champ in enumerate(champs):
-        rows.append(_champ_row(number, champ, position))
-        for row_index, row in enumerate(champ.get("rows") or []):
-            for child_position, child in enumerate(row.get("champs") or []):
-                rows.append(_champ_row(number, child, child_position, champ["id"], row["id"], row_index))
-    return rows
+        out.append(_champ_row(number, champ, position))
+        rows = champ.get("rows")
+        if rows:
+            for row_index, row in enumerate(rows):
+                for child_position, child in enumerate(row.get("champs") or []):
+                    out.append(_champ_row(number, child, child_position, champ["id"], row["id"], row_index))
 
 
 def _champ_row(
     number: int, champ: dict, position: int,
     parent_id: str | None = None, row_id: str | None = None, row_index: int | None = None,
-) -> dict:
+) -> tuple:
+    get = champ.get
     value, raw = champ_value(champ)
-    return {
-        "dossier_number": number,
-        "champ_id": champ["id"],
-        "descriptor_id": champ.get("champDescriptorId"),
-        "parent_id": parent_id,
-        "row_id": row_id,
-        "row_index": row_index,
-        "position": position,
-        "label": champ.get("label"),
-        "type": champ.get("__typename") or "Champ",
-        "string_value": champ.get("stringValue"),
-        "value": value,
-        "raw": raw,
-        "updated_at": champ.get("updatedAt"),
-    }
+    return (number, champ["id"], get("champDescriptorId"), parent_id, row_id, row_index, position,
+            get("label"), get("__typename") or "Champ", get("stringValue"), value, raw, get("updatedAt"))
 
 
-def _message_rows(number: int, messages: list[dict], emails: set[str]) -> list[dict]:
-    return [{
-        "id": m["id"],
-        "dossier_number": number,
-        "email": m.get("email"),
-        "sender": classify_sender(m.get("email"), emails),
-        "body": m.get("body"),
-        "created_at": m["createdAt"],
-        "discarded": int(m.get("discardedAt") is not None),
-        "discarded_at": m.get("discardedAt"),
-    } for m in messages]
+def _message_rows(number: int, messages: list[dict], emails: set[str]) -> list[tuple]:
+    return [(m["id"], number, m.get("email"), classify_sender(m.get("email"), emails), m.get("body"),
+             m["createdAt"], int(m.get("discardedAt") is not None), m.get("discardedAt"))
+            for m in messages]
+
+
+# A File's `url` member in DS's JSON: never inside a string (there every quote is escaped), and
+# FileFragment puts it after `createdAt`; the second form is the (unused) first-member case.
+_URL_VALUE = rb'"url":(?:null|"(?:[^"\\]|\\.)*")'
+_URL_MEMBER = re.compile(rb"," + _URL_VALUE)
+_FIRST_URL_MEMBER = re.compile(rb"(?<=\{)" + _URL_VALUE + rb",?")
+
+
+def raw_json(node: dict) -> str:
+    """The dossier as its ``raw`` column keeps it: compact JSON, non-ASCII as is, without the files'
+    ``url`` (signed URLs change at every fetch and expire within the hour: they would make every
+    dossier with a file look modified). orjson writes exactly what ``json.dumps(node,
+    ensure_ascii=False, separators=(",", ":"))`` does, 10× faster; the stdlib takes what orjson
+    refuses (lone surrogates). The caller's node is not changed."""
+    try:
+        text = orjson.dumps(node)
+    except orjson.JSONEncodeError:
+        text = json.dumps(node, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+        return _without_url_members(text).decode("utf-8", "surrogatepass")
+    return _without_url_members(text).decode()
+
+
+def _without_url_members(text: bytes) -> bytes:
+    if b'"url":' not in text:  # a plain search is much faster than the regex: most dossiers
+        return text
+    text = _URL_MEMBER.sub(b"", text)
+    return _FIRST_URL_MEMBER.sub(b"", text) if b'{"url":' in text else text
 
 
 def _file_rows(number: int, node: dict, seen_at: str) -> dict[str, dict]:
-    """The node's attachments as ``files`` rows; each File's ``url`` moves from the node to its row
-    (signed URLs change at every fetch and expire within the hour: they would make every dossier
-    with a file look modified)."""
+    """The node's attachments as ``files`` rows, each with its File's ``url``."""
     owners: list[tuple[str, str, list[dict]]] = []
     for kind, key in (("champ", "champs"), ("annotation", "annotations")):
-        for champ in node.get(key) or []:
-            owners.append((kind, champ["id"], champ.get("files") or []))
-            for row in champ.get("rows") or []:
-                owners.extend((kind, c["id"], c.get("files") or []) for c in row.get("champs") or [])
-    owners.extend(("message", m["id"], m.get("attachments") or []) for m in node.get("messages") or [])
+        for champ in node.get(key) or ():
+            if champ.get("files"):
+                owners.append((kind, champ["id"], champ["files"]))
+            for row in champ.get("rows") or ():
+                owners.extend((kind, c["id"], c["files"]) for c in row.get("champs") or () if c.get("files"))
+    owners.extend(("message", m["id"], m["attachments"]) for m in node.get("messages") or () if m.get("attachments"))
     rows: dict[str, dict] = {}
     for kind, owner_id, files in owners:
         for f in files:
-            url = f.pop("url", None)
+            url = f.get("url")
             key = file_key(number, kind, owner_id, f.get("checksum") or "", f["filename"])
             rows[key] = {
                 "file_key": key,

@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import errno
 import hashlib
@@ -38,6 +39,7 @@ import sqlite_utils
 
 from connector.logs import get_logger
 from connector.store import files_to_download, record_file_downloads
+from connector.store.mirror import local_paths
 
 log = get_logger(__name__)
 
@@ -109,6 +111,7 @@ class Downloader:
         self._session: aiohttp.ClientSession | None = None
         self._folders: set[Path] = set()  # directories known to exist
         self._unwritten: set[str] = set()  # file keys this run could not write: left to the next run
+        self._in_flight: set[str] = set()  # file keys being fetched (a dossier listed twice in a pass)
 
     async def __aenter__(self) -> Downloader:
         if self.policy != "none":
@@ -129,22 +132,37 @@ class Downloader:
             if row["virus_scan"] not in ("infected", "integrity_error")
         ]
 
-    async def download(self, db: sqlite_utils.Database, rows: list[dict]) -> DownloadStats:
-        """Fetch the ``safe`` rows whose URL is fresh and record them in one transaction; report the
-        dossiers whose URLs are stale. A file renamed into place but not recorded (a crash between
-        the two) is swept by the next run and fetched again."""
+    async def download(
+        self, db: sqlite_utils.Database, rows: list[dict], slots: asyncio.Semaphore | None = None
+    ) -> DownloadStats:
+        """Fetch the ``safe`` rows whose URL is fresh, ``slots`` at a time, and record them in one
+        transaction; report the dossiers whose URLs are stale. A file renamed into place but not
+        recorded (a crash between the two) is swept by the next run and fetched again. A row
+        already being fetched (by another page's downloads) is left to that fetch."""
         stats = DownloadStats()
-        records: list[tuple[str, Path, bool]] = []
+        slots = slots or asyncio.Semaphore(1)
+        todo = []
         for row in rows:
             if row["file_key"] in self._unwritten:  # once per run is enough (a full disk stays full)
                 continue
             if row["virus_scan"] != "safe":
                 stats.pending_scan += 1
-                continue
-            if not row["url"] or _stale(row["url_seen_at"]):
+            elif not row["url"] or _stale(row["url_seen_at"]):
                 stats.expired.append(row["dossier_number"])
-                continue
-            outcome = await self._fetch(row)
+            elif row["file_key"] not in self._in_flight:
+                self._in_flight.add(row["file_key"])
+                todo.append(row)
+
+        async def fetch(row: dict) -> str:
+            try:
+                async with slots:
+                    return await self._fetch(row)
+            finally:
+                self._in_flight.discard(row["file_key"])
+
+        outcomes = await asyncio.gather(*(fetch(row) for row in todo))
+        records: list[tuple[str, Path, bool]] = []
+        for row, outcome in zip(todo, outcomes):
             if outcome == "expired":
                 stats.expired.append(row["dossier_number"])
                 continue
@@ -198,7 +216,7 @@ class Downloader:
                             out.write(chunk)
                     with _local("write"):
                         out.flush()
-                        os.fsync(out.fileno())
+                        await asyncio.to_thread(os.fsync, out.fileno())  # not on the loop: pages go on
             checksum = base64.b64encode(md5.digest()).decode()
             if checksum != row["checksum"] or (row["byte_size"] is not None and size != int(row["byte_size"])):
                 log.error("sync.file_checksum_mismatch", expected=row["checksum"], got=checksum,
@@ -245,7 +263,7 @@ def sweep(db: sqlite_utils.Database, directory: Path) -> int:
     download_dir shared with other files is safe. The caller holds the instance lock."""
     if not directory.is_dir():
         return 0
-    known = {Path(p) for (p,) in db.execute("SELECT local_path FROM files WHERE local_path IS NOT NULL")}
+    known = local_paths(db)
     removed = 0
     for path in directory.glob("[0-9]*/[0-9]*/*"):  # pathlib's * matches dot-names too
         if not path.is_file():

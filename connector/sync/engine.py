@@ -1,5 +1,11 @@
 """The sync engine: each configured démarche mirrored into SQLite, page by page, crash-safe.
 
+Démarches are synced concurrently (``[sync] concurrency`` at a time), sharing one ``DsClient`` and
+its request budget. There is ONE SQLite connection, used only on the event loop's thread, and no
+``await`` ever happens inside a transaction: each commit (a page and its stream's cursor) is one
+synchronous block, so commits are serialised by construction and a cancelled task never leaves a
+transaction open.
+
 Per démarche (``DemarcheSync``), in this order:
 
 1. the descriptor (groupes, instructeurs, champ descriptors) when unknown, older than a day, or
@@ -11,12 +17,16 @@ Per démarche (``DemarcheSync``), in this order:
 3. **deleted** (purges: rows and files go, a tombstone stays), read back to the oldest usager
    deletion still in the trash because DS backdates their purge, and **pending_deleted** (the
    trash: dossiers flagged, they may return); ``--full`` reads both lists whole;
-4. with ``full``: the reconciliation (``reconcile.py``), quarantined dossiers retried;
-5. attachments the policy wants: right after the page that listed them, and at the end the ones
-   whose URL expired or whose virus scan was still pending (their dossiers are re-read).
+4. with ``full``: the reconciliation (``reconcile.decide`` says what to do, ``reconcile`` here
+   does it), quarantined dossiers retried;
+5. attachments the policy wants: downloaded in the background (bounded) right after the page that
+   listed them, while the next pages come; at the end the ones whose URL expired or whose virus
+   scan was still pending (their dossiers are re-read).
 
-Every page and its stream's cursor commit in one transaction; a killed sync resumes from the last
-committed page with the filter that minted its cursor. Savers skip what did not change.
+Every stream is read one page ahead (``pages.prefetched``): page N+1 is on its way while page N is
+stored. Every page and its stream's cursor commit in one transaction, in the stream's order; a
+killed sync resumes from the last committed page with the filter that minted its cursor. Savers
+skip what did not change.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -49,6 +59,9 @@ from connector.errors import (
 )
 from connector.logs import get_logger
 from connector.store import (
+    clear_pending,
+    clear_unnamed_quarantine,
+    confirm_vanished,
     finish_run,
     finish_stream,
     get_bookmark,
@@ -60,12 +73,33 @@ from connector.store import (
     save_dossiers,
     save_pending_deleted,
     set_bookmark,
+    split_dossiers,
     start_run,
+)
+from connector.store.mirror import (
+    checkpoint,
+    descriptor_synced_at,
+    dossier_numbers,
+    held,
+    known_dossiers,
+    trashed_by_usager,
+    tune_for_sync,
 )
 from connector.store.values import instant
 from connector.sync.attachments import Downloader, remove_local, sweep
-from connector.sync.pages import Page, deletion_pages, dossier_pages, failed_answer
-from connector.sync.reconcile import reconcile
+from connector.sync.pages import (
+    DELETED,
+    DOSSIERS,
+    LISTING,
+    PENDING_DELETED,
+    PAGE_SIZES,
+    Page,
+    Stream,
+    failed_answer,
+    pages,
+    prefetched,
+)
+from connector.sync.reconcile import decide
 
 log = get_logger(__name__)
 
@@ -75,7 +109,7 @@ PENDING_SCAN_PATIENCE = timedelta(hours=24)  # a scan still pending after that i
 DESCRIPTOR_MAX_AGE = timedelta(hours=24)
 PENDING_SCAN_RECHECK = timedelta(minutes=5)
 MAX_REREADS = 20  # dossier re-reads per démarche and run for fresh URLs or finished scans
-REQUIRED_KEYS = ("id", "number", "state", "dateDerniereModification")
+DOWNLOADS_PER_DEMARCHE = 8  # attachment downloads in flight per démarche
 
 ProgressFn = Callable[["DemarcheReport"], None]
 
@@ -184,21 +218,15 @@ async def run_sync(
     hooks: SyncHooks | None = None,
     stop: asyncio.Event | None = None,
 ) -> SyncReport:
-    """Sync the configured démarches (or the listed ones). Per-démarche failures (unauthorized,
-    DS unavailable) are reported and the next démarche goes on; a bad or expired token stops the run
-    and raises. ``stop`` set (SIGTERM) ends the run after the page being stored commits: no new
-    request is sent and the report says "stopped". The caller holds the instance lock."""
+    """Sync the configured démarches (or the listed ones), ``[sync] concurrency`` at a time.
+    Per-démarche failures (unauthorized, DS unavailable) are reported and the other démarches go
+    on; a bad or expired token stops the run (the other démarches are cancelled between two
+    commits) and raises. ``stop`` set (SIGTERM) ends the run after the pages being stored commit:
+    no new request is sent and the report says "stopped". The caller holds the instance lock."""
     selected = _select(config, demarches)
     started = time.monotonic()
     db = open_db(config.database.path)
-    # The mirror can be fetched again, so its page commits need not wait for the disk (OPS.md §3.2:
-    # in WAL mode NORMAL may lose the last commits on power loss, rows and cursor together, never
-    # one without the other; the next run re-reads them). FULL stays the default of open_db for
-    # what cannot be fetched again (the side-effect journal).
-    db.execute("PRAGMA synchronous=NORMAL")
-    # A page writes about 2 MB: checkpoint every ~40 MB instead of every 4 MB (each checkpoint
-    # syncs the file); the run ends with a full checkpoint that truncates the WAL.
-    db.execute("PRAGMA wal_autocheckpoint=10000")
+    tune_for_sync(db)
     run_id = start_run(db, "full" if full else kind, [d.number for d in selected])
     sweep(db, config.sync.download_dir)  # leftovers of a run killed between a commit and an unlink
     report = SyncReport(run_id, full, [])
@@ -211,30 +239,11 @@ async def run_sync(
     fatal: BaseException | None = None
     try:
         with structlog.contextvars.bound_contextvars(run_id=run_id):
-            log.info("sync.started", demarches=[d.number for d in selected], full=full)
+            log.info("sync.started", demarches=[d.number for d in selected], full=full,
+                     concurrency=config.sync.concurrency)
             async with client, Downloader(config.sync.attachments, config.sync.download_dir) as downloader:
-                for demarche in selected:
-                    result = DemarcheReport(demarche.number, demarche.label)
-                    report.demarches.append(result)
-                    with structlog.contextvars.bound_contextvars(demarche=demarche.number):
-                        job = DemarcheSync(db, client, downloader, config, result, progress, full=full,
-                                           hooks=hooks, stop=stop)
-                        try:
-                            await job.run()
-                        except Stopped:
-                            report.stopped = True
-                            log.info("sync.stopped")
-                            break
-                        except (DemarcheUnauthorized, DemarcheNotFound) as exc:
-                            result.error = exc
-                            log.error("sync.demarche_refused", error=str(exc))
-                        except (ConfigError, BadToken, TokenExpired) as exc:  # every démarche: stop
-                            result.error = exc
-                            raise
-                        except ApiError as exc:
-                            result.error = exc
-                            log.error("sync.demarche_failed", error=str(exc), error_class=type(exc).__name__)
-                        log.info("sync.demarche_done", **_figures(result))
+                run = _Run(db, client, downloader, config, report, progress, full, hooks or SyncHooks(), stop)
+                await run.all(selected)
     except BaseException as exc:
         fatal = exc
         if not isinstance(exc, ConnectorError):
@@ -254,13 +263,91 @@ async def run_sync(
                 errors=sum(d.error is not None for d in report.demarches) + (fatal is not None),
             )
             if fatal is None:
-                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                checkpoint(db)
         finally:
             db.close()
         log.info("sync.finished", status=status, requests=report.requests,
                  seconds=round(report.seconds, 2), new=report.total("new"), updated=report.total("updated"),
                  deleted=report.total("deleted"), quarantined=report.total("quarantined"))
     return report
+
+
+@dataclass
+class _Run:
+    """The démarches of one run, each in a task of its own, ``concurrency`` at a time."""
+
+    db: sqlite_utils.Database
+    client: DsClient
+    downloader: Downloader
+    config: Config
+    report: SyncReport
+    progress: ProgressFn | None
+    full: bool
+    hooks: SyncHooks
+    stop: asyncio.Event | None
+
+    async def all(self, selected: list[Any]) -> None:
+        slots = asyncio.Semaphore(self.config.sync.concurrency)
+        tasks = [asyncio.create_task(self.one(demarche, slots)) for demarche in selected]
+        try:
+            await asyncio.gather(*tasks)  # only a token or config error comes out of one()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            order = [d.number for d in selected]
+            self.report.demarches.sort(key=lambda r: order.index(r.number))
+
+    async def one(self, demarche: Any, slots: asyncio.Semaphore) -> None:
+        async with slots:
+            if self.stop is not None and self.stop.is_set():  # not started: nothing to say about it
+                self.report.stopped = True
+                return
+            result = DemarcheReport(demarche.number, demarche.label)
+            self.report.demarches.append(result)
+            # contextvars are per task: this binding is this démarche's only.
+            with structlog.contextvars.bound_contextvars(demarche=demarche.number):
+                job = DemarcheSync(self.db, self.client, self.downloader, self.config, result, self.progress,
+                                   full=self.full, hooks=self.hooks, stop=self.stop)
+                try:
+                    await job.run()
+                except Stopped:
+                    self.report.stopped = True
+                    log.info("sync.stopped")
+                    return
+                except (DemarcheUnauthorized, DemarcheNotFound) as exc:
+                    result.error = exc
+                    log.error("sync.demarche_refused", error=str(exc))
+                except (ConfigError, BadToken, TokenExpired) as exc:  # every démarche: stop
+                    result.error = exc
+                    raise
+                except ApiError as exc:
+                    result.error = exc
+                    log.error("sync.demarche_failed", error=str(exc), error_class=type(exc).__name__)
+                log.info("sync.demarche_done", **_figures(result))
+
+
+class _Background:
+    """A démarche's attachment downloads, running while its pages go on."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def start(self, work: Coroutine[Any, Any, Any]) -> None:
+        self._tasks.add(asyncio.ensure_future(work))
+
+    async def drain(self) -> None:
+        """Wait for every download started so far; the first failure (a token refused during a
+        re-read, DS unavailable) is the démarche's."""
+        while self._tasks:
+            tasks, self._tasks = self._tasks, set()
+            await asyncio.gather(*tasks)
+
+    async def cancel(self) -> None:
+        tasks, self._tasks = self._tasks, set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class DemarcheSync:
@@ -281,25 +368,49 @@ class DemarcheSync:
         self.progress = progress
         self.full = full  # --full: descriptor, whole deletion lists, reconciliation
         self.url_rereads = 0
+        self.background = _Background()
+        self.download_slots = asyncio.Semaphore(DOWNLOADS_PER_DEMARCHE)
 
     async def run(self) -> None:
         self.check_stop()
-        if self.full or self._descriptor_stale():
-            await self.descriptor()
-        await self.dossiers()
-        await self.deletions("deleted")
-        await self.deletions("pending_deleted")
-        if self.full:
-            await reconcile(self)
-        self.check_stop()
-        await self.files_left()
+        try:
+            if self.full or self._descriptor_stale():
+                await self.descriptor()
+                self.check_stop()
+            await self.dossiers()
+            await self.deletions(DELETED)
+            await self.deletions(PENDING_DELETED)
+            if self.full:
+                await self.reconcile()
+            await self.background.drain()
+            self.check_stop()
+            await self.files_left()
+        finally:
+            await self.background.cancel()  # stopped or failed: what was not recorded comes next time
         self.hooks.demarche_done(self.db, self.number, self.report)
+
+    def check_stop(self) -> None:
+        """After a commit: stop here (before the next page is asked) when asked to."""
+        if not self._may_go_on():
+            raise Stopped()
+
+    def _may_go_on(self) -> bool:
+        return self.stop is None or not self.stop.is_set()
+
+    async def _follow(self, stream: Stream, store: Callable[[Page], None], *,
+                      since: str | None, after: str | None) -> None:
+        """Read a stream one page ahead and store each page (one commit each, in order). The stop
+        check after each commit also keeps a listing cut short by a stop from looking complete."""
+        source = pages(self.client, self.number, stream, since=since, after=after, page_size=self.page_size)
+        async for page in prefetched(source, self._may_go_on):
+            store(page)
+            self.check_stop()
 
     # -- the démarche ------------------------------------------------------------------------
 
     def _descriptor_stale(self) -> bool:
-        row = self.db.execute("SELECT synced_at FROM demarches WHERE number = ?", [self.number]).fetchone()
-        return row is None or datetime.now(timezone.utc) - instant(row[0]) > DESCRIPTOR_MAX_AGE
+        synced_at = descriptor_synced_at(self.db, self.number)
+        return synced_at is None or datetime.now(timezone.utc) - instant(synced_at) > DESCRIPTOR_MAX_AGE
 
     async def descriptor(self) -> None:
         result = await self.client.query("demarche_descriptor", {"demarcheNumber": self.number})
@@ -308,11 +419,7 @@ class DemarcheSync:
             raise ApiError(f"DS answered the descriptor of démarche {self.number} without the démarche")
         with self.db.atomic():
             save_demarche(self.db, demarche)
-            try:
-                with self.db.atomic():
-                    self.hooks.descriptor_saved(self.db, self.number)
-            except Exception as exc:  # noqa: BLE001 - a hook never stops the mirror
-                log.exception("sync.hook_failed", hook="descriptor_saved", error=f"{type(exc).__name__}: {exc}")
+            self._hook("descriptor_saved", self.hooks.descriptor_saved, self.db, self.number)
         log.info("sync.descriptor_saved", revision=(demarche.get("activeRevision") or {}).get("id"))
 
     # -- dossiers ----------------------------------------------------------------------------
@@ -328,22 +435,18 @@ class DemarcheSync:
         elif since is None:
             since = _shift(bookmark.updated_since, -self.overlap) if bookmark and bookmark.updated_since \
                 else FIRST_PASS_SINCE
-        async for page in dossier_pages(self.client, self.number, since=since, after=after,
-                                        page_size=self.page_size):
-            self._commit_dossier_page(page)
-            self.check_stop()
-            await self.download({int(n["number"]) for n in page.nodes if isinstance(n, dict) and "number" in n})
+        await self._follow(DOSSIERS, self._store_dossiers, since=since, after=after)
 
-    def _commit_dossier_page(self, page: Page) -> None:
-        good, bad = _split(page.nodes)
+    def _store_dossiers(self, page: Page) -> None:
+        """One page of dossiers and its cursor in one transaction; then its attachments start."""
+        good, bad = split_dossiers(page.nodes)
         dates = [n["dateDerniereModification"] for n in good]
         if page.poison and page.poison.date_derniere_modification:
             dates.append(page.poison.date_derniere_modification)
         with self.db.atomic():
             counts = self._save(good, bad)
             if page.poison:
-                quarantine(self.db, self.number, page.poison.number, page.poison.error, page.poison.raw)
-                self.report.quarantined += 1
+                self._quarantine(page.poison.number, page.poison.error, page.poison.raw)
             set_bookmark(self.db, self.number, "dossiers", after_cursor=page.end_cursor,
                          cursor_since=page.since, max_seen=max(dates, key=instant) if dates else None)
             if not page.has_next:
@@ -358,49 +461,41 @@ class DemarcheSync:
                  last=not page.has_next)
         if self.progress:
             self.progress(self.report)
+        if good and self.downloader.policy != "none" and self._may_go_on():
+            self.background.start(self.download({int(n["number"]) for n in good}))
 
     def _save(self, good: list[dict], bad: list[tuple[Any, str]]) -> SaveCounts:
-        """Save a page inside the caller's transaction; a node the savers choke on is quarantined
-        alone (raw kept) and the others are saved."""
+        """Save valid nodes inside the caller's transaction; a node the savers still choke on is
+        quarantined alone (raw kept) and the others are saved. Then the hooks see the changes."""
         for node, error in bad:
             self._quarantine_node(node, error)
         try:
             with self.db.atomic():
                 counts = save_dossiers(self.db, self.number, good)
         except (KeyError, TypeError, ValueError, AttributeError):
-            counts = None
-        if counts is None:  # find the culprit(s) one by one
             counts = SaveCounts()
-            for node in good:
+            for node in good:  # find the culprit(s) one by one
                 try:
                     with self.db.atomic():
-                        one = save_dossiers(self.db, self.number, [node])
+                        counts.add(save_dossiers(self.db, self.number, [node]))
                 except (KeyError, TypeError, ValueError, AttributeError) as exc:
                     self._quarantine_node(node, f"unreadable dossier: {type(exc).__name__}: {exc}")
-                    continue
-                counts.add(one)
-        self._changed(counts.changed)
+        if counts.changed:
+            self._hook("dossiers_changed", self.hooks.dossiers_changed, self.db, self.number, counts.changed)
         self.report.new += counts.new
         self.report.updated += counts.updated
         self.report.unchanged += counts.unchanged
         return counts
 
-    def _changed(self, numbers: list[int]) -> None:
-        """Let the hooks derive their tables from the dossiers just saved, inside the same transaction
-        (a savepoint: a hook that fails loses its own writes only, logged, and the page still commits)."""
-        if not numbers:
-            return
+    def _hook(self, name: str, hook: Callable[..., None], *args: Any) -> None:
+        """Run a hook inside the caller's transaction, in a savepoint: a hook that fails loses its
+        own writes only, is logged, and the mirror goes on."""
         try:
             with self.db.atomic():
-                self.hooks.dossiers_changed(self.db, self.number, numbers)
+                hook(*args)
         except Exception as exc:  # noqa: BLE001 - a hook never stops the mirror
-            log.exception("sync.hook_failed", hook="dossiers_changed", dossiers=len(numbers),
-                          error=f"{type(exc).__name__}: {exc}")
-
-    def check_stop(self) -> None:
-        """Between two requests: stop here (before the next page is asked) when asked to."""
-        if self.stop is not None and self.stop.is_set():
-            raise Stopped()
+            extra = {"dossiers": len(args[-1])} if name == "dossiers_changed" else {}
+            log.exception("sync.hook_failed", hook=name, error=f"{type(exc).__name__}: {exc}", **extra)
 
     def _quarantine_node(self, node: Any, error: str) -> None:
         number = node.get("number") if isinstance(node, dict) else None
@@ -408,18 +503,22 @@ class DemarcheSync:
             number = int(number) if number is not None else None
         except (TypeError, ValueError):
             number = None
-        quarantine(self.db, self.number, number, error, json.dumps(node, ensure_ascii=False, default=str))
+        self._quarantine(number, error, json.dumps(node, ensure_ascii=False, default=str))
+
+    def _quarantine(self, number: int | None, error: str, raw: str | None) -> None:
+        """The one place a dossier (or an unnamed one) goes to the quarantine, counted and logged."""
+        quarantine(self.db, self.number, number, error, raw)
         self.report.quarantined += 1
         log.error("sync.dossier_quarantined", dossier=number, error=error)
 
     async def reread(self, number: int) -> str:
         """Read one dossier by number and save it: "saved", "not_found", or "failed" (quarantined)."""
+        self.check_stop()  # a re-read is a request: none once asked to stop
         self.report.rereads += 1
         try:
             result = await self.client.query("dossier", {"dossierNumber": number})
         except PageFailed as exc:
-            quarantine(self.db, self.number, number, str(exc), failed_answer(exc))
-            self.report.quarantined += 1
+            self._quarantine(number, str(exc), failed_answer(exc))
             return "failed"
         node = (result.data or {}).get("dossier")
         if node is None:
@@ -428,7 +527,7 @@ class DemarcheSync:
             self._quarantine_node({"number": number, "errors": result.errors}, "dossier(number:) answered null")
             return "failed"
         node = {k: v for k, v in node.items() if k != "demarche"}
-        good, bad = _split([node])
+        good, bad = split_dossiers([node])
         with self.db.atomic():
             counts = self._save(good, bad)
         remove_local(counts.removed_files)
@@ -437,49 +536,84 @@ class DemarcheSync:
 
     # -- deletions ---------------------------------------------------------------------------
 
-    async def deletions(self, stream: str) -> None:
-        bookmark = get_bookmark(self.db, self.number, stream)
+    async def deletions(self, stream: Stream) -> None:
+        bookmark = get_bookmark(self.db, self.number, stream.name)
         since, after = None, None
         if bookmark and bookmark.after_cursor:
             since, after = bookmark.cursor_since, bookmark.after_cursor
         elif not self.full and bookmark and bookmark.updated_since:
             since = _shift(bookmark.updated_since, -self.overlap)
-            if stream == "deleted":
+            if stream is DELETED:
                 since = self._backdated(bookmark.updated_since, since)
-        async for page in deletion_pages(self.client, self.number, stream, since=since, after=after,
-                                         page_size=self.page_size):
-            nodes = [n for n in page.nodes if isinstance(n, dict) and n.get("number") is not None]
-            dates = [n["dateSupression"] for n in nodes if n.get("dateSupression")]
-            paths = []
-            with self.db.atomic():
-                if stream == "deleted":
-                    known = _known(self.db, [int(n["number"]) for n in nodes])
-                    paths = save_deleted(self.db, self.number, nodes)
-                    self.report.deleted += known
-                else:
-                    self.report.pending += save_pending_deleted(self.db, self.number, nodes)
-                set_bookmark(self.db, self.number, stream, after_cursor=page.end_cursor,
-                             cursor_since=page.since, max_seen=max(dates, key=instant) if dates else None)
-                if not page.has_next:
-                    finish_stream(self.db, self.number, stream)
-            remove_local(paths)
-            self.report.pages += 1
-            log.info("sync.page_committed", stream=stream, nodes=len(nodes), last=not page.has_next)
-            self.check_stop()
+        await self._follow(stream, lambda page: self._store_deletions(stream, page), since=since, after=after)
+
+    def _store_deletions(self, stream: Stream, page: Page) -> None:
+        nodes = [n for n in page.nodes if isinstance(n, dict) and n.get("number") is not None]
+        dates = [n["dateSupression"] for n in nodes if n.get("dateSupression")]
+        paths = []
+        with self.db.atomic():
+            if stream is DELETED:
+                known = known_dossiers(self.db, [int(n["number"]) for n in nodes])
+                paths = save_deleted(self.db, self.number, nodes)
+                self.report.deleted += known
+            else:
+                self.report.pending += save_pending_deleted(self.db, self.number, nodes)
+            set_bookmark(self.db, self.number, stream.name, after_cursor=page.end_cursor,
+                         cursor_since=page.since, max_seen=max(dates, key=instant) if dates else None)
+            if not page.has_next:
+                finish_stream(self.db, self.number, stream.name)
+        remove_local(paths)
+        self.report.pages += 1
+        log.info("sync.page_committed", stream=stream.name, nodes=len(nodes), last=not page.has_next)
 
     def _backdated(self, watermark: str, since: str) -> str:
         """DS dates the purge of an en_construction dossier its usager deleted back to that deletion,
         about two weeks earlier (NOTES.md §6), so its row lands behind the watermark. Those dossiers
         sat in the trash meanwhile: read the deleted list back to the oldest of them (within 15
         days). One deleted and purged between two syncs is caught by the daily full pass."""
-        oldest = self.db.execute(
-            "SELECT date_suppression FROM pending_deletions WHERE demarche_number = ? "
-            "AND state = 'en_construction' AND date_suppression IS NOT NULL",
-            [self.number],
-        ).fetchall()
         floor = instant(watermark) - DELETED_LOOKBACK
-        dates = [instant(d) for (d,) in oldest if instant(d) >= floor]
+        dates = [instant(d) for d in trashed_by_usager(self.db, self.number) if instant(d) >= floor]
         return min([instant(since), *dates]).isoformat()
+
+    # -- reconciliation ----------------------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        """Carry out ``reconcile.decide``'s plan (see reconcile.py)."""
+        remote: dict[int, str] = {}
+
+        def listed(page: Page) -> None:
+            for node in page.nodes:
+                remote[int(node["number"])] = node["dateDerniereModification"]
+
+        source = pages(self.client, self.number, LISTING, page_size=PAGE_SIZES[0])  # lean: a full page is cheap
+        async for page in prefetched(source, self._may_go_on):
+            listed(page)
+            self.check_stop()  # a listing cut short must never be taken for the whole démarche
+        mirror = held(self.db, self.number)
+        plan = decide(remote, mirror, overlap=self.overlap, page_size=self.page_size)
+        log.info("sync.reconcile_listed", remote=len(remote), local=len(mirror.dates), differ=len(plan.refetch),
+                 missing=len(plan.check_vanished), quarantined=len(mirror.quarantined))
+        if plan.unflag:
+            clear_pending(self.db, plan.unflag)
+        if plan.refetch_since is not None:
+            await self.dossiers(since=plan.refetch_since)
+        else:
+            for number in plan.refetch:
+                await self.reread(number)
+        vanished = 0
+        for number in plan.check_vanished:
+            if await self.reread(number) == "not_found":
+                remove_local(confirm_vanished(self.db, number))
+                vanished += 1
+        self.report.deleted += vanished
+        for number in plan.retry:
+            await self.reread(number)
+        if set(remote) <= dossier_numbers(self.db, self.number):  # what could not be named is in now
+            clear_unnamed_quarantine(self.db, self.number)
+        with self.db.atomic():
+            finish_stream(self.db, self.number, "listing")
+        log.info("sync.reconciled", refetched=len(plan.refetch), vanished=vanished,
+                 retried=len(mirror.quarantined))
 
     # -- attachments -------------------------------------------------------------------------
 
@@ -491,7 +625,7 @@ class DemarcheSync:
     async def _download_rows(self, rows: list[dict], *, reread: bool) -> list[int]:
         if not rows:
             return []
-        stats = await self.downloader.download(self.db, rows)
+        stats = await self.downloader.download(self.db, rows, self.download_slots)
         self.report.files += stats.downloaded
         self.report.file_bytes += stats.bytes
         self.report.files_failed += stats.failed
@@ -549,34 +683,6 @@ def _select(config: Config, numbers: list[int] | None) -> list[Any]:
             f"configured are {', '.join(str(d.number) for d in config.demarches)}"
         )
     return [known[n] for n in dict.fromkeys(numbers)]
-
-
-def _split(nodes: list[Any]) -> tuple[list[dict], list[tuple[Any, str]]]:
-    """Nodes the savers can take, and the malformed ones with why."""
-    good, bad = [], []
-    for node in nodes:
-        if not isinstance(node, dict):
-            bad.append((node, "dossier node is not an object"))
-            continue
-        missing = [k for k in REQUIRED_KEYS if node.get(k) is None]
-        if missing:
-            bad.append((node, f"dossier node without {', '.join(missing)}"))
-            continue
-        try:
-            int(node["number"])
-            instant(node["dateDerniereModification"])
-        except (TypeError, ValueError):
-            bad.append((node, "dossier node with an unreadable number or dateDerniereModification"))
-            continue
-        good.append(node)
-    return good, bad
-
-
-def _known(db: sqlite_utils.Database, numbers: list[int]) -> int:
-    if not numbers:
-        return 0
-    marks = ", ".join("?" * len(numbers))
-    return db.execute(f"SELECT count(*) FROM dossiers WHERE number IN ({marks})", numbers).fetchone()[0]
 
 
 def _shift(value: str, delta: timedelta) -> str:

@@ -1,21 +1,27 @@
-"""Fetchers: async generators of pages, one per DS list the mirror follows.
+"""Fetching pages: one pagination loop (``pages``) for every DS list the mirror follows.
 
-``dossier_pages`` walks ``demarche.dossiers(updatedSince:)`` with an adaptive page size: a page DS
-cannot serve (GraphQL ``timeout`` or ``invalid_null``, HTTP 500, a malformed answer) is asked again
-smaller, 100 → 50 → 20 → 5 → 1 (NOTES.md rule 10). When even one dossier fails, the lean listing
-(same filter, same cursor, ``first: 1``) names it and gives the cursor that steps over it: the page
-then carries that dossier as ``poison`` and no nodes, and the engine quarantines it. A successful
-page lets the size grow back one step.
+A ``Stream`` says which operation and connection field a list is read with, and which filter
+variable (``updatedSince``, ``deletedSince`` or none) limits it. The loop asks a page, yields it,
+and follows ``endCursor`` until ``hasNextPage`` is false.
 
-``deletion_pages`` walks ``deletedDossiers`` / ``pendingDeletedDossiers`` (small lists, full pages).
+The dossiers stream (``Stream.adaptive``) has an adaptive page size: a page DS cannot serve
+(GraphQL ``timeout`` or ``invalid_null``, HTTP 500, a malformed answer) is asked again smaller,
+100 → 50 → 20 → 5 → 1 (NOTES.md rule 10). When even one dossier fails, the lean listing (same
+filter, same cursor, ``first: 1``) names it and gives the cursor that steps over it: the page then
+carries that dossier as ``poison`` and no nodes, and the engine quarantines it. A successful page
+lets the size grow back one step. The other lists are small: a failed page fails the stream.
+
+``prefetched`` walks a page iterator one page ahead: the next page is requested while the caller
+stores the current one.
 
 Every page says which filter minted its cursor (``since``): the engine stores the two together.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +32,23 @@ from connector.logs import get_logger
 log = get_logger(__name__)
 
 PAGE_SIZES = (100, 50, 20, 5, 1)
-DELETION_OPERATIONS = {"deleted": "deleted_dossiers_page", "pending_deleted": "pending_deleted_dossiers_page"}
-DELETION_FIELDS = {"deleted": "deletedDossiers", "pending_deleted": "pendingDeletedDossiers"}
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str  # the sync_state stream
+    operation: str  # queries/<operation>.graphql
+    field: str  # data.demarche.<field> is the connection
+    since_variable: str | None  # the filter variable, or None: the whole list
+    adaptive: bool = False  # shrink the page on failure, quarantine what fails alone
+
+
+DOSSIERS = Stream("dossiers", "dossiers_page", "dossiers", "updatedSince", adaptive=True)
+DELETED = Stream("deleted", "deleted_dossiers_page", "deletedDossiers", "deletedSince")
+PENDING_DELETED = Stream("pending_deleted", "pending_deleted_dossiers_page", "pendingDeletedDossiers",
+                         "deletedSince")
+LISTING = Stream("listing", "dossier_listing_page", "dossiers", None)
+DELETION_STREAMS = {s.name: s for s in (DELETED, PENDING_DELETED)}
 
 
 @dataclass
@@ -60,8 +81,10 @@ class MalformedAnswer(Exception):
         self.raw = raw
 
 
-def failed_answer(failure: PageFailed) -> str:
+def failed_answer(failure: PageFailed | MalformedAnswer) -> str:
     """What DS answered to a failed request, as kept in the quarantine."""
+    if isinstance(failure, MalformedAnswer):
+        return failure.raw
     return json.dumps({"errors": failure.errors, "data": failure.data, "status": failure.status},
                       ensure_ascii=False, default=str)
 
@@ -86,34 +109,84 @@ def connection(result: Result, field_name: str) -> tuple[list[dict[str, Any]], s
     return nodes, info.get("endCursor"), info["hasNextPage"]
 
 
-async def dossier_pages(
-    client: DsClient, demarche: int, *, since: str | None, after: str | None, page_size: int
+async def pages(
+    client: DsClient, demarche: int, stream: Stream, *, since: str | None = None, after: str | None = None,
+    page_size: int = PAGE_SIZES[0],
 ) -> AsyncIterator[Page]:
-    sizes = sizes_from(page_size)
+    """Every page of ``stream`` from ``after`` (None: the start) under the filter ``since``."""
+    sizes = sizes_from(page_size) if stream.adaptive else (page_size,)
     level = 0
     while True:
-        size = sizes[level]
-        variables = {"demarcheNumber": demarche, "first": size, "after": after, "updatedSince": since}
         try:
-            result = await client.query("dossiers_page", variables)
-            nodes, end_cursor, has_next = connection(result, "dossiers")
+            page = await _page(client, demarche, stream, since, after, sizes[level])
+            level = max(level - 1, 0)
         except (PageFailed, MalformedAnswer) as exc:
+            if not stream.adaptive:
+                raise _failed(exc, demarche, stream) from None
             if level + 1 < len(sizes):
                 level += 1
-                log.warning("sync.page_shrunk", demarche=demarche, failed_size=size,
+                log.warning("sync.page_shrunk", demarche=demarche, failed_size=sizes[level - 1],
                             next_size=sizes[level], error=str(exc))
                 continue
-            page = await _skip_one(client, demarche, since, after, exc)
-            yield page
-            if not page.has_next:
-                return
-            after, level = page.end_cursor, 0
-            continue
-        yield Page(nodes, end_cursor, has_next, since, size, warnings=_messages(result.errors))
-        if not has_next:
+            page, level = await _skip_one(client, demarche, since, after, exc), 0
+        yield page
+        if not page.has_next:
             return
-        after = end_cursor
-        level = max(level - 1, 0)
+        after = page.end_cursor
+
+
+async def prefetched(source: AsyncIterator[Page], may_go_on: Callable[[], bool]) -> AsyncIterator[Page]:
+    """``source``, one page ahead: page N+1 is requested (in a task of its own) before page N is
+    handed to the caller, so DS works while the caller stores. ``may_go_on()`` is asked before each
+    new request (the stop event): once false, nothing more is requested. At most two pages are
+    held: the one being stored and the one in flight."""
+    ahead: asyncio.Task[Page] | None = asyncio.ensure_future(anext(source))  # type: ignore[arg-type]
+    try:
+        while ahead is not None:
+            try:
+                page = await ahead
+            except StopAsyncIteration:
+                return
+            ahead = None
+            if page.has_next and may_go_on():
+                ahead = asyncio.ensure_future(anext(source))  # type: ignore[arg-type]
+                await _until_sent()
+            yield page
+    finally:
+        if ahead is not None and not ahead.done():
+            ahead.cancel()
+            try:
+                await ahead
+            except (asyncio.CancelledError, StopAsyncIteration):
+                pass
+            except Exception:  # noqa: BLE001 - the caller stopped first; its own error wins
+                pass
+        await source.aclose()  # type: ignore[attr-defined]
+
+
+async def _until_sent() -> None:
+    """Let a request task just created run up to its first network wait (budget, connection pool
+    and the request write take a few loop turns), so it is on the wire before the caller's storing
+    holds the loop."""
+    for _ in range(4):
+        await asyncio.sleep(0)
+
+
+async def _page(
+    client: DsClient, demarche: int, stream: Stream, since: str | None, after: str | None, size: int
+) -> Page:
+    variables: dict[str, Any] = {"demarcheNumber": demarche, "first": size, "after": after}
+    if stream.since_variable is not None:
+        variables[stream.since_variable] = since
+    result = await client.query(stream.operation, variables)
+    nodes, end_cursor, has_next = connection(result, stream.field)
+    return Page(nodes, end_cursor, has_next, since, size, warnings=[str(e.get("message")) for e in result.errors])
+
+
+def _failed(exc: PageFailed | MalformedAnswer, demarche: int, stream: Stream) -> PageFailed:
+    if isinstance(exc, PageFailed):
+        return exc
+    return PageFailed(f"DS answered {stream.field} of démarche {demarche} with {exc}", codes=[], errors=[])
 
 
 async def _skip_one(
@@ -124,61 +197,19 @@ async def _skip_one(
     and it is quarantined without a number."""
     variables = {"demarcheNumber": demarche, "first": 1, "after": after, "updatedSince": since}
     try:
-        result = await client.query("dossier_listing_page", variables)
+        result = await client.query(LISTING.operation, variables)
     except PageFailed as exc:
         if not exc.data:
             raise
         result = Result(exc.data, exc.errors)
     try:
-        nodes, end_cursor, has_next = connection(result, "dossiers")
+        nodes, end_cursor, has_next = connection(result, LISTING.field)
     except MalformedAnswer as exc:
-        raise PageFailed(f"DS answered the listing of démarche {demarche} with {exc}", codes=[], errors=[]) from None
+        raise _failed(exc, demarche, LISTING) from None
     if not nodes:  # nothing there any more (deleted meanwhile): the stream simply goes on
         return Page([], end_cursor, has_next, since, 1)
     node = nodes[0] if isinstance(nodes[0], dict) else {}
-    if isinstance(failure, MalformedAnswer):
-        raw = failure.raw
-    else:
-        raw = failed_answer(failure)
     number = node.get("number")
     poison = Poison(None if number is None else int(number), node.get("dateDerniereModification"),
-                    str(failure), raw)
-    log.error("sync.dossier_quarantined", demarche=demarche, dossier=poison.number, error=str(failure))
+                    str(failure), failed_answer(failure))
     return Page([], end_cursor, has_next, since, 1, poison=poison)
-
-
-async def deletion_pages(
-    client: DsClient, demarche: int, stream: str, *, since: str | None, after: str | None, page_size: int
-) -> AsyncIterator[Page]:
-    field_name = DELETION_FIELDS[stream]
-    while True:
-        variables = {"demarcheNumber": demarche, "first": page_size, "after": after, "deletedSince": since}
-        result = await client.query(DELETION_OPERATIONS[stream], variables)
-        try:
-            nodes, end_cursor, has_next = connection(result, field_name)
-        except MalformedAnswer as exc:
-            raise PageFailed(f"DS answered {field_name} of démarche {demarche} with {exc}", codes=[], errors=[]) from None
-        yield Page(nodes, end_cursor, has_next, since, page_size, warnings=_messages(result.errors))
-        if not has_next:
-            return
-        after = end_cursor
-
-
-async def listing(client: DsClient, demarche: int, page_size: int) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every visible dossier's ``number``, ``dateDerniereModification`` and ``state``, by pages."""
-    after = None
-    while True:
-        variables = {"demarcheNumber": demarche, "first": page_size, "after": after}
-        result = await client.query("dossier_listing_page", variables)
-        try:
-            nodes, end_cursor, has_next = connection(result, "dossiers")
-        except MalformedAnswer as exc:
-            raise PageFailed(f"DS answered the listing of démarche {demarche} with {exc}", codes=[], errors=[]) from None
-        yield nodes
-        if not has_next:
-            return
-        after = end_cursor
-
-
-def _messages(errors: list[dict[str, Any]]) -> list[str]:
-    return [str(e.get("message")) for e in errors]

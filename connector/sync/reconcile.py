@@ -1,7 +1,8 @@
 """The reconciliation pass (``sync --full``; daily in the daemon): what ``updatedSince`` cannot see.
 
 The lean listing (number, ``dateDerniereModification``, state of every visible dossier, 100 a
-request) is compared with the mirror (NOTES.md rule 7):
+request) is compared with the mirror (NOTES.md rule 7) by ``decide``, a pure function; the engine
+carries out its ``Plan`` (``DemarcheSync.reconcile``):
 
 - dossiers missing locally or dated differently are fetched again: one by one when they are few,
   else by a dossiers pass from the oldest of them (whichever costs fewer requests);
@@ -18,67 +19,38 @@ It runs after the deleted and pending lists were read in full, so the trash flag
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from datetime import timedelta
 
-from connector.logs import get_logger
-from connector.store import clear_pending, clear_unnamed_quarantine, confirm_vanished, finish_stream
+from connector.store.mirror import Held
 from connector.store.values import instant
-from connector.sync.attachments import remove_local
-from connector.sync.pages import PAGE_SIZES, listing
-
-if TYPE_CHECKING:
-    from connector.sync.engine import DemarcheSync
-
-log = get_logger(__name__)
 
 
-async def reconcile(job: DemarcheSync) -> None:
-    db, number = job.db, job.number
-    remote: dict[int, str] = {}
-    async for nodes in listing(job.client, number, PAGE_SIZES[0]):  # lean: a full page is cheap
-        for node in nodes:
-            remote[int(node["number"])] = node["dateDerniereModification"]
-    local = dict(db.execute(
-        "SELECT number, date_derniere_modification FROM dossiers WHERE demarche_number = ?", [number]
-    ).fetchall())
-    in_trash = {n for (n,) in db.execute(
-        "SELECT number FROM dossiers WHERE demarche_number = ? AND pending_deletion = 1", [number])}
-    back = sorted(in_trash & set(remote))  # listed again, so out of the trash, even if not re-dated
-    if back:
-        clear_pending(db, back)
-        in_trash -= set(back)
-    differ = sorted(n for n, date in remote.items()
-                    if n not in local or instant(date) != instant(local[n]))
-    missing = sorted(set(local) - set(remote) - in_trash)
-    quarantined = {n for (n,) in db.execute(
-        "SELECT dossier_number FROM quarantine WHERE demarche_number = ? AND dossier_number IS NOT NULL",
-        [number])}
-    log.info("sync.reconcile_listed", remote=len(remote), local=len(local), differ=len(differ),
-             missing=len(missing), quarantined=len(quarantined))
+@dataclass(frozen=True)
+class Plan:
+    unflag: list[int]  # in the trash locally, yet listed: out of it
+    refetch: list[int]  # missing locally or dated differently
+    refetch_since: str | None  # when set, refetch by a dossiers pass from here (fewer requests)
+    check_vanished: list[int]  # held, not listed, not in the trash: read by number
+    retry: list[int]  # quarantined and not refetched anyway
 
-    if differ:
-        oldest = min((remote[n] for n in differ), key=instant)
-        since = instant(oldest) - job.overlap
-        pass_cost = math.ceil(sum(instant(d) >= since for d in remote.values()) / job.page_size)
-        if pass_cost < len(differ):
-            await job.dossiers(since=since.isoformat())
-        else:
-            for n in differ:
-                await job.reread(n)
 
-    vanished = 0
-    for n in missing:
-        if await job.reread(n) == "not_found":
-            remove_local(confirm_vanished(db, n))
-            vanished += 1
-    job.report.deleted += vanished
-
-    for n in sorted(quarantined - set(differ)):
-        await job.reread(n)
-    mirrored = {n for (n,) in db.execute("SELECT number FROM dossiers WHERE demarche_number = ?", [number])}
-    if set(remote) <= mirrored:  # whatever could not be named before is in the mirror now
-        clear_unnamed_quarantine(db, number)
-
-    with db.atomic():
-        finish_stream(db, number, "listing")
-    log.info("sync.reconciled", refetched=len(differ), vanished=vanished, retried=len(quarantined))
+def decide(remote: dict[int, str], held: Held, *, overlap: timedelta, page_size: int) -> Plan:
+    """What to do, from what DS lists (``number -> dateDerniereModification``) and what we hold."""
+    local = held.dates
+    unflag = sorted(held.in_trash & set(remote))  # listed again, so out of the trash, even if not re-dated
+    in_trash = held.in_trash - set(unflag)
+    refetch = sorted(n for n, date in remote.items() if n not in local or instant(date) != instant(local[n]))
+    since = None
+    if refetch:
+        start = min(instant(remote[n]) for n in refetch) - overlap
+        pass_cost = math.ceil(sum(instant(d) >= start for d in remote.values()) / page_size)
+        if pass_cost < len(refetch):
+            since = start.isoformat()
+    return Plan(
+        unflag=unflag,
+        refetch=refetch,
+        refetch_since=since,
+        check_vanished=sorted(set(local) - set(remote) - in_trash),
+        retry=sorted(held.quarantined - set(refetch)),
+    )
