@@ -156,8 +156,8 @@ def _convention_obtained(world, number: int) -> bool:
 
 
 def test_openings_need_the_convention_where_the_process_does(mirror):
-    """Without the deadlines layer's ``conventions`` table, no Occitanie dossier opens; with it, exactly
-    those whose convention was obtained; Poitiers and Créteil open on acceptance."""
+    """An Occitanie dossier opens exactly when the deadlines layer's ``conventions`` says its convention
+    was obtained; Poitiers and Créteil open on acceptance."""
     w = mirror.world
 
     def expected(occitanie_ok) -> set[tuple[str, int]]:
@@ -169,44 +169,36 @@ def test_openings_need_the_convention_where_the_process_does(mirror):
             out |= {(u, d.number) for u in school_uais(d) if ident.uai_is_valid(u)}
         return out
 
+    # The deadlines layer keeps ``conventions`` current during the sync (its statuses are checked
+    # against the planted truth in test_followup_*): an Occitanie dossier opens exactly when it says the
+    # convention was obtained, on time or late.
+    obtained = {r["dossier_number"] for r in mirror.rows(
+        "SELECT dossier_number FROM conventions WHERE status IN ('received_on_time', 'received_late')")}
+    assert obtained and obtained <= {n for n in w.dossiers if _convention_obtained(w, n)}
     rows = _read_csv(_write(mirror, "ouvertures"))
-    assert {(r["uai"], int(r["dossier"])) for r in rows} == expected(lambda n: False)
-    assert {int(r["demarche"]) for r in rows} == {POITIERS, CRETEIL}
+    assert {(r["uai"], int(r["dossier"])) for r in rows} == expected(lambda n: n in obtained)
+    assert OCCITANIE in {int(r["demarche"]) for r in rows}
+    one = next(r for r in rows if int(r["demarche"]) == OCCITANIE)
+    d = w.dossiers[int(one["dossier"])]
+    assert one["siret"] == d.demandeur["siret"]
+    assert one["date"] == d.processed_at.astimezone(PARIS).date().isoformat()
 
-    with closing(sqlite3.connect(mirror.config.database.path)) as conn, conn:
-        conn.execute("CREATE TABLE conventions (demarche_number INTEGER, dossier_number INTEGER, status TEXT)")
-        conn.executemany("INSERT INTO conventions VALUES (?, ?, ?)", [
-            (OCCITANIE, n, "received_on_time" if A.CONVENTION_ON_TIME in d.anomalies else
-             "received_late" if A.CONVENTION_LATE in d.anomalies else "missing")
-            for n, d in w.dossiers.items() if d.demarche_number == OCCITANIE])
-    try:
-        rows = _read_csv(_write(mirror, "ouvertures"))
-        assert {(r["uai"], int(r["dossier"])) for r in rows} == expected(lambda n: _convention_obtained(w, n))
-        assert OCCITANIE in {int(r["demarche"]) for r in rows}
-        one = next(r for r in rows if int(r["demarche"]) == OCCITANIE)
-        d = w.dossiers[int(one["dossier"])]
-        assert one["siret"] == d.demandeur["siret"]
-        assert one["date"] == d.processed_at.astimezone(PARIS).date().isoformat()
-
-        # Billing: one line per collectivité, its schools × 41 €, and the titre de perception's object.
-        billing = _read_csv(_write(mirror, "facturation", demarches=[OCCITANIE]))
-        by_siret = defaultdict(set)
-        for r in rows:
-            if int(r["demarche"]) == OCCITANIE:
-                by_siret[r["siret"]].add(r["uai"])
-        assert {r["siret"]: int(r["nombre_ecoles"]) for r in billing} == {s: len(u) for s, u in by_siret.items()}
-        for r in billing:
-            n = int(r["nombre_ecoles"])
-            assert r["tarif"] == "41,00" and r["montant"] == f"{n * 41},00"
-            assert r["objet"] == (f"2026/2027 - Contribution des collectivités territoriales au coût de l'ENT-École "
-                                  f"selon la convention de partenariat, inscription de {n} école{'s' if n > 1 else ''} "
-                                  f"soit {n} × 41 € = {f'{n * 41:,}'.replace(',', ' ')} €")
-        dotted = _write(mirror, "facturation", demarches=[OCCITANIE], style=exports.CsvStyle(",", "."))
-        first = next(csv.DictReader(io.StringIO(dotted.read_text(encoding="utf-8-sig")), delimiter=","))
-        assert first["tarif"] == "41.00"
-    finally:
-        with closing(sqlite3.connect(mirror.config.database.path)) as conn, conn:
-            conn.execute("DROP TABLE conventions")
+    # Billing: one line per collectivité, its schools × 41 €, and the titre de perception's object.
+    billing = _read_csv(_write(mirror, "facturation", demarches=[OCCITANIE]))
+    by_siret = defaultdict(set)
+    for r in rows:
+        if int(r["demarche"]) == OCCITANIE:
+            by_siret[r["siret"]].add(r["uai"])
+    assert {r["siret"]: int(r["nombre_ecoles"]) for r in billing} == {s: len(u) for s, u in by_siret.items()}
+    for r in billing:
+        n = int(r["nombre_ecoles"])
+        assert r["tarif"] == "41,00" and r["montant"] == f"{n * 41},00"
+        assert r["objet"] == (f"2026/2027 - Contribution des collectivités territoriales au coût de l'ENT-École "
+                              f"selon la convention de partenariat, inscription de {n} école{'s' if n > 1 else ''} "
+                              f"soit {n} × 41 € = {f'{n * 41:,}'.replace(',', ' ')} €")
+    dotted = _write(mirror, "facturation", demarches=[OCCITANIE], style=exports.CsvStyle(",", "."))
+    first = next(csv.DictReader(io.StringIO(dotted.read_text(encoding="utf-8-sig")), delimiter=","))
+    assert first["tarif"] == "41.00"
 
 
 def test_closings_are_the_dossiers_closed_after_acceptance(mirror):

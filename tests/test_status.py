@@ -74,8 +74,9 @@ def test_empty_database_is_critical_never_synced(simulator, tmp_path):
     assert reasons(s) == [f"démarche {d.number}: no successful sync yet" for d in config.demarches]
     assert s["last_run"] is None and s["daemon"]["running"] is False and s["lock"]["held"] is False
     assert all(d["dossiers"] == {"total": 0, "by_state": {}} for d in s["demarches"])
-    # the tables of later issues do not exist yet: null, not zeros
-    assert all(d["anomalies"] is None and d["conventions"] is None and d["actions"] is None for d in s["demarches"])
+    # the tables of the forms and deadlines issues exist (their migrations ran) and are empty
+    assert all(d["anomalies"] is not None and d["conventions"] is not None and d["actions"] is not None
+               for d in s["demarches"])
 
 
 def test_after_a_manual_sync_only_ok_with_the_mirrors_figures(simulator, tmp_path):
@@ -154,8 +155,9 @@ def test_stale_lock_of_a_killed_process_reads_free_with_its_pid(simulator, tmp_p
 def test_status_during_a_running_sync_answers_at_once_without_the_lock(simulator, tmp_path):
     config = simulator_config(tmp_path / "site", simulator, page_size=5)
     sync(config)
-    simulator.control("fault", kind="slow", delay=0.5, count=100, operation="getDossierListingPage")
-    simulator.control("fault", kind="slow", delay=0.5, count=100, operation="getDossiersPage")
+    # Démarches sync concurrently and a --full after a sync asks few pages: slow enough to be caught.
+    simulator.control("fault", kind="slow", delay=3.0, count=100, operation="getDossierListingPage")
+    simulator.control("fault", kind="slow", delay=3.0, count=100, operation="getDossiersPage")
     log = (tmp_path / "sync.log").open("wb")
     child = start_sync_cli(config.path, "--full", stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -174,7 +176,7 @@ def test_status_during_a_running_sync_answers_at_once_without_the_lock(simulator
         log.close()
     print(f"status --json during a sync (child process, Python start included): {took:.2f} s")
     assert code == OK, reasons(s)
-    assert s["lock"]["held"] and s["lock"]["pid"] == child.pid and s["lock"]["holder"] == "sync"
+    assert s["lock"]["held"] and s["lock"]["pid"] == child.pid and s["lock"]["holder"] == "sync", s["lock"]
     assert s["running_run"]["status"] == "running" and s["running_run"]["kind"] == "full"
     assert s["last_run"]["status"] == "ok"
 
@@ -254,6 +256,7 @@ def test_quarantine_is_a_warning(simulator, tmp_path):
 
 
 LATER_TABLES = """
+DROP TABLE IF EXISTS anomalies; DROP TABLE IF EXISTS conventions; DROP TABLE IF EXISTS actions;
 CREATE TABLE anomalies (id INTEGER PRIMARY KEY, demarche_number INTEGER, dossier_number INTEGER, code TEXT,
                         severity TEXT, resolved_at TEXT);
 CREATE TABLE conventions (demarche_number INTEGER, dossier_number INTEGER, status TEXT, deadline TEXT);
