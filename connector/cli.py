@@ -83,9 +83,15 @@ def simulate(host: str, port: int, seed: int, dossiers: int, rate_limit: int, to
 @human_errors
 def check_config(config_path: Path | None) -> None:
     """Validate the config file and the API token lookup; list every problem at once."""
+    from connector.commands.check import forms_report
     from connector.config import check
+    from connector.errors import ConfigError
 
-    click.echo(check(config_path))
+    summary = check(config_path)
+    forms, problems = forms_report(config_path)
+    click.echo(summary + "\n" + forms)
+    if problems:
+        raise ConfigError("the forms' roles need attention ([demarches.roles] overrides)", problems)
 
 
 @cli.command()

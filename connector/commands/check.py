@@ -32,3 +32,30 @@ def check(config_path: Path | None, demarches: list[int], full: bool) -> int:
             db.close()
     click.echo(render([c for c in checks], full))
     return 0
+
+
+def forms_report(config_path: Path | None) -> tuple[str, list[str]]:
+    """check-config's forms section: per démarche, the profile and the role problems, resolved against
+    the champ descriptors in the mirror (nothing to say before the first sync)."""
+    from connector.errors import ConnectorError
+    from connector.forms.profiles import resolve
+    from connector.store import open_db_readonly
+
+    config = load_config(config_path)
+    if not config.database.path.is_file():
+        return "  Forms:        roles are resolved after the first sync (no database yet)", []
+    try:
+        db = open_db_readonly(config.database.path)
+    except ConnectorError as exc:
+        return f"  Forms:        not checked: {exc}", []
+    lines, problems = ["  Forms:"], []
+    try:
+        for d in config.demarches:
+            r = resolve(db, d.number, d)
+            how = "detected" if r.detected else "configured"
+            lines.append(f"    {d.number}  profile {r.profile} ({how}), {len(r.mapping)} roles mapped, fee "
+                         f"{d.fee_per_school:g} € per school")
+            problems += r.problems
+    finally:
+        db.close()
+    return "\n".join(lines), problems

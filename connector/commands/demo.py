@@ -212,6 +212,7 @@ async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
     for line in _contents(config.database.path):
         click.echo(line)
     click.echo("")
+    _forms(config, state_dir)
     # Show the commands the way this one was typed (e.g. .venv/bin/ds-connector).
     bin_dir = os.path.dirname(sys.argv[0]) if os.path.basename(sys.argv[0]) == "ds-connector" else ""
     ds, sqlite = (os.path.join(bin_dir, name) for name in ("ds-connector", "sqlite-utils"))
@@ -222,7 +223,28 @@ async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
         click.echo(f"  {ds} simulate --seed {seed} --dossiers {dossiers}    (in another terminal), then:")
         click.echo(f"  {ds} sync --config {config_path} --full")
     click.echo(f"  {ds} actions list --config {config_path} --state sent")
+    click.echo(f"  {ds} export anomalies --config {config_path} --demarche {demarches[0][0]}")
+    click.echo(f"  {sqlite} {database} \"SELECT * FROM dossiers_overview LIMIT 5\" -t")
     click.echo(f"  {ds} sync --help")
+
+
+def _forms(config, state_dir: Path) -> None:
+    """Open anomalies per rule and the exports (schools, ENT openings and closings, billing) as files."""
+    from connector.forms.report import anomalies_by_rule, write_exports
+    from connector.store import open_db
+
+    db = open_db(config.database.path)
+    try:
+        click.echo("Anomalies found in the forms (open, per rule and démarche):")
+        for line in anomalies_by_rule(db):
+            click.echo(line)
+        click.echo("")
+        click.echo("Exports (CSV: UTF-8 with BOM, ';', decimal comma; Occitanie opens once the signed convention is in):")
+        for line in write_exports(db, config, _relative(state_dir / "exports")):
+            click.echo(line)
+    finally:
+        db.close()
+    click.echo("")
 
 
 def _relative(path: Path) -> Path:

@@ -321,7 +321,7 @@ def _missing(role: str, spec: RoleSpec, descriptors: list[Descriptor], demarche:
 def _override(role: str, wanted: str, descriptors: list[Descriptor],
               demarche: int) -> tuple[list[Descriptor], str | None]:
     spec = SPECS[role]
-    pool = [d for d in descriptors if d.private == spec.private]
+    pool = [d for d in descriptors if d.private == spec.private and kind(d.type) not in ("HeaderSection", "Explication")]
     by_id = [d for d in pool if d.id == wanted]
     if by_id:
         return by_id, None
@@ -336,7 +336,7 @@ def _override(role: str, wanted: str, descriptors: list[Descriptor],
             return [], (f"démarche {demarche}: [demarches.roles] {role} = {name!r} matches {len(hits)} champs: "
                         f"{', '.join(_describe(d) for d in hits)}; use the descriptor id instead")
         close = difflib.get_close_matches(normalize(name), [d.norm for d in pool], n=3, cutoff=0.5)
-        hint = ", ".join(_describe(d) for d in pool if d.norm in close)
+        hint = ", ".join(_describe(next(d for d in pool if d.norm == c)) for c in close)
         return [], (f"démarche {demarche}: [demarches.roles] {role} = {name!r} is no champ label or descriptor id "
                     f"of the active revision" + (f"; did you mean {hint}?" if hint else ""))
     return found, None

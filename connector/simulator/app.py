@@ -330,6 +330,31 @@ class Simulator:
         self.changed()
         return record
 
+    def publish_revision(self, demarche: int, drop: list[int] = (), relabel: dict | None = None) -> int:
+        """An administrateur publishes a new revision of the démarche's form: the active one without the
+        ``drop``ped champs (stable ids), with new labels (``relabel``: stable id -> label). Dossiers keep
+        their revision (DS serves their champs as filed). Returns the new revision's id."""
+        from dataclasses import replace as _replace
+
+        from connector.simulator.state import Revision
+
+        dem = self.world.demarches[demarche]
+        old = next(r for r in dem.revisions if r.id == dem.active_revision_id)
+        labels = {int(k): v for k, v in (relabel or {}).items()}
+
+        def keep(descs):
+            return [_replace(d, label=labels.get(d.stable_id, d.label), children=keep(d.children))
+                    for d in descs if d.stable_id not in set(drop)]
+
+        now = self.now()
+        new = Revision(max(r.id for r in dem.revisions) + 1, now, now, keep(old.champ_descriptors),
+                       keep(old.annotation_descriptors))
+        dem.revisions.append(new)
+        dem.active_revision_id = new.id
+        self._demarches.pop(demarche, None)
+        self._nodes.clear()
+        return new.id
+
     def touch(self, numbers: list[int]) -> None:
         now = self.now()
         for n in numbers:

@@ -12,6 +12,7 @@ and demos running in another thread or process can drive the world safely:
     state {number, state, motivation?}     archive {number, archived?}  touch {numbers}
     hide {number, by?, reason?}            restore {number}             purge {number, reason?}
     world (a summary: clock, démarches, dossier counts)
+    revision {demarche, drop?, relabel?} (publish a new revision of the form)
     planted {demarche?} (the facts planted in each dossier: ``Dossier.anomalies``, see anomalies.py)
 """
 
@@ -127,6 +128,7 @@ OPERATIONS: dict[str, Callable[[Simulator, dict[str, Any]], Any]] = {
     "touch": _touch,
     "world": _world,
     "planted": _planted,
+    "revision": lambda sim, p: {"revision": sim.publish_revision(**p)},
 }
 
 
