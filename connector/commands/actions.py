@@ -141,27 +141,28 @@ def list_actions(config_path: Path | None, states: list[str], dossier: int | Non
 
 
 def retry(config_path: Path | None, action_id: int) -> int:
-    config = load_config(config_path)
-    db = open_db(config.database.path)
-    try:
-        a = journal.operator_retry(db, action_id)
-    except journal.JournalError as exc:
-        raise ConnectorError(str(exc)) from None
-    log.info("followup.operator_retry", action=action_id, dossier=a.dossier_number)
+    a = _operator(config_path, action_id, journal.operator_retry, "followup.operator_retry")
     click.echo(f"action {a.id} (dossier {a.dossier_number}, {a.kind}) is planned again: the next run sends it")
     return 0
 
 
 def cancel(config_path: Path | None, action_id: int) -> int:
+    a = _operator(config_path, action_id, journal.operator_cancel, "followup.operator_cancel")
+    click.echo(f"action {a.id} (dossier {a.dossier_number}, {a.kind}) is cancelled")
+    return 0
+
+
+def _operator(config_path: Path | None, action_id: int, move, event: str):
+    """An operator's ``actions retry|cancel ID``: the journal's transition, logged; a refused one is a
+    human error."""
     config = load_config(config_path)
     db = open_db(config.database.path)
     try:
-        a = journal.operator_cancel(db, action_id)
+        a = move(db, action_id)
     except journal.JournalError as exc:
         raise ConnectorError(str(exc)) from None
-    log.info("followup.operator_cancel", action=action_id, dossier=a.dossier_number)
-    click.echo(f"action {a.id} (dossier {a.dossier_number}, {a.kind}) is cancelled")
-    return 0
+    log.info(event, action=action_id, dossier=a.dossier_number)
+    return a
 
 
 # --- the demo (connector/commands/demo.py) ------------------------------------------------------

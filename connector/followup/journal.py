@@ -56,37 +56,34 @@ def claim(db: sqlite_utils.Database, action_id: int, ds_now: str) -> bool:
     return ok
 
 
-def sent(db: sqlite_utils.Database, action_id: int, answer: Any, remote_id: str | None = None,
-         note: str | None = None) -> bool:
-    ok = store.transition(db, action_id, TRANSITIONS["sent"], "sent", ds_answer=_answer(answer), remote_id=remote_id,
-                          sent_at=now_utc(), last_error=note)
+def _move(db: sqlite_utils.Database, action_id: int, state: str, **fields: Any) -> bool:
+    """Compare-and-set the action to ``state`` from one of the states allowed to lead there; commit."""
+    ok = store.transition(db, action_id, TRANSITIONS[state], state, **fields)
     _commit(db)
     return ok
+
+
+def sent(db: sqlite_utils.Database, action_id: int, answer: Any, remote_id: str | None = None,
+         note: str | None = None) -> bool:
+    return _move(db, action_id, "sent", ds_answer=_answer(answer), remote_id=remote_id, sent_at=now_utc(),
+                 last_error=note)
 
 
 def failed(db: sqlite_utils.Database, action_id: int, reason: str, answer: Any = None) -> bool:
-    ok = store.transition(db, action_id, TRANSITIONS["failed"], "failed", ds_answer=_answer(answer), last_error=reason)
-    _commit(db)
-    return ok
+    return _move(db, action_id, "failed", ds_answer=_answer(answer), last_error=reason)
 
 
 def unknown(db: sqlite_utils.Database, action_id: int, reason: str) -> bool:
-    ok = store.transition(db, action_id, TRANSITIONS["unknown"], "unknown", last_error=reason)
-    _commit(db)
-    return ok
+    return _move(db, action_id, "unknown", last_error=reason)
 
 
 def replan(db: sqlite_utils.Database, action_id: int, reason: str) -> bool:
     """Back to planned: certainly not sent, or DS shows it did not happen."""
-    ok = store.transition(db, action_id, TRANSITIONS["planned"], "planned", last_error=reason)
-    _commit(db)
-    return ok
+    return _move(db, action_id, "planned", last_error=reason)
 
 
 def cancel(db: sqlite_utils.Database, action_id: int, reason: str) -> bool:
-    ok = store.transition(db, action_id, TRANSITIONS["cancelled"], "cancelled", last_error=reason)
-    _commit(db)
-    return ok
+    return _move(db, action_id, "cancelled", last_error=reason)
 
 
 def operator_retry(db: sqlite_utils.Database, action_id: int) -> store.Action:
