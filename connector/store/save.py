@@ -18,6 +18,8 @@ import sqlite_utils
 from connector.logs import get_logger
 from connector.store.db import insert_many, now_utc, require_transaction, upsert, upsert_many
 from connector.store.values import (
+    CHAMP_VALUES,
+    compact_json,
     canonical_json,
     champ_value,
     classify_sender,
@@ -328,13 +330,20 @@ _INSERT_MESSAGES = (f"INSERT OR REPLACE INTO messages ({', '.join(MESSAGE_COLUMN
 
 def _champ_rows(number: int, champs: list[dict], out: list[tuple]) -> None:
     """Append the champs' rows (repetition rows' champs after their parent) to ``out``. Rows are
-    tuples in CHAMP_COLUMNS order: the hottest loop of a sync (about 20 rows a dossier)."""
+    tuples in CHAMP_COLUMNS order: the hottest loop of a sync (about 20 rows a dossier), hence the
+    local names and the value conversion inlined from ``champ_value``."""
+    append, convert_of = out.append, CHAMP_VALUES.get
     for position, champ in enumerate(champs):
-        out.append(_champ_row(number, champ, position))
-        rows = champ.get("rows")
+        get = champ.get
+        kind = get("__typename")
+        convert = convert_of(kind)
+        value, raw = (None, compact_json(champ)) if convert is None else (convert(champ), None)
+        append((number, champ["id"], get("champDescriptorId"), None, None, None, position,
+                get("label"), kind or "Champ", get("stringValue"), value, raw, get("updatedAt")))
+        rows = get("rows")
         if rows:
             for row_index, row in enumerate(rows):
-                for child_position, child in enumerate(row.get("champs") or []):
+                for child_position, child in enumerate(row.get("champs") or ()):
                     out.append(_champ_row(number, child, child_position, champ["id"], row["id"], row_index))
 
 
