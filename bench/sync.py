@@ -17,7 +17,9 @@ touched, hidden and purged dossiers), and with ``--reconcile`` (4) ``sync --full
 up-to-date mirror. A first, unmeasured lower-bound pass warms the simulator's caches so that neither
 side pays for them. The ratio printed is the full sync's wall time over the lower bound's (each a
 whole process, start-up included), against issue 10's targets (1.3 with attachments none, 1.8 with
-messages).
+messages). The sync's CPU is also printed beside its floor: the lower bound's own CPU (start-up,
+fetch, decode) plus what SQLite alone costs to write the same rows (``bench/store_floor.py`` on the
+mirror of the first policy).
 
 Per run it prints wall seconds, the sync process's own CPU seconds (user + sys) and peak RSS (from
 ``os.wait4``), the simulator's CPU seconds meanwhile (``/proc/<pid>/stat``: the other process),
@@ -44,6 +46,8 @@ from collections import Counter
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import store_floor  # bench/store_floor.py, beside this file
 
 REQUESTS_PER_MINUTE = 400
 PAGE_SIZE = 100
@@ -312,7 +316,8 @@ def report(args: argparse.Namespace, sim: Simulator, runs: list[Run], attachment
 TARGET_RATIO = {"none": 1.3, "messages": 1.8, "all": 1.8}
 
 
-def compare(args: argparse.Namespace, sim: Simulator, results: list[tuple[str, Bound, list[Run]]]) -> None:
+def compare(args: argparse.Namespace, sim: Simulator, results: list[tuple[str, Bound, list[Run]]],
+            store: dict | None = None) -> None:
     """The connector's full sync beside the lower bound of the same work, one line per policy."""
     mb = 1e6
     n = sum(sim.demarches.values())
@@ -339,6 +344,15 @@ def compare(args: argparse.Namespace, sim: Simulator, results: list[tuple[str, B
     print("  bound s / sync s: wall seconds of each whole process (start-up included); ratio = sync s / bound s;\n"
           "  doss/s: dossiers received per CPU second of the sync process (target ≥ 2000); no-change req/dém: the\n"
           "  most requests a démarche cost in the sync with nothing new (target ≤ 3); MB: attachment bytes")
+    if store is not None:
+        policy, bound, runs = results[0]
+        full, floor_cpu = runs[0], bound.cpu + store["cpu"]
+        print(f"CPU beside its floor (attachments {policy}): the full sync {full.cpu:.2f} s = "
+              f"{full.row['dossiers'] / full.cpu:.0f} dossiers/s; floor {floor_cpu:.2f} s = the lower bound's "
+              f"{bound.cpu:.2f} s (start-up, fetch, decode)\n  + SQLite's {store['cpu']:.2f} s for the same "
+              f"{store['rows']} rows pre-built, {store['pages']} commits (bench/store_floor.py) = "
+              f"{full.row['dossiers'] / floor_cpu:.0f} dossiers/s at most with every table written; "
+              f"ratio {full.cpu / floor_cpu:.2f}")
 
 
 def main() -> None:
@@ -364,6 +378,7 @@ def main() -> None:
             print(f"  warm-up lower bound (not counted): {warm.wall:.1f} s, {warm.figures['requests']} requests",
                   flush=True)
             results: list[tuple[str, Bound, list[Run]]] = []
+            store: dict | None = None
             for index, policy in enumerate(policies):
                 # the lower bound downloads messagerie attachments only: "all" is compared with that
                 bound = run_lower_bound(sim, root, "none" if policy == "none" else "messages")
@@ -385,8 +400,11 @@ def main() -> None:
                         runs.append(run_sync("4 --full reconciliation", config, sim, "--full"))
                         print(f"  {runs[-1].summary}", flush=True)
                 results.append((policy, bound, runs))
+                if index == 0:
+                    store = store_floor.floor(directory / "ds-connector.sqlite", PAGE_SIZE)
+                    print(f"  SQLite floor: {store['cpu']:.2f} CPU s for {store['rows']} rows", flush=True)
             report(args, sim, results[-1][2], policies[-1])
-            compare(args, sim, results)
+            compare(args, sim, results, store)
     finally:
         sim.process.terminate()
         sim.process.wait(30)
