@@ -93,35 +93,57 @@ def _json(value: Any) -> Any:
     return value
 
 
+class _Roles:
+    """Which descriptor ids each role is looked up by in one démarche: those of the active mapping, then
+    those the role had in earlier revisions (``form_roles``). Built once per page of dossiers."""
+
+    def __init__(self, resolution: Resolution, history: dict[str, list[tuple[str, str | None, int]]]):
+        self.resolution = resolution
+        self.ids = {role: set(resolution.champs(role)) | {did for did, _, _ in history.get(role, ())}
+                    for role in ROLES}
+        self.current = {d.id for d in resolution.descriptors}
+        # descriptor id -> the roles looking for it, among the public (False) or private (True) champs
+        self.by_descriptor: dict[bool, dict[str, list[str]]] = {False: {}, True: {}}
+        for role, ids in self.ids.items():
+            for did in ids:
+                self.by_descriptor[SPECS[role].private].setdefault(did, []).append(role)
+
+
 class _Lookup:
     """Finds a role's champs in one dossier (see the module docstring)."""
 
-    def __init__(self, resolution: Resolution, history: dict[str, list[tuple[str, str | None, int]]],
-                 champs: list[dict], annotations: list[dict]):
-        self.resolution = resolution
-        self.history = history
+    def __init__(self, roles: _Roles, champs: list[dict], annotations: list[dict]):
+        self.roles = roles
         self.rows = {False: champs, True: annotations}
-        current = {d.id for d in resolution.descriptors}
-        ids = {c["descriptor_id"] for c in champs + annotations if c["descriptor_id"]}
-        self.old_revision = bool(ids - current)
+        self.old_revision = False
+        self.by_role: dict[str, list[dict]] = {}
+        self.children: dict[str, list[dict]] = {}  # repetition champ id -> its cells
+        current = roles.current
+        for private, rows in self.rows.items():
+            wanted = roles.by_descriptor[private]
+            for c in rows:
+                did = c["descriptor_id"]
+                if did:
+                    if did not in current:
+                        self.old_revision = True
+                    for role in wanted.get(did, ()):
+                        self.by_role.setdefault(role, []).append(c)
+                if not private and c["parent_id"] is not None:
+                    self.children.setdefault(c["parent_id"], []).append(c)
         self._pseudo: dict[bool, list[Descriptor]] = {}
 
-    def ids(self, role: str) -> set[str]:
-        return set(self.resolution.champs(role)) | {did for did, _, _ in self.history.get(role, ())}
-
     def find(self, role: str) -> list[dict]:
-        private = SPECS[role].private
-        ids = self.ids(role)
-        rows = [c for c in self.rows[private] if c["descriptor_id"] in ids]
+        rows = self.by_role.get(role, [])
         if rows or not self.old_revision or role in SCHOOL_COLUMNS:
             return rows
         # Filed under another revision: match the dossier's own champs by label.
+        private = SPECS[role].private
         found = match(SPECS[role], self._descriptors(private), {})
         wanted = {d.id for d in found}
         return [c for c in self.rows[private] if c["champ_id"] in wanted]
 
     def columns(self, role: str, repetition: dict, cells: list[dict]) -> list[dict]:
-        ids = self.ids(role)
+        ids = self.roles.ids[role]
         hits = [c for c in cells if c["descriptor_id"] in ids]
         if hits or not self.old_revision:
             return hits
@@ -144,20 +166,50 @@ def _column_match(role: str, d: Descriptor) -> bool:
         spec.not_label and re.search(spec.not_label, d.norm))
 
 
+class FormReader:
+    """What the forms of a page of dossiers say: their rows, champs, annotations and role history are
+    read once for the page (one query each), then ``form(number)`` builds each dossier's."""
+
+    def __init__(self, db: sqlite_utils.Database, numbers: list[int], resolution: Resolution,
+                 rows: dict[int, dict] | None = None):
+        self.db = db
+        self.resolution = resolution
+        self.rows = store.dossier_rows(db, numbers) if rows is None else rows
+        self.champs = store.champs_by_dossier(db, numbers)
+        self.annotations = store.champs_by_dossier(db, numbers, private=True)
+        self._roles: dict[int, _Roles] = {}
+
+    def roles(self, demarche: int) -> _Roles:
+        if demarche not in self._roles:
+            self._roles[demarche] = _Roles(self.resolution, store.role_history(self.db, demarche))
+        return self._roles[demarche]
+
+    def form(self, number: int) -> DossierForm | None:
+        """What the dossier's form says; None when the dossier is not in the mirror."""
+        row = self.rows.get(number)
+        if row is None:
+            return None
+        return _build_form(row, self.champs.get(number, []), self.annotations.get(number, []),
+                           self.resolution, self.roles(row["demarche_number"]))
+
+
 def dossier_form(db: sqlite_utils.Database, number: int, resolution: Resolution | None = None,
                  demarche_config: Any = None) -> DossierForm | None:
     """What the dossier's form says; None when the dossier is not in the mirror. Without a
     ``resolution``, the démarche's is computed (with ``demarche_config``'s profile and overrides)."""
-    row = store.dossier_row(db, number)
-    if row is None:
+    rows = store.dossier_rows(db, [number])
+    if number not in rows:
         return None
-    demarche = row["demarche_number"]
     if resolution is None:
-        resolution = resolve(db, demarche, demarche_config)
-    champs, annotations = store.dossier_champs(db, number), store.dossier_champs(db, number, private=True)
-    lookup = _Lookup(resolution, store.role_history(db, demarche), champs, annotations)
-    form = DossierForm(number, demarche, row["state"], resolution.profile, None, None, row["demandeur_name"],
-                       row["demandeur_type"], None, None, None, None,
+        resolution = resolve(db, rows[number]["demarche_number"], demarche_config)
+    return FormReader(db, [number], resolution, rows).form(number)
+
+
+def _build_form(row: dict, champs: list[dict], annotations: list[dict], resolution: Resolution,
+                roles: _Roles) -> DossierForm:
+    lookup = _Lookup(roles, champs, annotations)
+    form = DossierForm(row["number"], row["demarche_number"], row["state"], resolution.profile, None, None,
+                       row["demandeur_name"], row["demandeur_type"], None, None, None, None,
                        date_depot=row["date_depot"], date_traitement=row["date_traitement"],
                        date_passage_en_instruction=row["date_passage_en_instruction"])
     for role in ROLES:
@@ -168,7 +220,7 @@ def dossier_form(db: sqlite_utils.Database, number: int, resolution: Resolution 
             form.champs[role] = found
     _identify(form, row)
     _declared(form)
-    form.schools = _schools(form, lookup, champs)
+    form.schools = _schools(form, lookup)
     commune = _commune_name(form.champ("commune"))
     if commune:
         for school in form.schools:
@@ -213,7 +265,7 @@ def _declared(form: DossierForm) -> None:
         setattr(form, attr, value)
 
 
-def _schools(form: DossierForm, lookup: _Lookup, champs: list[dict]) -> list[School]:
+def _schools(form: DossierForm, lookup: _Lookup) -> list[School]:
     out: list[School] = []
     containers = form.champs.get("ecoles") or []
     if not containers:
@@ -223,7 +275,7 @@ def _schools(form: DossierForm, lookup: _Lookup, champs: list[dict]) -> list[Sch
         where = container["descriptor_id"] or container["label"]
         k = kind(container["type"])
         if k == "Repetition":
-            cells = [c for c in champs if c["parent_id"] == container["champ_id"]]
+            cells = lookup.children.get(container["champ_id"], [])
             rows: dict[Any, list[dict]] = {}
             for c in cells:
                 rows.setdefault((c["row_index"], c["row_id"]), []).append(c)

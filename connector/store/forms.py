@@ -206,29 +206,37 @@ def role_history(db: sqlite_utils.Database, demarche: int) -> dict[str, list[tup
 
 
 _CHAMP_COLS = ("champ_id", "descriptor_id", "parent_id", "row_id", "row_index", "position", "label", "type",
-               "string_value", "value", "raw")
+               "string_value", "value")
+_DOSSIER_COLS = ("number", "demarche_number", "state", "demandeur_type", "demandeur_siret", "demandeur_name",
+                 "date_depot", "date_traitement", "date_passage_en_instruction", "pending_deletion")
 
 
-def dossier_row(db: sqlite_utils.Database, number: int) -> dict | None:
-    row = db.conn.execute(
-        "SELECT number, demarche_number, state, demandeur_type, demandeur_siret, demandeur_name, raw, "
-        "date_depot, date_traitement, date_passage_en_instruction, pending_deletion "
-        "FROM dossiers WHERE number = ?", [number]).fetchone()
-    if row is None:
-        return None
-    cols = ("number", "demarche_number", "state", "demandeur_type", "demandeur_siret", "demandeur_name", "raw",
-            "date_depot", "date_traitement", "date_passage_en_instruction", "pending_deletion")
-    return dict(zip(cols, row))
+def _marks(items: list) -> str:
+    return ", ".join("?" * len(items))
 
 
-def dossier_champs(db: sqlite_utils.Database, number: int, private: bool = False) -> list[dict]:
-    """The dossier's champs (or annotations) in form order: top-level ones by position, each
-    repetition's cells after it by row then position."""
+def dossier_rows(db: sqlite_utils.Database, numbers: list[int]) -> dict[int, dict]:
+    """The mirror rows of these dossiers (those in the mirror), by number."""
+    out: dict[int, dict] = {}
+    for chunk in _chunks(list(numbers), 500):
+        for r in db.conn.execute(
+                f"SELECT {', '.join(_DOSSIER_COLS)} FROM dossiers WHERE number IN ({_marks(chunk)})", chunk):
+            out[r[0]] = dict(zip(_DOSSIER_COLS, r))
+    return out
+
+
+def champs_by_dossier(db: sqlite_utils.Database, numbers: list[int], private: bool = False) -> dict[int, list[dict]]:
+    """The champs (or annotations) of these dossiers, by dossier, in form order: top-level ones by
+    position, each repetition's cells after it by row then position. A dossier without any is absent."""
     table = "annotations" if private else "champs"
-    rows = db.conn.execute(
-        f"SELECT {', '.join(_CHAMP_COLS)} FROM {table} WHERE dossier_number = ? "
-        "ORDER BY parent_id IS NOT NULL, row_index, position", [number]).fetchall()
-    return [dict(zip(_CHAMP_COLS, r)) for r in rows]
+    out: dict[int, list[dict]] = {}
+    for chunk in _chunks(list(numbers), 500):
+        for number, *values in db.conn.execute(
+                f"SELECT dossier_number, {', '.join(_CHAMP_COLS)} FROM {table} "
+                f"WHERE dossier_number IN ({_marks(chunk)}) "
+                "ORDER BY dossier_number, parent_id IS NOT NULL, row_index, position", chunk):
+            out.setdefault(number, []).append(dict(zip(_CHAMP_COLS, values)))
+    return out
 
 
 def dossier_numbers(db: sqlite_utils.Database, demarche: int | None = None) -> list[int]:
@@ -246,13 +254,15 @@ def demarche_of(db: sqlite_utils.Database, number: int) -> int | None:
 # --- Writing what a dossier's form says -------------------------------------------------------------
 
 
-def save_dossier_form(db: sqlite_utils.Database, row: dict, ecoles: list[dict]) -> None:
-    """Replace the dossier's form summary and its schools (one transaction with the caller's page)."""
-    require_transaction(db, "save_dossier_form")
-    number = row["dossier_number"]
-    db.conn.execute("DELETE FROM ecoles WHERE dossier_number = ?", [number])
-    db.conn.execute("DELETE FROM dossier_forms WHERE dossier_number = ?", [number])
-    insert_many(db, "dossier_forms", [row])
+def save_dossier_forms(db: sqlite_utils.Database, rows: list[dict], ecoles: list[dict]) -> None:
+    """Replace the form summaries of these dossiers and their schools (one transaction with the
+    caller's page). ``ecoles``: every school of these dossiers, in dossier then position order."""
+    require_transaction(db, "save_dossier_forms")
+    numbers = [r["dossier_number"] for r in rows]
+    for chunk in _chunks(numbers, 500):
+        db.conn.execute(f"DELETE FROM ecoles WHERE dossier_number IN ({_marks(chunk)})", chunk)
+        db.conn.execute(f"DELETE FROM dossier_forms WHERE dossier_number IN ({_marks(chunk)})", chunk)
+    insert_many(db, "dossier_forms", rows)
     insert_many(db, "ecoles", ecoles)
 
 
