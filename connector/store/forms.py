@@ -319,11 +319,10 @@ def shared_schools(db: sqlite_utils.Database, demarche: int) -> list[tuple[str, 
             FROM ecoles e JOIN dossiers d ON d.number = e.dossier_number
             LEFT JOIN dossier_forms f ON f.dossier_number = e.dossier_number
             WHERE e.demarche_number = ? AND e.uai_valide = 1 AND d.state IN {_LIVE} AND d.pending_deletion = 0
-        ), claimed AS (
-            SELECT uai FROM live GROUP BY uai HAVING count(DISTINCT siret) > 1
         )
-        SELECT DISTINCT live.uai, live.dossier_number, live.siret FROM live JOIN claimed USING (uai)
-        ORDER BY live.uai, live.dossier_number""", [demarche]).fetchall()
+        SELECT DISTINCT uai, dossier_number, siret FROM live
+        WHERE uai IN (SELECT uai FROM live GROUP BY uai HAVING count(DISTINCT siret) > 1)
+        ORDER BY uai, dossier_number""", [demarche]).fetchall()
 
 
 def shared_sirets(db: sqlite_utils.Database, demarche: int) -> list[tuple[str, int]]:
