@@ -101,33 +101,28 @@ class _Roles:
         self.resolution = resolution
         self.ids = {role: set(resolution.champs(role)) | {did for did, _, _ in history.get(role, ())}
                     for role in ROLES}
-        self.current = {d.id for d in resolution.descriptors}
         # descriptor id -> the roles looking for it, among the public (False) or private (True) champs
         self.by_descriptor: dict[bool, dict[str, list[str]]] = {False: {}, True: {}}
         for role, ids in self.ids.items():
             for did in ids:
                 self.by_descriptor[SPECS[role].private].setdefault(did, []).append(role)
+        self.wanted = {private: set(by_id) for private, by_id in self.by_descriptor.items()}
 
 
 class _Lookup:
     """Finds a role's champs in one dossier (see the module docstring)."""
 
-    def __init__(self, roles: _Roles, champs: list[dict], annotations: list[dict]):
+    def __init__(self, roles: _Roles, champs: list[dict], annotations: list[dict], old_revision: bool):
         self.roles = roles
         self.rows = {False: champs, True: annotations}
-        self.old_revision = False
+        self.old_revision = old_revision  # filed under another revision: some champ has an old descriptor
         self.by_role: dict[str, list[dict]] = {}
         self.children: dict[str, list[dict]] = {}  # repetition champ id -> its cells
-        current = roles.current
         for private, rows in self.rows.items():
             wanted = roles.by_descriptor[private]
             for c in rows:
-                did = c["descriptor_id"]
-                if did:
-                    if did not in current:
-                        self.old_revision = True
-                    for role in wanted.get(did, ()):
-                        self.by_role.setdefault(role, []).append(c)
+                for role in wanted.get(c["descriptor_id"], ()):
+                    self.by_role.setdefault(role, []).append(c)
                 if not private and c["parent_id"] is not None:
                     self.children.setdefault(c["parent_id"], []).append(c)
         self._pseudo: dict[bool, list[Descriptor]] = {}
@@ -175,9 +170,20 @@ class FormReader:
         self.db = db
         self.resolution = resolution
         self.rows = store.dossier_rows(db, numbers) if rows is None else rows
-        self.champs = store.champs_by_dossier(db, numbers)
-        self.annotations = store.champs_by_dossier(db, numbers, private=True)
         self._roles: dict[int, _Roles] = {}
+        # Only the champs a role is looked up by, and the repetitions' cells; every champ of a dossier
+        # filed under another revision (its roles are found by label).
+        wanted = self._wanted_ids()
+        self.old_revision = store.old_revision_dossiers(db, numbers, {d.id for d in resolution.descriptors})
+        self.champs = store.champs_by_dossier(db, numbers, False, wanted[False], self.old_revision)
+        self.annotations = store.champs_by_dossier(db, numbers, True, wanted[True], self.old_revision)
+
+    def _wanted_ids(self) -> dict[bool, set[str]]:
+        wanted: dict[bool, set[str]] = {False: set(), True: set()}
+        for demarche in {r["demarche_number"] for r in self.rows.values()}:
+            for private, ids in self.roles(demarche).wanted.items():
+                wanted[private] |= ids
+        return wanted
 
     def roles(self, demarche: int) -> _Roles:
         if demarche not in self._roles:
@@ -190,7 +196,7 @@ class FormReader:
         if row is None:
             return None
         return _build_form(row, self.champs.get(number, []), self.annotations.get(number, []),
-                           self.resolution, self.roles(row["demarche_number"]))
+                           number in self.old_revision, self.resolution, self.roles(row["demarche_number"]))
 
 
 def dossier_form(db: sqlite_utils.Database, number: int, resolution: Resolution | None = None,
@@ -205,9 +211,9 @@ def dossier_form(db: sqlite_utils.Database, number: int, resolution: Resolution 
     return FormReader(db, [number], resolution, rows).form(number)
 
 
-def _build_form(row: dict, champs: list[dict], annotations: list[dict], resolution: Resolution,
-                roles: _Roles) -> DossierForm:
-    lookup = _Lookup(roles, champs, annotations)
+def _build_form(row: dict, champs: list[dict], annotations: list[dict], old_revision: bool,
+                resolution: Resolution, roles: _Roles) -> DossierForm:
+    lookup = _Lookup(roles, champs, annotations, old_revision)
     form = DossierForm(row["number"], row["demarche_number"], row["state"], resolution.profile, None, None,
                        row["demandeur_name"], row["demandeur_type"], None, None, None, None,
                        date_depot=row["date_depot"], date_traitement=row["date_traitement"],

@@ -225,17 +225,39 @@ def dossier_rows(db: sqlite_utils.Database, numbers: list[int]) -> dict[int, dic
     return out
 
 
-def champs_by_dossier(db: sqlite_utils.Database, numbers: list[int], private: bool = False) -> dict[int, list[dict]]:
+def old_revision_dossiers(db: sqlite_utils.Database, numbers: list[int], current: set[str]) -> set[int]:
+    """Those of these dossiers filed under another revision: a champ or annotation whose descriptor id is
+    not one of ``current`` (the active revision's)."""
+    out: set[int] = set()
+    ids = sorted(current)
+    for chunk in _chunks(list(numbers), 500):
+        for table in ("champs", "annotations"):
+            out.update(n for (n,) in db.conn.execute(
+                f"SELECT DISTINCT dossier_number FROM {table} WHERE dossier_number IN ({_marks(chunk)}) "
+                f"AND descriptor_id <> '' AND descriptor_id NOT IN ({_marks(ids)})", [*chunk, *ids]))
+    return out
+
+
+def champs_by_dossier(db: sqlite_utils.Database, numbers: list[int], private: bool = False,
+                      wanted: set[str] | None = None, every: set[int] = frozenset()) -> dict[int, list[dict]]:
     """The champs (or annotations) of these dossiers, by dossier, in form order: top-level ones by
-    position, each repetition's cells after it by row then position. A dossier without any is absent."""
+    position, each repetition's cells after it by row then position. A dossier without any is absent.
+    With ``wanted`` (descriptor ids), only those champs and the repetitions' cells, except for the
+    dossiers in ``every``: all of theirs."""
     table = "annotations" if private else "champs"
+    select = f"SELECT dossier_number, {', '.join(_CHAMP_COLS)} FROM {table} WHERE dossier_number IN "
+    order = " ORDER BY dossier_number, parent_id IS NOT NULL, row_index, position"
+    ids, full = sorted(wanted or ()), sorted(every)
     out: dict[int, list[dict]] = {}
     for chunk in _chunks(list(numbers), 500):
-        for number, *values in db.conn.execute(
-                f"SELECT dossier_number, {', '.join(_CHAMP_COLS)} FROM {table} "
-                f"WHERE dossier_number IN ({_marks(chunk)}) "
-                "ORDER BY dossier_number, parent_id IS NOT NULL, row_index, position", chunk):
-            out.setdefault(number, []).append(dict(zip(_CHAMP_COLS, values)))
+        if wanted is None:
+            cursor = db.conn.execute(f"{select}({_marks(chunk)}){order}", chunk)
+        else:
+            cursor = db.conn.execute(
+                f"{select}({_marks(chunk)}) AND (descriptor_id IN ({_marks(ids)}) OR parent_id IS NOT NULL "
+                f"OR dossier_number IN ({_marks(full)})){order}", [*chunk, *ids, *full])
+        for row in cursor.fetchall():
+            out.setdefault(row[0], []).append(dict(zip(_CHAMP_COLS, row[1:])))
     return out
 
 
