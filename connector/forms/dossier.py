@@ -61,6 +61,10 @@ class DossierForm:
         return (row or {}).get("label") or fallback
 
 
+_DIGITS = re.compile(r"\d+")
+_AMOUNT = re.compile(r"\d+(?:[.,]\d{1,2})?")
+
+
 def parse_count(text: Any) -> int | None:
     """``"12"``, ``12``, ``"12 écoles"`` -> 12; None when there is no number."""
     if text is None:
@@ -69,7 +73,7 @@ def parse_count(text: Any) -> int | None:
         return None
     if isinstance(text, int | float):
         return int(text) if float(text).is_integer() else None
-    m = re.search(r"\d+", str(text).replace("\u202f", "").replace("\xa0", ""))
+    m = _DIGITS.search(str(text).replace("\u202f", "").replace("\xa0", ""))
     return int(m.group()) if m else None
 
 
@@ -80,7 +84,7 @@ def parse_euros(text: Any) -> float | None:
     if isinstance(text, int | float):
         return float(text)
     s = str(text).replace("\u202f", "").replace("\xa0", "").replace(" ", "")
-    m = re.search(r"\d+(?:[.,]\d{1,2})?", s)
+    m = _AMOUNT.search(s)
     return float(m.group().replace(",", ".")) if m else None
 
 
@@ -137,14 +141,18 @@ class _Lookup:
         wanted = {d.id for d in found}
         return [c for c in self.rows[private] if c["champ_id"] in wanted]
 
-    def columns(self, role: str, repetition: dict, cells: list[dict]) -> list[dict]:
+    def column(self, role: str, cells: list[dict]) -> dict | None:
+        """The first of a repetition row's cells that plays this column's role."""
         ids = self.roles.ids[role]
-        hits = [c for c in cells if c["descriptor_id"] in ids]
-        if hits or not self.old_revision:
-            return hits
-        pseudo = [Descriptor(c["champ_id"], False, None, c["type"], c["label"]) for c in cells]
-        wanted = {d.id for d in pseudo if _column_match(role, d)}
-        return [c for c in cells if c["champ_id"] in wanted]
+        for c in cells:
+            if c["descriptor_id"] in ids:
+                return c
+        if not self.old_revision:
+            return None
+        for c in cells:
+            if _column_match(role, Descriptor(c["champ_id"], False, None, c["type"], c["label"])):
+                return c
+        return None
 
     def _descriptors(self, private: bool) -> list[Descriptor]:
         if private not in self._pseudo:
@@ -211,6 +219,9 @@ def dossier_form(db: sqlite_utils.Database, number: int, resolution: Resolution 
     return FormReader(db, [number], resolution, rows).form(number)
 
 
+_FORM_ROLES = tuple(r for r in ROLES if r not in SCHOOL_COLUMNS)  # the repetition's columns: per row
+
+
 def _build_form(row: dict, champs: list[dict], annotations: list[dict], old_revision: bool,
                 resolution: Resolution, roles: _Roles) -> DossierForm:
     lookup = _Lookup(roles, champs, annotations, old_revision)
@@ -218,12 +229,7 @@ def _build_form(row: dict, champs: list[dict], annotations: list[dict], old_revi
                        row["demandeur_name"], row["demandeur_type"], None, None, None, None,
                        date_depot=row["date_depot"], date_traitement=row["date_traitement"],
                        date_passage_en_instruction=row["date_passage_en_instruction"])
-    for role in ROLES:
-        if role in SCHOOL_COLUMNS:
-            continue
-        found = lookup.find(role)
-        if found:
-            form.champs[role] = found
+    form.champs = {role: found for role in _FORM_ROLES if (found := lookup.find(role))}
     _identify(form, row)
     _declared(form)
     form.schools = _schools(form, lookup)
@@ -309,11 +315,7 @@ def _schools(form: DossierForm, lookup: _Lookup) -> list[School]:
 
 
 def _school_of_row(position: int, cells: list[dict], lookup: _Lookup, container: dict, where: str) -> School | None:
-    def first(role: str) -> dict | None:
-        hits = lookup.columns(role, container, cells)
-        return hits[0] if hits else None
-
-    choice, uai_cell, nom_cell, commune_cell = (first(r) for r in SCHOOL_COLUMNS[1:] + SCHOOL_COLUMNS[:1])
+    choice, uai_cell, nom_cell, commune_cell = (lookup.column(r, cells) for r in SCHOOL_COLUMNS[1:] + SCHOOL_COLUMNS[:1])
     commune = None
     if commune_cell is not None:
         value = _json(commune_cell["value"])
