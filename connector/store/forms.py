@@ -245,7 +245,7 @@ def champs_by_dossier(db: sqlite_utils.Database, numbers: list[int], private: bo
     With ``wanted`` (descriptor ids), only those champs and the repetitions' cells, except for the
     dossiers in ``every``: all of theirs."""
     table = "annotations" if private else "champs"
-    select = f"SELECT dossier_number, {', '.join(_CHAMP_COLS)} FROM {table} WHERE dossier_number IN "
+    select = f"SELECT {', '.join(_CHAMP_COLS)}, dossier_number FROM {table} WHERE dossier_number IN "
     order = " ORDER BY dossier_number, parent_id IS NOT NULL, row_index, position"
     ids, full = sorted(wanted or ()), sorted(every)
     out: dict[int, list[dict]] = {}
@@ -256,8 +256,8 @@ def champs_by_dossier(db: sqlite_utils.Database, numbers: list[int], private: bo
             cursor = db.conn.execute(
                 f"{select}({_marks(chunk)}) AND (descriptor_id IN ({_marks(ids)}) OR parent_id IS NOT NULL "
                 f"OR dossier_number IN ({_marks(full)})){order}", [*chunk, *ids, *full])
-        for row in cursor.fetchall():
-            out.setdefault(row[0], []).append(dict(zip(_CHAMP_COLS, row[1:])))
+        for row in cursor.fetchall():  # zip stops before the last column, the dossier's number
+            out.setdefault(row[-1], []).append(dict(zip(_CHAMP_COLS, row)))
     return out
 
 
@@ -307,14 +307,16 @@ def sync_anomalies(db: sqlite_utils.Database, dossier_numbers: Iterable[int], co
             open_rows[(number, code, key)] = aid
     seen: set[int] = set()
     new_rows = []
+    still = []
     for a in found:
         aid = open_rows.get((a["dossier_number"], a["code"], a["key"]))
         if aid is None:
             new_rows.append({**a, "first_seen_at": now, "last_seen_at": now, "resolved_at": None})
         else:
             seen.add(aid)
-            db.conn.execute("UPDATE anomalies SET last_seen_at = ?, message = ?, severity = ?, champ = ? "
-                            "WHERE id = ?", [now, a["message"], a["severity"], a["champ"], aid])
+            still.append([now, a["message"], a["severity"], a["champ"], aid])
+    db.conn.executemany("UPDATE anomalies SET last_seen_at = ?, message = ?, severity = ?, champ = ? "
+                        "WHERE id = ?", still)
     gone = [aid for aid in open_rows.values() if aid not in seen]
     db.conn.executemany("UPDATE anomalies SET resolved_at = ? WHERE id = ?", [[now, aid] for aid in gone])
     cols = ("demarche_number", "dossier_number", "code", "severity", "champ", "key", "message",
