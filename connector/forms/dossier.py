@@ -179,12 +179,18 @@ class FormReader:
         self.resolution = resolution
         self.rows = store.dossier_rows(db, numbers) if rows is None else rows
         self._roles: dict[int, _Roles] = {}
-        # Only the champs a role is looked up by, and the repetitions' cells; every champ of a dossier
-        # filed under another revision (its roles are found by label).
-        wanted = self._wanted_ids()
-        self.old_revision = store.old_revision_dossiers(db, numbers, {d.id for d in resolution.descriptors})
-        self.champs = store.champs_by_dossier(db, numbers, False, wanted[False], self.old_revision)
-        self.annotations = store.champs_by_dossier(db, numbers, True, wanted[True], self.old_revision)
+        # Only the champs a role is looked up by, the repetitions' cells and those of other revisions;
+        # then every champ of the dossiers filed under another revision (their roles are found by label).
+        wanted, current = self._wanted_ids(), {d.id for d in resolution.descriptors}
+        self.champs = store.champs_by_dossier(db, numbers, False, wanted[False], current)
+        self.annotations = store.champs_by_dossier(db, numbers, True, wanted[True], current)
+        self.old_revision = {number for by_dossier in (self.champs, self.annotations)
+                             for number, rows in by_dossier.items()
+                             if any(c["descriptor_id"] and c["descriptor_id"] not in current for c in rows)}
+        if self.old_revision:
+            old = sorted(self.old_revision)
+            self.champs.update(store.champs_by_dossier(db, old))
+            self.annotations.update(store.champs_by_dossier(db, old, private=True))
 
     def _wanted_ids(self) -> dict[bool, set[str]]:
         wanted: dict[bool, set[str]] = {False: set(), True: set()}

@@ -225,29 +225,16 @@ def dossier_rows(db: sqlite_utils.Database, numbers: list[int]) -> dict[int, dic
     return out
 
 
-def old_revision_dossiers(db: sqlite_utils.Database, numbers: list[int], current: set[str]) -> set[int]:
-    """Those of these dossiers filed under another revision: a champ or annotation whose descriptor id is
-    not one of ``current`` (the active revision's)."""
-    out: set[int] = set()
-    ids = sorted(current)
-    for chunk in _chunks(list(numbers), 500):
-        for table in ("champs", "annotations"):
-            out.update(n for (n,) in db.conn.execute(
-                f"SELECT DISTINCT dossier_number FROM {table} WHERE dossier_number IN ({_marks(chunk)}) "
-                f"AND descriptor_id <> '' AND descriptor_id NOT IN ({_marks(ids)})", [*chunk, *ids]))
-    return out
-
-
 def champs_by_dossier(db: sqlite_utils.Database, numbers: list[int], private: bool = False,
-                      wanted: set[str] | None = None, every: set[int] = frozenset()) -> dict[int, list[dict]]:
+                      wanted: set[str] | None = None, current: set[str] = frozenset()) -> dict[int, list[dict]]:
     """The champs (or annotations) of these dossiers, by dossier, in form order: top-level ones by
     position, each repetition's cells after it by row then position. A dossier without any is absent.
-    With ``wanted`` (descriptor ids), only those champs and the repetitions' cells, except for the
-    dossiers in ``every``: all of theirs."""
+    With ``wanted`` (descriptor ids), only those champs, the repetitions' cells and the champs whose
+    descriptor is not one of ``current`` (the active revision's)."""
     table = "annotations" if private else "champs"
     select = f"SELECT {', '.join(_CHAMP_COLS)}, dossier_number FROM {table} WHERE dossier_number IN "
     order = " ORDER BY dossier_number, parent_id IS NOT NULL, row_index, position"
-    ids, full = sorted(wanted or ()), sorted(every)
+    ids, active = sorted(wanted or ()), sorted(current)
     out: dict[int, list[dict]] = {}
     for chunk in _chunks(list(numbers), 500):
         if wanted is None:
@@ -255,7 +242,8 @@ def champs_by_dossier(db: sqlite_utils.Database, numbers: list[int], private: bo
         else:
             cursor = db.conn.execute(
                 f"{select}({_marks(chunk)}) AND (descriptor_id IN ({_marks(ids)}) OR parent_id IS NOT NULL "
-                f"OR dossier_number IN ({_marks(full)})){order}", [*chunk, *ids, *full])
+                f"OR (descriptor_id <> '' AND descriptor_id NOT IN ({_marks(active)}))){order}",
+                [*chunk, *ids, *active])
         for row in cursor.fetchall():  # zip stops before the last column, the dossier's number
             out.setdefault(row[-1], []).append(dict(zip(_CHAMP_COLS, row)))
     return out
