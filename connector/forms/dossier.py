@@ -97,6 +97,9 @@ def _json(value: Any) -> Any:
     return value
 
 
+_FORM_ROLES = tuple(r for r in ROLES if r not in SCHOOL_COLUMNS)  # the repetition's columns: per row
+
+
 class _Roles:
     """Which descriptor ids each role is looked up by in one démarche: those of the active mapping, then
     those the role had in earlier revisions (``form_roles``). Built once per page of dossiers."""
@@ -105,11 +108,13 @@ class _Roles:
         self.resolution = resolution
         self.ids = {role: set(resolution.champs(role)) | {did for did, _, _ in history.get(role, ())}
                     for role in ROLES}
-        # descriptor id -> the roles looking for it, among the public (False) or private (True) champs
+        # descriptor id -> the roles (repetition columns aside) looking for it, among the public (False)
+        # or private (True) champs
         self.by_descriptor: dict[bool, dict[str, list[str]]] = {False: {}, True: {}}
-        for role, ids in self.ids.items():
-            for did in ids:
+        for role in _FORM_ROLES:
+            for did in self.ids[role]:
                 self.by_descriptor[SPECS[role].private].setdefault(did, []).append(role)
+        # the descriptor ids whose champs are read (the repetitions' cells are read anyway)
         self.wanted = {private: set(by_id) for private, by_id in self.by_descriptor.items()}
 
 
@@ -131,7 +136,14 @@ class _Lookup:
                     self.children.setdefault(c["parent_id"], []).append(c)
         self._pseudo: dict[bool, list[Descriptor]] = {}
 
+    def found(self) -> dict[str, list[dict]]:
+        """The champs of every role found in this dossier (the repetition's columns aside: per row)."""
+        if not self.old_revision:
+            return {role: self.by_role[role] for role in _FORM_ROLES if role in self.by_role}
+        return {role: found for role in _FORM_ROLES if (found := self.find(role))}
+
     def find(self, role: str) -> list[dict]:
+        """The champs of a role (not a repetition's column)."""
         rows = self.by_role.get(role, [])
         if rows or not self.old_revision or role in SCHOOL_COLUMNS:
             return rows
@@ -186,7 +198,7 @@ class FormReader:
         self.annotations = store.champs_by_dossier(db, numbers, True, wanted[True], current)
         self.old_revision = {number for by_dossier in (self.champs, self.annotations)
                              for number, rows in by_dossier.items()
-                             if any(c["descriptor_id"] and c["descriptor_id"] not in current for c in rows)}
+                             if {c["descriptor_id"] for c in rows} - current - {None, ""}}
         if self.old_revision:
             old = sorted(self.old_revision)
             self.champs.update(store.champs_by_dossier(db, old))
@@ -225,9 +237,6 @@ def dossier_form(db: sqlite_utils.Database, number: int, resolution: Resolution 
     return FormReader(db, [number], resolution, rows).form(number)
 
 
-_FORM_ROLES = tuple(r for r in ROLES if r not in SCHOOL_COLUMNS)  # the repetition's columns: per row
-
-
 def _build_form(row: dict, champs: list[dict], annotations: list[dict], old_revision: bool,
                 resolution: Resolution, roles: _Roles) -> DossierForm:
     lookup = _Lookup(roles, champs, annotations, old_revision)
@@ -235,7 +244,7 @@ def _build_form(row: dict, champs: list[dict], annotations: list[dict], old_revi
                        row["demandeur_name"], row["demandeur_type"], None, None, None, None,
                        date_depot=row["date_depot"], date_traitement=row["date_traitement"],
                        date_passage_en_instruction=row["date_passage_en_instruction"])
-    form.champs = {role: found for role in _FORM_ROLES if (found := lookup.find(role))}
+    form.champs = lookup.found()
     _identify(form, row)
     _declared(form)
     form.schools = _schools(form, lookup)
