@@ -47,11 +47,11 @@ def uai_departement(uai: str) -> str | None:
     return uai[1:3]
 
 
-_LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)  # 2 × d, minus 9 above 9
-
-
 def luhn_ok(digits: str) -> bool:
-    total = sum(int(ch) for ch in digits[-1::-2]) + sum(_LUHN_DOUBLED[int(ch)] for ch in digits[-2::-2])
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch) * (2 if i % 2 else 1)
+        total += n - 9 if n > 9 else n
     return total % 10 == 0
 
 
