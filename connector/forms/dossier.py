@@ -183,7 +183,8 @@ def _column_match(role: str, d: Descriptor) -> bool:
 
 class FormReader:
     """What the forms of a page of dossiers say: their rows, champs, annotations and role history are
-    read once for the page (one query each), then ``form(number)`` builds each dossier's."""
+    read once for the page (one query each, and one more per table when some dossier of the page was
+    filed under another revision), then ``form(number)`` builds each dossier's."""
 
     def __init__(self, db: sqlite_utils.Database, numbers: list[int], resolution: Resolution,
                  rows: dict[int, dict] | None = None):
@@ -330,7 +331,8 @@ def _schools(form: DossierForm, lookup: _Lookup) -> list[School]:
 
 
 def _school_of_row(position: int, cells: list[dict], lookup: _Lookup, container: dict, where: str) -> School | None:
-    choice, uai_cell, nom_cell, commune_cell = (lookup.column(r, cells) for r in SCHOOL_COLUMNS[1:] + SCHOOL_COLUMNS[:1])
+    choice, uai_cell, nom_cell, commune_cell = (lookup.column(r, cells)
+                                                for r in SCHOOL_COLUMNS[1:] + SCHOOL_COLUMNS[:1])
     commune = None
     if commune_cell is not None:
         value = _json(commune_cell["value"])
