@@ -61,6 +61,10 @@ class DossierForm:
         return (row or {}).get("label") or fallback
 
 
+_DIGITS = re.compile(r"\d+")
+_AMOUNT = re.compile(r"\d+(?:[.,]\d{1,2})?")
+
+
 def parse_count(text: Any) -> int | None:
     """``"12"``, ``12``, ``"12 écoles"`` -> 12; None when there is no number."""
     if text is None:
@@ -69,7 +73,7 @@ def parse_count(text: Any) -> int | None:
         return None
     if isinstance(text, int | float):
         return int(text) if float(text).is_integer() else None
-    m = re.search(r"\d+", str(text).replace("\u202f", "").replace("\xa0", ""))
+    m = _DIGITS.search(str(text).replace("\u202f", "").replace("\xa0", ""))
     return int(m.group()) if m else None
 
 
@@ -80,7 +84,7 @@ def parse_euros(text: Any) -> float | None:
     if isinstance(text, int | float):
         return float(text)
     s = str(text).replace("\u202f", "").replace("\xa0", "").replace(" ", "")
-    m = re.search(r"\d+(?:[.,]\d{1,2})?", s)
+    m = _AMOUNT.search(s)
     return float(m.group().replace(",", ".")) if m else None
 
 
@@ -93,41 +97,74 @@ def _json(value: Any) -> Any:
     return value
 
 
+_FORM_ROLES = tuple(r for r in ROLES if r not in SCHOOL_COLUMNS)  # the repetition's columns: per row
+
+
+class _Roles:
+    """Which descriptor ids each role is looked up by in one démarche: those of the active mapping, then
+    those the role had in earlier revisions (``form_roles``). Built once per page of dossiers."""
+
+    def __init__(self, resolution: Resolution, history: dict[str, list[tuple[str, str | None, int]]]):
+        self.resolution = resolution
+        self.ids = {role: set(resolution.champs(role)) | {did for did, _, _ in history.get(role, ())}
+                    for role in ROLES}
+        # descriptor id -> the roles (repetition columns aside) looking for it, among the public (False)
+        # or private (True) champs
+        self.by_descriptor: dict[bool, dict[str, list[str]]] = {False: {}, True: {}}
+        for role in _FORM_ROLES:
+            for did in self.ids[role]:
+                self.by_descriptor[SPECS[role].private].setdefault(did, []).append(role)
+        # the descriptor ids whose champs are read (the repetitions' cells are read anyway)
+        self.wanted = {private: set(by_id) for private, by_id in self.by_descriptor.items()}
+
+
 class _Lookup:
     """Finds a role's champs in one dossier (see the module docstring)."""
 
-    def __init__(self, resolution: Resolution, history: dict[str, list[tuple[str, str | None, int]]],
-                 champs: list[dict], annotations: list[dict]):
-        self.resolution = resolution
-        self.history = history
+    def __init__(self, roles: _Roles, champs: list[dict], annotations: list[dict], old_revision: bool):
+        self.roles = roles
         self.rows = {False: champs, True: annotations}
-        current = {d.id for d in resolution.descriptors}
-        ids = {c["descriptor_id"] for c in champs + annotations if c["descriptor_id"]}
-        self.old_revision = bool(ids - current)
+        self.old_revision = old_revision  # filed under another revision: some champ has an old descriptor
+        self.by_role: dict[str, list[dict]] = {}
+        self.children: dict[str, list[dict]] = {}  # repetition champ id -> its cells
+        for private, rows in self.rows.items():
+            wanted = roles.by_descriptor[private]
+            for c in rows:
+                for role in wanted.get(c["descriptor_id"], ()):
+                    self.by_role.setdefault(role, []).append(c)
+                if not private and c["parent_id"] is not None:
+                    self.children.setdefault(c["parent_id"], []).append(c)
         self._pseudo: dict[bool, list[Descriptor]] = {}
 
-    def ids(self, role: str) -> set[str]:
-        return set(self.resolution.champs(role)) | {did for did, _, _ in self.history.get(role, ())}
+    def found(self) -> dict[str, list[dict]]:
+        """The champs of every role found in this dossier (the repetition's columns aside: per row)."""
+        if not self.old_revision:
+            return {role: self.by_role[role] for role in _FORM_ROLES if role in self.by_role}
+        return {role: found for role in _FORM_ROLES if (found := self.find(role))}
 
     def find(self, role: str) -> list[dict]:
-        private = SPECS[role].private
-        ids = self.ids(role)
-        rows = [c for c in self.rows[private] if c["descriptor_id"] in ids]
+        """The champs of a role (not a repetition's column)."""
+        rows = self.by_role.get(role, [])
         if rows or not self.old_revision or role in SCHOOL_COLUMNS:
             return rows
         # Filed under another revision: match the dossier's own champs by label.
+        private = SPECS[role].private
         found = match(SPECS[role], self._descriptors(private), {})
         wanted = {d.id for d in found}
         return [c for c in self.rows[private] if c["champ_id"] in wanted]
 
-    def columns(self, role: str, repetition: dict, cells: list[dict]) -> list[dict]:
-        ids = self.ids(role)
-        hits = [c for c in cells if c["descriptor_id"] in ids]
-        if hits or not self.old_revision:
-            return hits
-        pseudo = [Descriptor(c["champ_id"], False, None, c["type"], c["label"]) for c in cells]
-        wanted = {d.id for d in pseudo if _column_match(role, d)}
-        return [c for c in cells if c["champ_id"] in wanted]
+    def column(self, role: str, cells: list[dict]) -> dict | None:
+        """The first of a repetition row's cells that plays this column's role."""
+        ids = self.roles.ids[role]
+        for c in cells:
+            if c["descriptor_id"] in ids:
+                return c
+        if not self.old_revision:
+            return None
+        for c in cells:
+            if _column_match(role, Descriptor(c["champ_id"], False, None, c["type"], c["label"])):
+                return c
+        return None
 
     def _descriptors(self, private: bool) -> list[Descriptor]:
         if private not in self._pseudo:
@@ -144,31 +181,74 @@ def _column_match(role: str, d: Descriptor) -> bool:
         spec.not_label and re.search(spec.not_label, d.norm))
 
 
+class FormReader:
+    """What the forms of a page of dossiers say: their rows, champs, annotations and role history are
+    read once for the page (one query each, and one more per table when some dossier of the page was
+    filed under another revision), then ``form(number)`` builds each dossier's."""
+
+    def __init__(self, db: sqlite_utils.Database, numbers: list[int], resolution: Resolution,
+                 rows: dict[int, dict] | None = None):
+        self.db = db
+        self.resolution = resolution
+        self.rows = store.dossier_rows(db, numbers) if rows is None else rows
+        self._roles: dict[int, _Roles] = {}
+        # Only the champs a role is looked up by, the repetitions' cells and those of other revisions;
+        # then every champ of the dossiers filed under another revision (their roles are found by label).
+        wanted, current = self._wanted_ids(), {d.id for d in resolution.descriptors}
+        self.champs = store.champs_by_dossier(db, numbers, False, wanted[False], current)
+        self.annotations = store.champs_by_dossier(db, numbers, True, wanted[True], current)
+        self.old_revision = {number for by_dossier in (self.champs, self.annotations)
+                             for number, rows in by_dossier.items()
+                             if {c["descriptor_id"] for c in rows} - current - {None, ""}}
+        if self.old_revision:
+            old = sorted(self.old_revision)
+            self.champs.update(store.champs_by_dossier(db, old))
+            self.annotations.update(store.champs_by_dossier(db, old, private=True))
+
+    def _wanted_ids(self) -> dict[bool, set[str]]:
+        wanted: dict[bool, set[str]] = {False: set(), True: set()}
+        for demarche in {r["demarche_number"] for r in self.rows.values()}:
+            for private, ids in self.roles(demarche).wanted.items():
+                wanted[private] |= ids
+        return wanted
+
+    def roles(self, demarche: int) -> _Roles:
+        if demarche not in self._roles:
+            self._roles[demarche] = _Roles(self.resolution, store.role_history(self.db, demarche))
+        return self._roles[demarche]
+
+    def form(self, number: int) -> DossierForm | None:
+        """What the dossier's form says; None when the dossier is not in the mirror."""
+        row = self.rows.get(number)
+        if row is None:
+            return None
+        return _build_form(row, self.champs.get(number, []), self.annotations.get(number, []),
+                           number in self.old_revision, self.resolution, self.roles(row["demarche_number"]))
+
+
 def dossier_form(db: sqlite_utils.Database, number: int, resolution: Resolution | None = None,
                  demarche_config: Any = None) -> DossierForm | None:
     """What the dossier's form says; None when the dossier is not in the mirror. Without a
     ``resolution``, the démarche's is computed (with ``demarche_config``'s profile and overrides)."""
-    row = store.dossier_row(db, number)
-    if row is None:
+    rows = store.dossier_rows(db, [number])
+    if number not in rows:
         return None
-    demarche = row["demarche_number"]
     if resolution is None:
-        resolution = resolve(db, demarche, demarche_config)
-    champs, annotations = store.dossier_champs(db, number), store.dossier_champs(db, number, private=True)
-    lookup = _Lookup(resolution, store.role_history(db, demarche), champs, annotations)
-    form = DossierForm(number, demarche, row["state"], resolution.profile, None, None, row["demandeur_name"],
-                       row["demandeur_type"], None, None, None, None,
+        resolution = resolve(db, rows[number]["demarche_number"], demarche_config)
+    return FormReader(db, [number], resolution, rows).form(number)
+
+
+def _build_form(row: dict, champs: list[dict], annotations: list[dict], old_revision: bool,
+                resolution: Resolution, roles: _Roles) -> DossierForm:
+    lookup = _Lookup(roles, champs, annotations, old_revision)
+    form = DossierForm(row["number"], row["demarche_number"], row["state"], resolution.profile, None, None,
+                       row["demandeur_name"], row["demandeur_type"], None, None, None, None,
                        date_depot=row["date_depot"], date_traitement=row["date_traitement"],
                        date_passage_en_instruction=row["date_passage_en_instruction"])
-    for role in ROLES:
-        if role in SCHOOL_COLUMNS:
-            continue
-        found = lookup.find(role)
-        if found:
-            form.champs[role] = found
+    form.champs = lookup.found()
     _identify(form, row)
     _declared(form)
-    form.schools = _schools(form, lookup, champs)
+    form.schools = _schools(form, lookup)
     commune = _commune_name(form.champ("commune"))
     if commune:
         for school in form.schools:
@@ -213,7 +293,7 @@ def _declared(form: DossierForm) -> None:
         setattr(form, attr, value)
 
 
-def _schools(form: DossierForm, lookup: _Lookup, champs: list[dict]) -> list[School]:
+def _schools(form: DossierForm, lookup: _Lookup) -> list[School]:
     out: list[School] = []
     containers = form.champs.get("ecoles") or []
     if not containers:
@@ -223,7 +303,7 @@ def _schools(form: DossierForm, lookup: _Lookup, champs: list[dict]) -> list[Sch
         where = container["descriptor_id"] or container["label"]
         k = kind(container["type"])
         if k == "Repetition":
-            cells = [c for c in champs if c["parent_id"] == container["champ_id"]]
+            cells = lookup.children.get(container["champ_id"], [])
             rows: dict[Any, list[dict]] = {}
             for c in cells:
                 rows.setdefault((c["row_index"], c["row_id"]), []).append(c)
@@ -251,11 +331,8 @@ def _schools(form: DossierForm, lookup: _Lookup, champs: list[dict]) -> list[Sch
 
 
 def _school_of_row(position: int, cells: list[dict], lookup: _Lookup, container: dict, where: str) -> School | None:
-    def first(role: str) -> dict | None:
-        hits = lookup.columns(role, container, cells)
-        return hits[0] if hits else None
-
-    choice, uai_cell, nom_cell, commune_cell = (first(r) for r in SCHOOL_COLUMNS[1:] + SCHOOL_COLUMNS[:1])
+    choice, uai_cell, nom_cell, commune_cell = (lookup.column(r, cells)
+                                                for r in SCHOOL_COLUMNS[1:] + SCHOOL_COLUMNS[:1])
     commune = None
     if commune_cell is not None:
         value = _json(commune_cell["value"])

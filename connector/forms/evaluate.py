@@ -14,7 +14,7 @@ from typing import Any
 import sqlite_utils
 
 from connector.forms import rules
-from connector.forms.dossier import DossierForm, dossier_form
+from connector.forms.dossier import DossierForm, FormReader
 from connector.forms.profiles import Resolution
 from connector.logs import get_logger
 from connector.store import forms as store
@@ -56,9 +56,13 @@ def evaluate_dossiers(db: sqlite_utils.Database, resolution: Resolution, numbers
     result = Evaluation()
     found: list[dict] = []
     done: list[int] = []
+    form_rows: list[dict] = []
+    ecole_rows: list[dict] = []
+    numbers = list(dict.fromkeys(numbers))  # each dossier once: its rows are written once
+    reader = FormReader(db, numbers, resolution)
     for number in numbers:
         try:
-            form = dossier_form(db, number, resolution)
+            form = reader.form(number)
         except Exception as exc:  # a dossier the forms layer cannot read never stops the sync
             log.error("forms.dossier_failed", dossier=number, demarche=resolution.demarche,
                       error=f"{type(exc).__name__}: {exc}")
@@ -68,10 +72,12 @@ def evaluate_dossiers(db: sqlite_utils.Database, resolution: Resolution, numbers
             continue
         for problem in form.problems:
             log.warning("forms.value_unexpected", dossier=number, demarche=resolution.demarche, problem=problem)
-        store.save_dossier_form(db, _form_row(form, now), _ecole_rows(form))
+        form_rows.append(_form_row(form, now))
+        ecole_rows += _ecole_rows(form)
         found += rules.check_dossier(form, resolution, settings)
         done.append(number)
         result.dossiers += 1
+    store.save_dossier_forms(db, form_rows, ecole_rows)
     result.opened, result.resolved = store.sync_anomalies(db, done, rules.DOSSIER_CODES, found, now)
     return result
 

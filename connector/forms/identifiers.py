@@ -15,10 +15,13 @@ import re
 UAI_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
 UAI_PATTERN = re.compile(r"^[0-9]{7}[A-Z]$")
 LA_POSTE_SIREN = "356000000"
+_SPACES = re.compile(r"\s+")
+_SIRET_SEPARATORS = re.compile(r"[\s.]+")
+_SIRET_PATTERN = re.compile(r"[0-9]{14}")
 
 
 def normalize_uai(typed: str | None) -> str:
-    return re.sub(r"\s+", "", typed or "").upper()
+    return _SPACES.sub("", typed or "").upper()
 
 
 def uai_check_letter(first7: str) -> str:
@@ -53,12 +56,12 @@ def luhn_ok(digits: str) -> bool:
 
 
 def normalize_siret(typed: str | None) -> str:
-    return re.sub(r"[\s.]+", "", typed or "")
+    return _SIRET_SEPARATORS.sub("", typed or "")
 
 
 def siret_problem(siret: str) -> str | None:
     """Why a SIRET is invalid (French), or None."""
-    if not re.fullmatch(r"[0-9]{14}", siret):
+    if not _SIRET_PATTERN.fullmatch(siret):
         return "ne compte pas 14 chiffres"
     if siret.startswith(LA_POSTE_SIREN):
         if luhn_ok(siret) or sum(int(c) for c in siret) % 5 == 0:

@@ -14,6 +14,7 @@ the champ by its label or its descriptor id.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -25,14 +26,19 @@ from connector.forms.roles import PRIVATE_ROLES, PROFILE_NAMES, ROLES, SCHOOL_CO
 from connector.store import forms as store
 
 
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+
+
+@functools.lru_cache(maxsize=4096)
 def normalize(text: str | None) -> str:
     """``"Nombre d'écoles inscrites (pour…)"`` -> ``"nombre d ecoles inscrites pour"``."""
     if not text:
         return ""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", ascii_text).split())
+    return " ".join(_NOT_WORD.sub(" ", ascii_text).split())
 
 
+@functools.lru_cache(maxsize=256)
 def kind(type_name: str | None) -> str:
     """A descriptor's or a champ's type as one word: ``EmailChampDescriptor`` and ``TextChamp`` -> ``Text``
     (DS serves e-mail, phone and textarea champs as TextChamp)."""

@@ -18,6 +18,8 @@ from connector.forms.identifiers import normalize_uai, uai_problem
 _UAI = re.compile(r"(?<![0-9A-Za-z])([0-9]{3}[0-9A-Za-z]{4}[A-Za-z])(?![0-9A-Za-z])")
 _PAREN = re.compile(r"^(?P<name>.*?)\s*,\s*(?P<commune>[^,()]*?)\s*\((?P<uai>[^()]*)\)\s*$")
 _DASH = re.compile(r"^(?P<name>.*?)\s+[-–—]\s+(?P<uai>\S+)\s*$")
+_SPACES = re.compile(r"\s+")
+_ALNUM = re.compile(r"[0-9A-Za-z]+")
 
 
 @dataclass
@@ -44,8 +46,8 @@ def parse_school_text(text: str) -> tuple[str | None, str | None, str | None]:
     m = _DASH.match(text)
     if m and _UAI.fullmatch(m["uai"]):
         return m["uai"], m["name"].strip() or None, None
-    compact = re.sub(r"\s+", "", text)
-    if len(compact) <= 10 and re.fullmatch(r"[0-9A-Za-z]+", compact):
+    compact = _SPACES.sub("", text)
+    if len(compact) <= 10 and _ALNUM.fullmatch(compact):
         return text, None, None  # a typed UAI, right or wrong
     m = _UAI.search(text)
     if m:

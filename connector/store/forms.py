@@ -206,29 +206,47 @@ def role_history(db: sqlite_utils.Database, demarche: int) -> dict[str, list[tup
 
 
 _CHAMP_COLS = ("champ_id", "descriptor_id", "parent_id", "row_id", "row_index", "position", "label", "type",
-               "string_value", "value", "raw")
+               "string_value", "value")
+_DOSSIER_COLS = ("number", "demarche_number", "state", "demandeur_type", "demandeur_siret", "demandeur_name",
+                 "date_depot", "date_traitement", "date_passage_en_instruction", "pending_deletion")
 
 
-def dossier_row(db: sqlite_utils.Database, number: int) -> dict | None:
-    row = db.conn.execute(
-        "SELECT number, demarche_number, state, demandeur_type, demandeur_siret, demandeur_name, raw, "
-        "date_depot, date_traitement, date_passage_en_instruction, pending_deletion "
-        "FROM dossiers WHERE number = ?", [number]).fetchone()
-    if row is None:
-        return None
-    cols = ("number", "demarche_number", "state", "demandeur_type", "demandeur_siret", "demandeur_name", "raw",
-            "date_depot", "date_traitement", "date_passage_en_instruction", "pending_deletion")
-    return dict(zip(cols, row))
+def _marks(items: list) -> str:
+    return ", ".join("?" * len(items))
 
 
-def dossier_champs(db: sqlite_utils.Database, number: int, private: bool = False) -> list[dict]:
-    """The dossier's champs (or annotations) in form order: top-level ones by position, each
-    repetition's cells after it by row then position."""
+def dossier_rows(db: sqlite_utils.Database, numbers: list[int]) -> dict[int, dict]:
+    """The mirror rows of these dossiers (those in the mirror), by number."""
+    out: dict[int, dict] = {}
+    for chunk in _chunks(list(numbers), 500):
+        for r in db.conn.execute(
+                f"SELECT {', '.join(_DOSSIER_COLS)} FROM dossiers WHERE number IN ({_marks(chunk)})", chunk):
+            out[r[0]] = dict(zip(_DOSSIER_COLS, r))
+    return out
+
+
+def champs_by_dossier(db: sqlite_utils.Database, numbers: list[int], private: bool = False,
+                      wanted: set[str] | None = None, current: set[str] = frozenset()) -> dict[int, list[dict]]:
+    """The champs (or annotations) of these dossiers, by dossier, in form order: top-level ones by
+    position, each repetition's cells after it by row then position. A dossier without any is absent.
+    With ``wanted`` (descriptor ids), only those champs, the repetitions' cells and the champs whose
+    descriptor is not one of ``current`` (the active revision's)."""
     table = "annotations" if private else "champs"
-    rows = db.conn.execute(
-        f"SELECT {', '.join(_CHAMP_COLS)} FROM {table} WHERE dossier_number = ? "
-        "ORDER BY parent_id IS NOT NULL, row_index, position", [number]).fetchall()
-    return [dict(zip(_CHAMP_COLS, r)) for r in rows]
+    select = f"SELECT {', '.join(_CHAMP_COLS)}, dossier_number FROM {table} WHERE dossier_number IN "
+    order = " ORDER BY dossier_number, parent_id IS NOT NULL, row_index, position"
+    ids, active = sorted(wanted or ()), sorted(current)
+    out: dict[int, list[dict]] = {}
+    for chunk in _chunks(list(numbers), 500):
+        if wanted is None:
+            cursor = db.conn.execute(f"{select}({_marks(chunk)}){order}", chunk)
+        else:
+            cursor = db.conn.execute(
+                f"{select}({_marks(chunk)}) AND (descriptor_id IN ({_marks(ids)}) OR parent_id IS NOT NULL "
+                f"OR (descriptor_id <> '' AND descriptor_id NOT IN ({_marks(active)}))){order}",
+                [*chunk, *ids, *active])
+        for row in cursor.fetchall():  # zip stops before the last column, the dossier's number
+            out.setdefault(row[-1], []).append(dict(zip(_CHAMP_COLS, row)))
+    return out
 
 
 def dossier_numbers(db: sqlite_utils.Database, demarche: int | None = None) -> list[int]:
@@ -246,13 +264,15 @@ def demarche_of(db: sqlite_utils.Database, number: int) -> int | None:
 # --- Writing what a dossier's form says -------------------------------------------------------------
 
 
-def save_dossier_form(db: sqlite_utils.Database, row: dict, ecoles: list[dict]) -> None:
-    """Replace the dossier's form summary and its schools (one transaction with the caller's page)."""
-    require_transaction(db, "save_dossier_form")
-    number = row["dossier_number"]
-    db.conn.execute("DELETE FROM ecoles WHERE dossier_number = ?", [number])
-    db.conn.execute("DELETE FROM dossier_forms WHERE dossier_number = ?", [number])
-    insert_many(db, "dossier_forms", [row])
+def save_dossier_forms(db: sqlite_utils.Database, rows: list[dict], ecoles: list[dict]) -> None:
+    """Replace the form summaries of these dossiers and their schools (one transaction with the
+    caller's page). ``ecoles``: every school of these dossiers, in dossier then position order."""
+    require_transaction(db, "save_dossier_forms")
+    numbers = [r["dossier_number"] for r in rows]
+    for chunk in _chunks(numbers, 500):
+        db.conn.execute(f"DELETE FROM ecoles WHERE dossier_number IN ({_marks(chunk)})", chunk)
+        db.conn.execute(f"DELETE FROM dossier_forms WHERE dossier_number IN ({_marks(chunk)})", chunk)
+    insert_many(db, "dossier_forms", rows)
     insert_many(db, "ecoles", ecoles)
 
 
@@ -275,14 +295,16 @@ def sync_anomalies(db: sqlite_utils.Database, dossier_numbers: Iterable[int], co
             open_rows[(number, code, key)] = aid
     seen: set[int] = set()
     new_rows = []
+    still = []
     for a in found:
         aid = open_rows.get((a["dossier_number"], a["code"], a["key"]))
         if aid is None:
             new_rows.append({**a, "first_seen_at": now, "last_seen_at": now, "resolved_at": None})
         else:
             seen.add(aid)
-            db.conn.execute("UPDATE anomalies SET last_seen_at = ?, message = ?, severity = ?, champ = ? "
-                            "WHERE id = ?", [now, a["message"], a["severity"], a["champ"], aid])
+            still.append([now, a["message"], a["severity"], a["champ"], aid])
+    db.conn.executemany("UPDATE anomalies SET last_seen_at = ?, message = ?, severity = ?, champ = ? "
+                        "WHERE id = ?", still)
     gone = [aid for aid in open_rows.values() if aid not in seen]
     db.conn.executemany("UPDATE anomalies SET resolved_at = ? WHERE id = ?", [[now, aid] for aid in gone])
     cols = ("demarche_number", "dossier_number", "code", "severity", "champ", "key", "message",
@@ -309,11 +331,10 @@ def shared_schools(db: sqlite_utils.Database, demarche: int) -> list[tuple[str, 
             FROM ecoles e JOIN dossiers d ON d.number = e.dossier_number
             LEFT JOIN dossier_forms f ON f.dossier_number = e.dossier_number
             WHERE e.demarche_number = ? AND e.uai_valide = 1 AND d.state IN {_LIVE} AND d.pending_deletion = 0
-        ), claimed AS (
-            SELECT uai FROM live GROUP BY uai HAVING count(DISTINCT siret) > 1
         )
-        SELECT DISTINCT live.uai, live.dossier_number, live.siret FROM live JOIN claimed USING (uai)
-        ORDER BY live.uai, live.dossier_number""", [demarche]).fetchall()
+        SELECT DISTINCT uai, dossier_number, siret FROM live
+        WHERE uai IN (SELECT uai FROM live GROUP BY uai HAVING count(DISTINCT siret) > 1)
+        ORDER BY uai, dossier_number""", [demarche]).fetchall()
 
 
 def shared_sirets(db: sqlite_utils.Database, demarche: int) -> list[tuple[str, int]]:
