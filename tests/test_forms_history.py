@@ -4,6 +4,7 @@ takes its schools and anomalies with it; the cross-dossier rules follow the doss
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from contextlib import closing
@@ -114,3 +115,34 @@ def test_export_and_check_from_the_command_line(make_simulator, tmp_path):
     missing.write_text(config.path.read_text().replace('path = "ds-connector.sqlite"', 'path = "none.sqlite"'))
     result = _cli("export", "ouvertures", "--config", str(missing))
     assert result.returncode != 0 and "No database" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cross_rules_run_again_only_when_what_they_read_changed(make_simulator, tmp_path):
+    """A sync that changed nothing the cross rules read writes no anomaly; a dossier moved to DS's
+    trash (no dossier page brings it) changes what they read, and its pair is alone again."""
+    handle = make_simulator(world=seed_world(seed=2026, dossiers=300))
+    config = simulator_config(tmp_path, handle, demarches=[OCCITANIE])
+    assert sync(config, hooks=sync_hooks(config)).exit_code == 0
+    cross = "SELECT id, last_seen_at, resolved_at, message FROM anomalies " \
+            "WHERE code IN ('collectivite_en_double', 'ecole_revendiquee') ORDER BY id"
+    before = [tuple(r) for r in _rows(config, cross)]
+    assert before and all(r[2] is None for r in before)
+    [(fingerprint,)] = _rows(config, "SELECT cross_fingerprint FROM form_profiles WHERE demarche_number = ?",
+                             OCCITANIE)
+    assert fingerprint
+
+    with closing(sqlite3.connect(config.database.path)) as conn, conn:  # a mark a rewrite would erase
+        conn.execute("UPDATE anomalies SET last_seen_at = '2000-01-01T00:00:00+00:00' "
+                     "WHERE code IN ('collectivite_en_double', 'ecole_revendiquee')")
+    marked = [(i, "2000-01-01T00:00:00+00:00", resolved, message) for i, _, resolved, message in before]
+    handle.control("touch", numbers=[_planted(handle, A.SIGNATORY_FORMAT, OCCITANIE)[0]])  # not a cross fact
+    assert sync(config, hooks=sync_hooks(config)).exit_code == 0
+    assert [tuple(r) for r in _rows(config, cross)] == marked  # nothing rewritten
+
+    twice = _planted(handle, A.SIRET_TWICE, OCCITANIE)
+    handle.control("hide", number=twice[0], by="administration")
+    assert sync(config, hooks=sync_hooks(config)).exit_code == 0
+    assert _rows(config, "SELECT pending_deletion FROM dossiers WHERE number = ?", twice[0])[0][0] == 1
+    assert not _rows(config, "SELECT * FROM anomalies WHERE code = 'collectivite_en_double' AND resolved_at IS NULL")
+    [(after,)] = _rows(config, "SELECT cross_fingerprint FROM form_profiles WHERE demarche_number = ?", OCCITANIE)
+    assert after and after != fingerprint

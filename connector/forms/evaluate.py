@@ -7,12 +7,14 @@ here stops a sync: a dossier whose form cannot be read, or a rule that raises on
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
 
+from connector import __version__
 from connector.forms import rules
 from connector.forms.dossier import DossierForm, FormReader
 from connector.forms.profiles import Resolution
@@ -29,6 +31,7 @@ class Evaluation:
     failed: list[int] = field(default_factory=list)
     opened: int = 0
     resolved: int = 0
+    skipped: bool = False  # evaluate_cross: what the rules read had not changed
 
 
 def _form_row(form: DossierForm, now: str) -> dict[str, Any]:
@@ -84,11 +87,27 @@ def evaluate_dossiers(db: sqlite_utils.Database, resolution: Resolution, numbers
 
 def evaluate_cross(db: sqlite_utils.Database, resolution: Resolution, now: str | None = None) -> Evaluation:
     """The cross-dossier rules of the whole démarche (one school claimed by two collectivités, one
-    collectivité with two live dossiers)."""
+    collectivité with two live dossiers). What they read (``rules.cross_facts``) is fingerprinted with
+    the labels and the code's version: when it is what the last evaluation read, the anomalies are
+    already right and nothing is written (``skipped``). The fingerprint commits with the anomalies;
+    a new role mapping clears it (``store.save_resolution``)."""
     now = now or now_utc()
     result = Evaluation()
-    found = rules.check_cross(db, resolution)
+    facts = rules.cross_facts(db, resolution.demarche)
+    fingerprint = _fingerprint(resolution, facts)
+    if fingerprint == store.cross_fingerprint(db, resolution.demarche):
+        result.skipped = True
+        return result
+    found = rules.check_cross(db, resolution, facts)
     numbers = store.dossier_numbers(db, resolution.demarche)
     result.opened, result.resolved = store.sync_anomalies(db, numbers, rules.CROSS_CODES, found, now)
     result.dossiers = len(numbers)
+    store.set_cross_fingerprint(db, resolution.demarche, fingerprint)
     return result
+
+
+def _fingerprint(resolution: Resolution, facts: tuple[list[tuple], list[tuple]]) -> str:
+    """Everything ``rules.check_cross`` turns into anomalies, hashed."""
+    inputs = [__version__, rules.OTHERS_LISTED, [rules.RULES[c].severity for c in rules.CROSS_CODES],
+              resolution.label("ecoles"), resolution.label("siret"), facts]
+    return hashlib.sha256(json.dumps(inputs, ensure_ascii=False, default=str).encode()).hexdigest()

@@ -270,30 +270,67 @@ def check_dossier(form: DossierForm, resolution: Resolution, settings: Settings)
     return out.items
 
 
-def check_cross(db: sqlite_utils.Database, resolution: Resolution) -> list[dict]:
-    """The cross-dossier anomalies of the démarche."""
+OTHERS_LISTED = 5  # dossier numbers an anomaly message names before "et N autres"
+
+
+def _numbers(shown: list[int], total: int) -> str:
+    """The other dossiers as an instructeur reads them: a handful (``shown``), then how many more
+    (``total`` in all). A school claimed by 40 dossiers would otherwise make 40 messages of 40 numbers."""
+    rest = total - len(shown)
+    text = ", ".join(map(str, shown))
+    return f"{text} et {rest} autre{'s' if rest > 1 else ''}" if rest > 0 else text
+
+
+def cross_facts(db: sqlite_utils.Database, demarche: int) -> tuple[list[tuple], list[tuple]]:
+    """What the cross-dossier rules read: the schools claimed by two or more collectivités and the
+    SIRETs with two or more live dossiers (``store.shared_schools``, ``store.shared_sirets``)."""
+    return store.shared_schools(db, demarche), store.shared_sirets(db, demarche)
+
+
+def check_cross(db: sqlite_utils.Database, resolution: Resolution,
+                facts: tuple[list[tuple], list[tuple]] | None = None) -> list[dict]:
+    """The cross-dossier anomalies of the démarche (from ``facts`` when the caller read them)."""
     demarche = resolution.demarche
+    schools, sirets = facts if facts is not None else cross_facts(db, demarche)
     items: list[dict] = []
     by_uai: dict[str, list[tuple[int, str]]] = {}
-    for uai, number, siret in store.shared_schools(db, demarche):
+    for uai, number, siret in schools:
         by_uai.setdefault(uai, []).append((number, siret))
     for uai, holders in by_uai.items():
+        holders.sort()
+        per_siret: dict[str, int] = {}
+        for _, siret in holders:
+            per_siret[siret] = per_siret.get(siret, 0) + 1
         for number, siret in holders:
-            others = sorted({n for n, s in holders if s != siret})
+            # the first few holders of another SIRET, and how many they are in all: linear in the holders
+            shown = _first_others(holders, siret)
+            others = len(holders) - per_siret[siret]
             items.append({"demarche_number": demarche, "dossier_number": number, "code": "ecole_revendiquee",
                           "severity": RULES["ecole_revendiquee"].severity, "champ": resolution.label("ecoles"),
                           "key": uai,
                           "message": f"L'école « {uai} » est aussi demandée par une autre collectivité "
-                                     f"(dossier(s) {', '.join(map(str, others))})."})
+                                     f"(dossier(s) {_numbers(shown, others)})."})
     by_siret: dict[str, list[int]] = {}
-    for siret, number in store.shared_sirets(db, demarche):
+    for siret, number in sirets:
         by_siret.setdefault(siret, []).append(number)
     for siret, numbers in by_siret.items():
         for number in numbers:
-            others = [n for n in numbers if n != number]
+            shown = [n for n in numbers[:OTHERS_LISTED + 1] if n != number][:OTHERS_LISTED]
             items.append({"demarche_number": demarche, "dossier_number": number, "code": "collectivite_en_double",
                           "severity": RULES["collectivite_en_double"].severity,
                           "champ": resolution.label("siret") or "SIRET du demandeur", "key": siret,
                           "message": f"Un seul formulaire par collectivité : le SIRET « {siret} » a aussi le(s) "
-                                     f"dossier(s) en cours {', '.join(map(str, others))}."})
+                                     f"dossier(s) en cours {_numbers(shown, len(numbers) - 1)}."})
     return items
+
+
+def _first_others(holders: list[tuple[int, str]], siret: str) -> list[int]:
+    """The first OTHERS_LISTED holders (in number order; each dossier holds a school once) of
+    another SIRET."""
+    out: list[int] = []
+    for number, s in holders:
+        if s != siret:
+            out.append(number)
+            if len(out) == OTHERS_LISTED:
+                break
+    return out

@@ -47,6 +47,13 @@ def _run_reports(db: sqlite_utils.Database) -> None:
     db.execute(RUN_REPORTS_DDL)
 
 
+@MIGRATIONS(name="0004_cross_fingerprint")
+def _cross_fingerprint(db: sqlite_utils.Database) -> None:
+    from connector.store import forms
+
+    forms.add_cross_fingerprint(db)
+
+
 def open_db(path: Path) -> sqlite_utils.Database:
     """Open (creating it and its parent directories if needed) the mirror for writing."""
     path = Path(path)

@@ -175,7 +175,8 @@ def save_resolution(db: sqlite_utils.Database, demarche: int, profile: str, dete
     db.conn.execute(
         "INSERT INTO form_profiles (demarche_number, profile, detected, problems, resolved_at) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (demarche_number) DO UPDATE SET profile = excluded.profile, "
-        "detected = excluded.detected, problems = excluded.problems, resolved_at = excluded.resolved_at",
+        "detected = excluded.detected, problems = excluded.problems, resolved_at = excluded.resolved_at, "
+        "cross_fingerprint = NULL",
         [demarche, profile, int(detected), json.dumps(problems, ensure_ascii=False), now])
     db.conn.execute("UPDATE form_roles SET active = 0 WHERE demarche_number = ?", [demarche])
     db.conn.executemany(
@@ -185,6 +186,24 @@ def save_resolution(db: sqlite_utils.Database, demarche: int, profile: str, dete
         [[demarche, role, did, label, kind, now, now]
          for role, items in mapping.items() for did, label, kind in items])
     return previous
+
+
+def add_cross_fingerprint(db: sqlite_utils.Database) -> None:
+    """Migration 0004_cross_fingerprint (registered in ``store/db.py``): what the cross-dossier rules
+    last read, so that a sync that changed none of it does not evaluate them again."""
+    db.execute("ALTER TABLE form_profiles ADD COLUMN cross_fingerprint TEXT")
+
+
+def cross_fingerprint(db: sqlite_utils.Database, demarche: int) -> str | None:
+    row = db.conn.execute("SELECT cross_fingerprint FROM form_profiles WHERE demarche_number = ?",
+                          [demarche]).fetchone()
+    return row[0] if row else None
+
+
+def set_cross_fingerprint(db: sqlite_utils.Database, demarche: int, fingerprint: str) -> None:
+    require_transaction(db, "set_cross_fingerprint")
+    db.conn.execute("UPDATE form_profiles SET cross_fingerprint = ? WHERE demarche_number = ?",
+                    [fingerprint, demarche])
 
 
 def stored_profile(db: sqlite_utils.Database, demarche: int) -> str | None:
