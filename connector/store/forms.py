@@ -313,22 +313,23 @@ def sync_anomalies(db: sqlite_utils.Database, dossier_numbers: Iterable[int], co
                 f"AND code IN ({', '.join('?' * len(codes))})", [*chunk, *codes]):
             open_rows[(number, code, key)] = aid
     seen: set[int] = set()
-    new_rows = []
+    new_rows: list[tuple] = []
     still = []
     for a in found:
         aid = open_rows.get((a["dossier_number"], a["code"], a["key"]))
         if aid is None:
-            new_rows.append({**a, "first_seen_at": now, "last_seen_at": now, "resolved_at": None})
+            new_rows.append((a["demarche_number"], a["dossier_number"], a["code"], a["severity"], a["champ"],
+                             a["key"], a["message"], now, now))
         else:
             seen.add(aid)
-            still.append([now, a["message"], a["severity"], a["champ"], aid])
+            still.append((now, a["message"], a["severity"], a["champ"], aid))
     db.conn.executemany("UPDATE anomalies SET last_seen_at = ?, message = ?, severity = ?, champ = ? "
                         "WHERE id = ?", still)
     gone = [aid for aid in open_rows.values() if aid not in seen]
-    db.conn.executemany("UPDATE anomalies SET resolved_at = ? WHERE id = ?", [[now, aid] for aid in gone])
-    cols = ("demarche_number", "dossier_number", "code", "severity", "champ", "key", "message",
-            "first_seen_at", "last_seen_at", "resolved_at")
-    insert_many(db, "anomalies", [{c: r[c] for c in cols} for r in new_rows])
+    db.conn.executemany("UPDATE anomalies SET resolved_at = ? WHERE id = ?", [(now, aid) for aid in gone])
+    db.conn.executemany(
+        "INSERT INTO anomalies (demarche_number, dossier_number, code, severity, champ, key, message, "
+        "first_seen_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", new_rows)
     return len(new_rows), len(gone)
 
 
