@@ -147,7 +147,11 @@ def save_dossiers(
     - Attachment rows keep their download state while the same file stays on the same owner.
     - File URLs go to ``files.url``, not into the raw JSON; the caller's nodes are not changed.
 
-    The page is written with one statement per table (``executemany``), not one per dossier.
+    The page is written with one statement per table (``executemany``), not one per dossier, and
+    every row is built before the first write: a node it cannot read raises (KeyError, TypeError,
+    ValueError, AttributeError) before anything is written, so the caller needs no savepoint to save
+    the page again dossier by dossier. Those errors from the writing itself would be a bug: they
+    come out as ``RuntimeError``, which aborts the page's transaction instead.
     """
     require_transaction(db, "save_dossiers")
     seen_at = seen_at or now_utc()
@@ -198,9 +202,12 @@ def save_dossiers(
             page.labels.append(_label_row(demarche_number, label))
             page.dossier_labels.append({"dossier_number": number, "label_id": label["id"]})
         page.files[number] = files
-    counts.removed_files = page.write(db, demarche_number)
+    try:
+        counts.removed_files = page.write(db, demarche_number)
+        _clear_flags(db, numbers)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RuntimeError(f"save_dossiers failed while writing (a bug, not a bad dossier): {exc!r}") from exc
     counts.changed = page.new + page.updated
-    _clear_flags(db, numbers)
     if unknown:
         log.warning("store.unknown_champ_types", types=unknown)
     return counts
