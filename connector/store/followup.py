@@ -178,7 +178,8 @@ def annotation_values(db: sqlite_utils.Database, numbers: list[int],
         for row in _rows(db, f"""
                 SELECT dossier_number, descriptor_id, champ_id, value, string_value, updated_at FROM annotations
                 WHERE dossier_number IN ({", ".join("?" * len(chunk))}) AND row_id IS NULL
-                  AND descriptor_id IN ({", ".join("?" * len(wanted))})""", chunk + wanted):
+                  AND +descriptor_id IN ({", ".join("?" * len(wanted))})""", chunk + wanted):
+            # "+descriptor_id": look the dossiers up by primary key, not every dossier's annotation by descriptor
             out[row["dossier_number"]][row["descriptor_id"]] = row
     return out
 
@@ -203,8 +204,17 @@ def instructeur_in_groupe(db: sqlite_utils.Database, instructeur_id: str, groupe
 
 
 def newest_ds_time(db: sqlite_utils.Database) -> str | None:
-    """The newest DS timestamp in the mirror (a lower bound of DS's clock)."""
-    row = db.conn.execute("SELECT max(date_derniere_modification) FROM dossiers").fetchone()
+    """The newest DS timestamp in the mirror (a lower bound of DS's clock): ``max(date_derniere_modification)``
+    of ``dossiers``, read as the newest of each démarche (the démarches found by skipping along the
+    ``(demarche_number, date_derniere_modification)`` index) — a few index seeks, not a scan."""
+    row = db.conn.execute("""
+        WITH RECURSIVE each(demarche) AS (
+            SELECT min(demarche_number) FROM dossiers
+            UNION ALL
+            SELECT (SELECT min(demarche_number) FROM dossiers WHERE demarche_number > each.demarche)
+            FROM each WHERE each.demarche IS NOT NULL)
+        SELECT max((SELECT max(date_derniere_modification) FROM dossiers WHERE demarche_number = each.demarche))
+        FROM each WHERE each.demarche IS NOT NULL""").fetchone()
     return row[0] if row else None
 
 
