@@ -233,9 +233,17 @@ CONVENTION_COLUMNS = ("dossier_number", "demarche_number", "reference", "referen
 
 def save_conventions(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> int:
     """Upsert convention rows; a row whose content did not change keeps its ``updated_at``. Returns
-    how many rows changed. Inside the caller's transaction."""
+    how many rows changed. Inside the caller's transaction.
+
+    The rows already stored as given are left out first (reading them back costs less than an upsert
+    that changes nothing); the upsert's own ``WHERE`` still guards the others."""
     require_transaction(db, "save_conventions")
     if not rows:
+        return 0
+    values = [tuple(r[c] for c in CONVENTION_COLUMNS) for r in rows]
+    stored = _stored_conventions(db, [v[0] for v in values])
+    values = [v for v in values if stored.get(v[0]) != v]
+    if not values:
         return 0
     now = now_utc()
     columns = ", ".join(CONVENTION_COLUMNS)
@@ -245,9 +253,20 @@ def save_conventions(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> i
     db.conn.executemany(
         f"INSERT INTO conventions ({columns}, updated_at) VALUES ({', '.join('?' * (len(CONVENTION_COLUMNS) + 1))}) "
         f"ON CONFLICT (dossier_number) DO UPDATE SET {updates}, updated_at = excluded.updated_at WHERE {changes}",
-        [[r[c] for c in CONVENTION_COLUMNS] + [now] for r in rows],
+        [(*v, now) for v in values],
     )
     return db.conn.total_changes - before
+
+
+def _stored_conventions(db: sqlite_utils.Database, numbers: list[int]) -> dict[int, tuple]:
+    """The stored content (``CONVENTION_COLUMNS``) of these dossiers' convention rows, by number."""
+    out: dict[int, tuple] = {}
+    for i in range(0, len(numbers), 500):
+        chunk = numbers[i:i + 500]
+        for row in db.conn.execute(f"SELECT {', '.join(CONVENTION_COLUMNS)} FROM conventions "
+                                   f"WHERE dossier_number IN ({', '.join('?' * len(chunk))})", chunk):
+            out[row[0]] = row
+    return out
 
 
 def delete_conventions(db: sqlite_utils.Database, numbers: list[int]) -> None:
