@@ -83,6 +83,8 @@ INDEXES = {
     "idx_conventions_demarche_status": "conventions(demarche_number, status)",
     "idx_actions_state": "actions(state)",
     "idx_actions_dossier": "actions(dossier_number, step)",
+    # covers usager_messages(): the usager's messages of a dossier without reading their bodies
+    "idx_messages_usager": "messages(dossier_number, created_at, id, email) WHERE sender = 'usager' AND discarded = 0",
 }
 
 VIEW_NAME = "convention_followup"
@@ -106,7 +108,8 @@ def migrate(db: sqlite_utils.Database) -> None:
 
 
 def ensure_shape(db: sqlite_utils.Database) -> None:
-    """Indexes and the browsing view (idempotent; re-created when its definition changed)."""
+    """Indexes and the browsing view (idempotent; re-created when its definition changed). The
+    indexes are also ensured on every open (``connector/store/db.py``)."""
     for name, columns in INDEXES.items():
         db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {columns}")
     create = f"CREATE VIEW {VIEW_NAME} AS {VIEW}"
