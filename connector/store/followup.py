@@ -419,10 +419,18 @@ def journal_keys(db: sqlite_utils.Database, numbers: list[int]) -> dict[int, dic
 
 
 def champ_values(db: sqlite_utils.Database, numbers: list[int], descriptor_id: str | None) -> dict[int, Any]:
-    """One root champ's value per dossier."""
+    """One root champ's value per dossier. Many dossiers: one pass over the descriptor's champs (an
+    ``IN`` list per chunk would walk them all again for each chunk)."""
     if not descriptor_id or not numbers:
         return {}
     out: dict[int, Any] = {}
+    if len(numbers) > 500:
+        wanted = set(numbers)
+        for n, value in db.conn.execute("SELECT dossier_number, coalesce(value, string_value) FROM champs "
+                                        "WHERE descriptor_id = ? AND row_id IS NULL", [descriptor_id]):
+            if n in wanted:
+                out[n] = value
+        return out
     for i in range(0, len(numbers), 500):
         chunk = numbers[i:i + 500]
         out.update(db.conn.execute(
