@@ -111,10 +111,11 @@ async def after_sync_actions(config: Config) -> followup.RunReport | None:
             return await run_actions(config)
         db = open_db(config.database.path)
         try:
-            if not followup.deadline_demarches(db, config):
+            targets = followup.deadline_demarches(db, config)
+            if not targets:
                 return None
             async with _client(config) as client:
-                report = await followup.plan_only(config, client, db)
+                report = await followup.plan_only(config, client, db, targets=targets)
         finally:
             db.conn.close()
         return report

@@ -126,10 +126,9 @@ def deadline_demarches(db: sqlite_utils.Database, config: Config) -> list[tuple[
 # --- planning ---------------------------------------------------------------------------------
 
 
-def _values(db: sqlite_utils.Database, profile: FollowupProfile, facts: dict[str, Any],
-            st: Status, now: datetime) -> dict[str, Any]:
+def _values(schools: Any, facts: dict[str, Any], st: Status, now: datetime) -> dict[str, Any]:
+    """The template values of one dossier (``schools``: its "nombre d'écoles" champ's value)."""
     n = facts["number"]
-    schools = store.champ_values(db, [n], profile.champ("nombre_ecoles")).get(n)
     days = (st.deadline - deadlines.paris_day(now)).days if st.deadline else ""
     return {"collectivite": facts.get("demandeur_name") or "votre collectivité", "dossier": n,
             "date_limite": deadlines.fr_date(st.deadline) if st.deadline else "",
@@ -150,22 +149,28 @@ def plan_demarche(db: sqlite_utils.Database, dcfg: DemarcheConfig, profile: Foll
     if instructeur_id is None:
         plan.problem = (f"[ds] instructeur_email {instructeur_email!r} is not an instructeur of démarche {dcfg.number}"
                         if instructeur_email else "[ds] instructeur_email is not set: the connector cannot act on DS")
-    numbers = [facts["number"] for facts, _ in results]
-    keys = store.journal_keys(db, numbers)
+    due = []  # (facts, status, reminder step or None) of the dossiers with something due now
     for facts, st in results:
-        n = facts["number"]
-        known = keys.get(n, {})
         reminder = conventions.due_reminder(st, settings, now) if settings.reminders else None
         closing = settings.classer_sans_suite and conventions.closure_due(st, settings, now)
-        if reminder is None and not closing:
-            continue
+        if reminder is not None or closing:
+            due.append((facts, st, reminder))
+    if not due:
+        return plan
+    numbers = [facts["number"] for facts, _, _ in due]
+    keys = store.journal_keys(db, numbers)
+    schools_of = store.champ_values(db, numbers, profile.champ("nombre_ecoles"))
+    window = deadlines.next_window(now, settings.weekdays, settings.hours).isoformat(timespec="seconds")
+    annotation = _closure_annotation(db, dcfg.number, profile)
+    for facts, st, reminder in due:
+        n = facts["number"]
+        known = keys.get(n, {})
         if (why := conventions.blocked(facts)) is not None:
             plan.decisions.append(Decision(n, f"rien envoyé : {why}"))
             continue
         base = {"demarche_number": dcfg.number, "dossier_number": n, "deadline": st.deadline.isoformat(),
                 "instructeur_id": instructeur_id, "instructeur_email": instructeur_email}
-        values = _values(db, profile, facts, st, now)
-        window = deadlines.next_window(now, settings.weekdays, settings.hours).isoformat(timespec="seconds")
+        values = _values(schools_of.get(n), facts, st, now)
         ids = {"dossierId": facts["id"], "instructeurId": instructeur_id}
         if reminder is not None:
             key = f"reminder:{n}:{st.deadline}:{reminder}"
@@ -181,7 +186,6 @@ def plan_demarche(db: sqlite_utils.Database, dcfg: DemarcheConfig, profile: Foll
         steps: list[tuple[str, dict[str, Any]]] = [
             ("closure_message", {**ids, "body": templates.render(settings.closure_template or templates.CLOSURE,
                                                                  **values)})]
-        annotation = _closure_annotation(db, dcfg.number, profile)
         if annotation is not None:
             steps.append(("closure_annotations", {**ids, "annotations": [annotation]}))
         if facts["state"] == "en_construction":
@@ -464,12 +468,14 @@ async def run(config: Config, client: DsClient, db: sqlite_utils.Database, *, de
 
 
 async def plan_only(config: Config, client: DsClient, db: sqlite_utils.Database, *,
-                    demarches: list[int] | None = None) -> RunReport:
+                    demarches: list[int] | None = None,
+                    targets: list[tuple[DemarcheConfig, FollowupProfile]] | None = None) -> RunReport:
     """``actions plan``: what run would do now, and why; the journal and DS are not touched (the
-    convention statuses are refreshed, and DS is read once for its clock)."""
+    convention statuses are refreshed, and DS is read once for its clock). ``targets``: the
+    ``deadline_demarches`` the caller already resolved (default: resolved here)."""
     report = RunReport()
     runner = Runner(db, client, config, report, timedelta())
-    for dcfg, profile in deadline_demarches(db, config):
+    for dcfg, profile in deadline_demarches(db, config) if targets is None else targets:
         if demarches and dcfg.number not in demarches:
             continue
         now = await runner.clock(dcfg.number)

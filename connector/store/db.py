@@ -106,6 +106,7 @@ def open_db_readonly(path: Path) -> sqlite_utils.Database:
 
 
 def _ensure_indexes_and_views(db: sqlite_utils.Database) -> None:
+    from connector.store import followup as followup_shape
     from connector.store import forms as forms_shape
 
     stored = {
@@ -113,7 +114,7 @@ def _ensure_indexes_and_views(db: sqlite_utils.Database) -> None:
         for name, sql in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'").fetchall()
     }
     with db.atomic():
-        for name, columns in {**INDEXES, **forms_shape.INDEXES}.items():
+        for name, columns in {**INDEXES, **forms_shape.INDEXES, **followup_shape.INDEXES}.items():
             db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {columns}")
         for name, select in {**VIEWS, **forms_shape.VIEWS}.items():
             create = f"CREATE VIEW {name} AS {select}"

@@ -83,6 +83,8 @@ INDEXES = {
     "idx_conventions_demarche_status": "conventions(demarche_number, status)",
     "idx_actions_state": "actions(state)",
     "idx_actions_dossier": "actions(dossier_number, step)",
+    # covers usager_messages(): the usager's messages of a dossier without reading their bodies
+    "idx_messages_usager": "messages(dossier_number, created_at, id, email) WHERE sender = 'usager' AND discarded = 0",
 }
 
 VIEW_NAME = "convention_followup"
@@ -106,7 +108,8 @@ def migrate(db: sqlite_utils.Database) -> None:
 
 
 def ensure_shape(db: sqlite_utils.Database) -> None:
-    """Indexes and the browsing view (idempotent; re-created when its definition changed)."""
+    """Indexes and the browsing view (idempotent; re-created when its definition changed). The
+    indexes are also ensured on every open (``connector/store/db.py``)."""
     for name, columns in INDEXES.items():
         db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {columns}")
     create = f"CREATE VIEW {VIEW_NAME} AS {VIEW}"
@@ -178,7 +181,8 @@ def annotation_values(db: sqlite_utils.Database, numbers: list[int],
         for row in _rows(db, f"""
                 SELECT dossier_number, descriptor_id, champ_id, value, string_value, updated_at FROM annotations
                 WHERE dossier_number IN ({", ".join("?" * len(chunk))}) AND row_id IS NULL
-                  AND descriptor_id IN ({", ".join("?" * len(wanted))})""", chunk + wanted):
+                  AND +descriptor_id IN ({", ".join("?" * len(wanted))})""", chunk + wanted):
+            # "+descriptor_id": look the dossiers up by primary key, not every dossier's annotation by descriptor
             out[row["dossier_number"]][row["descriptor_id"]] = row
     return out
 
@@ -203,8 +207,17 @@ def instructeur_in_groupe(db: sqlite_utils.Database, instructeur_id: str, groupe
 
 
 def newest_ds_time(db: sqlite_utils.Database) -> str | None:
-    """The newest DS timestamp in the mirror (a lower bound of DS's clock)."""
-    row = db.conn.execute("SELECT max(date_derniere_modification) FROM dossiers").fetchone()
+    """The newest DS timestamp in the mirror (a lower bound of DS's clock): ``max(date_derniere_modification)``
+    of ``dossiers``, read as the newest of each démarche (the démarches found by skipping along the
+    ``(demarche_number, date_derniere_modification)`` index) — a few index seeks, not a scan."""
+    row = db.conn.execute("""
+        WITH RECURSIVE each(demarche) AS (
+            SELECT min(demarche_number) FROM dossiers
+            UNION ALL
+            SELECT (SELECT min(demarche_number) FROM dossiers WHERE demarche_number > each.demarche)
+            FROM each WHERE each.demarche IS NOT NULL)
+        SELECT max((SELECT max(date_derniere_modification) FROM dossiers WHERE demarche_number = each.demarche))
+        FROM each WHERE each.demarche IS NOT NULL""").fetchone()
     return row[0] if row else None
 
 
@@ -223,9 +236,17 @@ CONVENTION_COLUMNS = ("dossier_number", "demarche_number", "reference", "referen
 
 def save_conventions(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> int:
     """Upsert convention rows; a row whose content did not change keeps its ``updated_at``. Returns
-    how many rows changed. Inside the caller's transaction."""
+    how many rows changed. Inside the caller's transaction.
+
+    The rows already stored as given are left out first (reading them back costs less than an upsert
+    that changes nothing); the upsert's own ``WHERE`` still guards the others."""
     require_transaction(db, "save_conventions")
     if not rows:
+        return 0
+    values = [tuple(r[c] for c in CONVENTION_COLUMNS) for r in rows]
+    stored = _stored_conventions(db, [v[0] for v in values])
+    values = [v for v in values if stored.get(v[0]) != v]
+    if not values:
         return 0
     now = now_utc()
     columns = ", ".join(CONVENTION_COLUMNS)
@@ -235,9 +256,20 @@ def save_conventions(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> i
     db.conn.executemany(
         f"INSERT INTO conventions ({columns}, updated_at) VALUES ({', '.join('?' * (len(CONVENTION_COLUMNS) + 1))}) "
         f"ON CONFLICT (dossier_number) DO UPDATE SET {updates}, updated_at = excluded.updated_at WHERE {changes}",
-        [[r[c] for c in CONVENTION_COLUMNS] + [now] for r in rows],
+        [(*v, now) for v in values],
     )
     return db.conn.total_changes - before
+
+
+def _stored_conventions(db: sqlite_utils.Database, numbers: list[int]) -> dict[int, tuple]:
+    """The stored content (``CONVENTION_COLUMNS``) of these dossiers' convention rows, by number."""
+    out: dict[int, tuple] = {}
+    for i in range(0, len(numbers), 500):
+        chunk = numbers[i:i + 500]
+        for row in db.conn.execute(f"SELECT {', '.join(CONVENTION_COLUMNS)} FROM conventions "
+                                   f"WHERE dossier_number IN ({', '.join('?' * len(chunk))})", chunk):
+            out[row[0]] = row
+    return out
 
 
 def delete_conventions(db: sqlite_utils.Database, numbers: list[int]) -> None:
@@ -387,10 +419,18 @@ def journal_keys(db: sqlite_utils.Database, numbers: list[int]) -> dict[int, dic
 
 
 def champ_values(db: sqlite_utils.Database, numbers: list[int], descriptor_id: str | None) -> dict[int, Any]:
-    """One root champ's value per dossier."""
+    """One root champ's value per dossier. Many dossiers: one pass over the descriptor's champs (an
+    ``IN`` list per chunk would walk them all again for each chunk)."""
     if not descriptor_id or not numbers:
         return {}
     out: dict[int, Any] = {}
+    if len(numbers) > 500:
+        wanted = set(numbers)
+        for n, value in db.conn.execute("SELECT dossier_number, coalesce(value, string_value) FROM champs "
+                                        "WHERE descriptor_id = ? AND row_id IS NULL", [descriptor_id]):
+            if n in wanted:
+                out[n] = value
+        return out
     for i in range(0, len(numbers), 500):
         chunk = numbers[i:i + 500]
         out.update(db.conn.execute(
