@@ -140,21 +140,23 @@ def plan_demarche(db: sqlite_utils.Database, dcfg: DemarcheConfig, profile: Foll
     """What is due now on this démarche, from the mirror (the statuses are refreshed and saved first)."""
     settings = dcfg.deadline
     plan = DemarchePlan(dcfg.number, profile)
-    results = conventions.refresh(db, settings, dcfg.number, profile, now)
-    for _, st in results:
-        plan.statuses[st.status] = plan.statuses.get(st.status, 0) + 1
-    if not (settings.reminders or settings.classer_sans_suite):
+    acting = settings.reminders or settings.classer_sans_suite
+    due = []  # (facts, status, reminder step or None) of the dossiers with something due now
+    with db.atomic():  # only the due dossiers' facts are kept, not the démarche's
+        for facts, st in conventions.refreshed(db, settings, dcfg.number, profile, now):
+            plan.statuses[st.status] = plan.statuses.get(st.status, 0) + 1
+            if not acting:
+                continue
+            reminder = conventions.due_reminder(st, settings, now) if settings.reminders else None
+            closing = settings.classer_sans_suite and conventions.closure_due(st, settings, now)
+            if reminder is not None or closing:
+                due.append((facts, st, reminder))
+    if not acting:
         return plan
     instructeur_id = store.instructeur_by_email(db, instructeur_email) if instructeur_email else None
     if instructeur_id is None:
         plan.problem = (f"[ds] instructeur_email {instructeur_email!r} is not an instructeur of démarche {dcfg.number}"
                         if instructeur_email else "[ds] instructeur_email is not set: the connector cannot act on DS")
-    due = []  # (facts, status, reminder step or None) of the dossiers with something due now
-    for facts, st in results:
-        reminder = conventions.due_reminder(st, settings, now) if settings.reminders else None
-        closing = settings.classer_sans_suite and conventions.closure_due(st, settings, now)
-        if reminder is not None or closing:
-            due.append((facts, st, reminder))
     if not due:
         return plan
     numbers = [facts["number"] for facts, _, _ in due]
@@ -488,10 +490,10 @@ async def plan_only(config: Config, client: DsClient, db: sqlite_utils.Database,
 def refresh_all(db: sqlite_utils.Database, config: Config, now: datetime) -> dict[int, dict[str, int]]:
     out = {}
     for dcfg, profile in deadline_demarches(db, config):
-        results = conventions.refresh(db, dcfg.deadline, dcfg.number, profile, now)
         counts: dict[str, int] = {}
-        for _, st in results:
-            counts[st.status] = counts.get(st.status, 0) + 1
+        with db.atomic():
+            for _, st in conventions.refreshed(db, dcfg.deadline, dcfg.number, profile, now):
+                counts[st.status] = counts.get(st.status, 0) + 1
         out[dcfg.number] = counts
     return out
 
