@@ -7,14 +7,16 @@ labels, dossier_labels) into memory, grouped by dossier in pages of ``--page`` d
 and number order, as the sync receives them), then, into a fresh database made by the connector's
 own ``open_db`` (same tables, indexes, pragmas and ``tune_for_sync``), times one ``executemany`` per
 table and page and one commit per page: what SQLite alone costs for the rows a full sync writes,
-with no JSON, no HTTP and no Python row building. ``bench/sync.py`` runs it on the mirror its full
-sync wrote and prints the connector's CPU beside this floor plus the lower bound's own CPU (fetch
+with no JSON, no HTTP and no Python row building. ``bench/sync.py`` runs it (in a child process:
+it holds the whole mirror in memory, which a forked sync would count as its own peak RSS) on the
+mirror its full sync wrote and prints the connector's CPU beside this floor plus the lower bound's own CPU (fetch
 and decode). Nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sqlite3
 import sys
@@ -76,10 +78,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mirror", type=Path, help="a mirror written by ds-connector sync")
     parser.add_argument("--page", type=int, default=100, help="dossiers per transaction (default 100)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
     if not args.mirror.is_file():
         raise SystemExit(f"no database at {args.mirror}")
     f = floor(args.mirror, args.page)
+    if args.json:
+        print(json.dumps(f))
+        return
     print(f"SQLite floor: {f['dossiers']} dossiers, {f['rows']} rows in {f['pages']} transactions: "
           f"{f['cpu']:.2f} CPU s ({f['dossiers'] / f['cpu']:.0f} dossiers per CPU second), {f['wall']:.2f} s wall, "
           f"{f['bytes'] / 1e6:.1f} MB written; process {sum(os.times()[:2]):.2f} CPU s in all")

@@ -47,8 +47,6 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import store_floor  # bench/store_floor.py, beside this file
-
 REQUESTS_PER_MINUTE = 400
 PAGE_SIZE = 100
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -207,6 +205,16 @@ def run_lower_bound(sim: Simulator, directory: Path, attachments: str) -> Bound:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"the lower bound failed: {problems or output}")
     return Bound(attachments, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, json.loads(output))
+
+
+def run_store_floor(mirror: Path) -> dict:
+    """bench/store_floor.py on this mirror, in a child process (it holds the mirror's rows in memory:
+    done here, every later child's peak RSS would count them, fork copying the parent)."""
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("store_floor.py")), str(mirror),
+                           "--page", str(PAGE_SIZE), "--json"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the SQLite floor failed: {done.stderr.strip()}")
+    return json.loads(done.stdout)
 
 
 def write_token(directory: Path, sim: Simulator) -> None:
@@ -401,7 +409,7 @@ def main() -> None:
                         print(f"  {runs[-1].summary}", flush=True)
                 results.append((policy, bound, runs))
                 if index == 0:
-                    store = store_floor.floor(directory / "ds-connector.sqlite", PAGE_SIZE)
+                    store = run_store_floor(directory / "ds-connector.sqlite")
                     print(f"  SQLite floor: {store['cpu']:.2f} CPU s for {store['rows']} rows", flush=True)
             report(args, sim, results[-1][2], policies[-1])
             compare(args, sim, results, store)
