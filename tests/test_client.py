@@ -231,6 +231,38 @@ async def test_invalid_document_makes_no_http_call(simulator, monkeypatch):
     assert pending_fault_count(simulator) == 1
 
 
+async def test_a_validated_document_is_remembered_and_only_that_text(simulator, monkeypatch, tmp_path):
+    """A document validated once is not validated again by a later client (the verdict is kept in the
+    state directory); another text under the same name is validated, and refused, before any request."""
+    from graphql import parse
+
+    from connector import schema
+    from connector.ds.verdicts import Verdicts
+
+    kept = tmp_path / "validated-queries"
+    async with client(simulator, verdicts=kept) as ds:
+        await ds.query("demarche_probe", {"demarcheNumber": demarche_number(simulator)})
+    assert len(kept.read_text().split()) == 1
+
+    def no_schema():  # a later run trusts the verdict: the schema is not even built
+        raise AssertionError("validated again")
+
+    monkeypatch.setattr(schema, "schema", no_schema)
+    async with client(simulator, verdicts=kept) as ds:
+        await ds.query("demarche_probe", {"demarcheNumber": demarche_number(simulator)})
+    monkeypatch.undo()
+
+    bad = parse("query getDemarcheProbe($demarcheNumber: Int!) "
+                "{ demarche(number: $demarcheNumber) { id nonExistingField } }")
+    monkeypatch.setattr(operations, "document", lambda name: bad)
+    async with client(simulator, verdicts=kept) as ds:
+        with pytest.raises(InvalidQuery, match="nonExistingField"):
+            await ds.query("demarche_probe", {"demarcheNumber": demarche_number(simulator)})
+    assert ds.stats.requests == 0
+    assert len(kept.read_text().split()) == 1  # a refused document is not remembered
+    assert not Verdicts(tmp_path / "missing" / "validated-queries").known("query { x }")
+
+
 async def test_query_refuses_a_mutation_and_mutate_a_query(simulator):
     async with client(simulator) as ds:
         with pytest.raises(InvalidQuery, match="mutation"):

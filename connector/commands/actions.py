@@ -14,6 +14,7 @@ from connector.config import Config, load_config
 from connector.credentials import load_token
 from connector.ds.budget import RequestBudget
 from connector.ds.client import DsClient
+from connector.ds.verdicts import FILE_NAME as VERDICTS_FILE
 from connector.errors import ConnectorError
 from connector.followup import actions as followup
 from connector.followup import journal
@@ -27,7 +28,8 @@ log = get_logger(__name__)
 
 def _client(config: Config) -> DsClient:
     return DsClient(config.ds.url, load_token(config), budget=RequestBudget(config.ds.requests_per_minute),
-                    connect_timeout=config.ds.connect_timeout_seconds, read_timeout=config.ds.read_timeout_seconds)
+                    connect_timeout=config.ds.connect_timeout_seconds, read_timeout=config.ds.read_timeout_seconds,
+                    verdicts=config.state_dir / VERDICTS_FILE)
 
 
 def _logging(config: Config, verbose: bool) -> None:

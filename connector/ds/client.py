@@ -1,7 +1,8 @@
 """The DS GraphQL client: one aiohttp session, every request validated, budgeted, classified.
 
-- Every document is validated against the vendored schema before anything is sent (gql does it on
-  each call; the client also checks each operation once, before spending budget on it).
+- Every document is validated against the vendored schema before it is first sent: once per
+  operation and process, and, with ``verdicts``, once per document text across runs
+  (``connector.ds.verdicts``).
 - Explicit connect and read timeouts; redirects are refused (a 3xx is a configuration error).
 - Each HTTP request waits for the shared ``RequestBudget``; a 429 holds the budget until DS's
   ``RateLimit-Reset``.
@@ -19,6 +20,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +47,7 @@ from tenacity import RetryCallState
 from connector import __version__, schema
 from connector.ds import operations
 from connector.ds.budget import RequestBudget
+from connector.ds.verdicts import Verdicts
 from connector.ds.retry import rate_limit_delay, read_retrying
 from connector.errors import (
     ApiError,
@@ -161,8 +164,12 @@ class DsClient:
         read_timeout: float = 65,
         max_retry_seconds: float = 300,
         user_agent: str = f"ds-connector/{__version__}",
+        verdicts: Path | None = None,
     ):
+        """``verdicts``: where the documents already validated are remembered across runs
+        (``connector.ds.verdicts``; None: every document is validated)."""
         self.url = url
+        self.verdicts = Verdicts(verdicts)
         self.budget = budget or RequestBudget()
         self.max_retry_seconds = max_retry_seconds
         self.stats = ClientStats()
@@ -242,12 +249,15 @@ class DsClient:
             document = operations.document(stem)
         except (KeyError, GraphQLError) as e:
             raise InvalidQuery(f"cannot load queries/{stem}.graphql: {e}") from None
-        problems = validate(schema.schema(), document)
-        if problems:
-            raise InvalidQuery(
-                f"queries/{stem}.graphql does not validate against the DS schema",
-                [p.message for p in problems],
-            )
+        text = print_ast(document)
+        if not self.verdicts.known(text):  # validated by an earlier run: the schema is not even built
+            problems = validate(schema.schema(), document)
+            if problems:
+                raise InvalidQuery(
+                    f"queries/{stem}.graphql does not validate against the DS schema",
+                    [p.message for p in problems],
+                )
+            self.verdicts.remember(text)
         (definition,) = (d for d in document.definitions if isinstance(d, OperationDefinitionNode))
         demarche_number = next(
             (
@@ -265,7 +275,7 @@ class DsClient:
             kind=definition.operation.value,
             document=document,
             demarche_number=demarche_number,
-            text=print_ast(document),
+            text=text,
             variables=frozenset(v.variable.name.value for v in definition.variable_definitions or ()),
             required=frozenset(
                 v.variable.name.value for v in definition.variable_definitions or ()

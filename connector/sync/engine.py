@@ -46,6 +46,7 @@ from connector.config import Config
 from connector.credentials import ApiToken
 from connector.ds.budget import RequestBudget
 from connector.ds.client import DsClient
+from connector.ds.verdicts import FILE_NAME as VERDICTS_FILE
 from connector.errors import (
     EX_CANTCREAT,
     ApiError,
@@ -235,6 +236,7 @@ async def run_sync(
         budget=RequestBudget(per_minute=config.ds.requests_per_minute),
         connect_timeout=config.ds.connect_timeout_seconds,
         read_timeout=config.ds.read_timeout_seconds,
+        verdicts=config.state_dir / VERDICTS_FILE,
     )
     fatal: BaseException | None = None
     try:
