@@ -404,3 +404,22 @@ def test_make_usager_message_kinds():
 def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match="dossiers must be"):
         seed_world(dossiers=-1)
+
+
+def test_dossiers_created_later_are_the_same_for_a_seed_whatever_the_time():
+    """The demo's activity makes the same dossiers on every run: a batch's generator is seeded by the
+    seed and the batch, not by the simulated clock (which ticks with the real one)."""
+    from connector.simulator.app import Simulator
+
+    def created(advance: timedelta) -> list[tuple]:
+        world = seed_world(seed=2026, dossiers=60)
+        world.clock.advance(advance)
+        sim = Simulator(world)
+        demarche = next(iter(world.demarches))
+        numbers = sim.create_dossiers(demarche, count=3) + sim.create_dossiers(demarche, count=2)
+        return [(world.dossiers[n].demandeur, world.dossiers[n].usager_email, world.dossiers[n].anomalies,
+                 len(world.dossiers[n].champs)) for n in numbers]
+
+    first = created(timedelta())
+    assert first == created(timedelta(minutes=7, seconds=3))
+    assert len(first) == 5

@@ -69,6 +69,7 @@ class Simulator:
         self.hidden_reasons: dict[int, str] = {}  # DS's hidden_by_reason, for pendingDeletedDossiers
         self.api_written: set[tuple[int, int, str | None]] = set()  # annotations last written by the API
         self.file_secret = secrets.token_bytes(32)
+        self._batches = 0  # create_dossiers calls: the seed of each batch, not the (ticking) clock
         self._indexes: dict[int, DemarcheIndex] = {}  # by démarche; dropped when one of its dossiers changes
         self._demarches: dict[int, dict[str, Any]] = {}
         self._nodes: dict[int, dict[str, Any]] = {}
@@ -206,7 +207,8 @@ class Simulator:
 
         if demarche not in self.world.demarches:
             raise ValueError(f"no démarche number {demarche}")
-        rng = random.Random(f"{self.world.seed}-{len(self.world.dossiers)}-{self.now().isoformat()}")
+        self._batches += 1  # the same seed and calls make the same dossiers, whatever the time
+        rng = random.Random(f"{self.world.seed}-created-{self._batches}")
         made = [make_dossier(self.world, demarche, rng, self.now(), state=state) for _ in range(count)]
         if self.world.demarches[demarche].kind == "occitanie":
             for d in made:
