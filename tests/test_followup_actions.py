@@ -13,6 +13,8 @@ import sys
 from contextlib import closing
 from datetime import datetime, time, timedelta
 
+import pytest
+
 from connector.commands.actions import run_actions
 from connector.followup.deadlines import PARIS, add_months
 from followup_env import (
@@ -182,3 +184,35 @@ def test_read_only_token_instructeur_outside_the_groupe_and_ds_refusing_a_state_
     assert b in {e["dossier"] for e in refused}
     assert all(e["name"] == "dossierClasserSansSuite" and "SIRET" in e["errors"][0] for e in refused)
     assert all(world.dossiers[e["dossier"]].demandeur["__typename"] == "PersonneMoraleIncomplete" for e in refused)
+
+
+def test_an_operator_cancel_that_a_run_overtakes_says_so(make_simulator, tmp_path, monkeypatch):
+    """``actions cancel`` reads the action, then compares-and-sets it: a run claiming it in between
+    wins, and the operator is told nothing was done (not "cancelled" while it is being sent)."""
+    from connector.followup import journal as jr
+    from connector.store import open_db
+
+    sim = make_simulator(seed=7, dossiers=60)
+    config = followup_config(tmp_path / "state", sim, reminders=True, classer=True)
+    sync(config)
+    assert _cli(config, "run", "--settle", "0").returncode == 0
+    action_id = journal(config, state="sent")[0]["id"]
+    with closing(sqlite3.connect(config.database.path)) as conn, conn:  # set-up: one action planned again
+        conn.execute("UPDATE actions SET state = 'planned' WHERE id = ?", [action_id])
+
+    read = jr.store.action
+
+    def read_then_a_run_claims_it(db, aid):
+        found = read(db, aid)
+        monkeypatch.setattr(jr.store, "action", read)  # once: the race, then the real reads
+        assert jr.claim(db, aid, "2026-10-15T08:00:00+00:00")  # what a run does right then
+        return found
+
+    monkeypatch.setattr(jr.store, "action", read_then_a_run_claims_it)
+    db = open_db(config.database.path)
+    try:
+        with pytest.raises(jr.JournalError, match="changed meanwhile .*sending"):
+            jr.operator_cancel(db, action_id)
+    finally:
+        db.close()
+    assert journal(config, id=action_id)[0]["state"] == "sending"

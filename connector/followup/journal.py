@@ -95,9 +95,10 @@ def operator_retry(db: sqlite_utils.Database, action_id: int) -> store.Action:
     if action.state not in ("failed", "cancelled"):
         raise JournalError(f"action {action_id} is {action.state}: only a failed or cancelled action can be retried"
                            + (" (an unknown one is read back from DS at the next run)" if action.state == "unknown" else ""))
-    store.transition(db, action_id, ("failed", "cancelled"), "planned", last_error=f"retry asked after: {action.last_error}")
+    moved = store.transition(db, action_id, ("failed", "cancelled"), "planned",
+                             last_error=f"retry asked after: {action.last_error}")
     _commit(db)
-    return store.action(db, action_id)  # type: ignore[return-value]
+    return _operator_outcome(db, action_id, moved)
 
 
 def operator_cancel(db: sqlite_utils.Database, action_id: int) -> store.Action:
@@ -107,5 +108,14 @@ def operator_cancel(db: sqlite_utils.Database, action_id: int) -> store.Action:
     if action.state not in TRANSITIONS["cancelled"]:
         raise JournalError(f"action {action_id} is {action.state}: only a planned, failed or unknown action can be "
                            "cancelled")
-    cancel(db, action_id, "cancelled by the operator")
-    return store.action(db, action_id)  # type: ignore[return-value]
+    return _operator_outcome(db, action_id, cancel(db, action_id, "cancelled by the operator"))
+
+
+def _operator_outcome(db: sqlite_utils.Database, action_id: int, moved: bool) -> store.Action:
+    """The action after an operator's move; a run that moved it first (the compare-and-set lost) is
+    said, not reported as done."""
+    action = store.action(db, action_id)
+    if not moved:
+        raise JournalError(f"action {action_id} changed meanwhile (it is {action.state if action else 'gone'} now, "
+                           "a run is taking care of it): nothing done; look again with `actions list`")
+    return action  # type: ignore[return-value]
