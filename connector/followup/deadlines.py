@@ -8,15 +8,12 @@
   instant past it is 00:00:00 Paris the next day, whatever the UTC offset (DST included).
 - Reminders fall N days before the deadline day, at 00:00 Paris; the closure after ``grace_days``
   full days past it. A sending window (weekdays, hours) delays an action to its next opening.
-
-The functions of a calendar day alone are memoised (their results are immutable).
 """
 
 from __future__ import annotations
 
 import calendar
 from datetime import date, datetime, time, timedelta, timezone
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -42,7 +39,6 @@ def paris_day(at: datetime) -> date:
     return at.astimezone(PARIS).date()
 
 
-@lru_cache(maxsize=4096)  # pure, and called for every dossier with few distinct days
 def add_months(day: date, months: int) -> date:
     """``day`` plus ``months`` calendar months, on the month's last day when that day does not exist."""
     index = day.month - 1 + months
@@ -54,13 +50,11 @@ def deadline_day(reference: datetime, months: int = 2) -> date:
     return add_months(paris_day(reference), months)
 
 
-@lru_cache(maxsize=4096)  # pure, and called for every dossier with few distinct days
 def start_of(day: date) -> datetime:
     """00:00:00 Europe/Paris on ``day`` (as an aware datetime in UTC)."""
     return datetime.combine(day, time(0), tzinfo=PARIS).astimezone(UTC)
 
 
-@lru_cache(maxsize=4096)  # pure, and called for every dossier with few distinct days
 def deadline_end(day: date) -> datetime:
     """The last second of the deadline day: 23:59:59 Europe/Paris."""
     return datetime.combine(day, time(23, 59, 59), tzinfo=PARIS).astimezone(UTC)
