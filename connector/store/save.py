@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,6 @@ import sqlite_utils
 from connector.logs import get_logger
 from connector.store.db import insert_many, now_utc, require_transaction, upsert, upsert_many
 from connector.store.values import (
-    CHAMP_VALUES,
-    compact_json,
     canonical_json,
     champ_value,
     classify_sender,
@@ -337,31 +336,22 @@ _INSERT_MESSAGES = (f"INSERT OR REPLACE INTO messages ({', '.join(MESSAGE_COLUMN
 
 def _champ_rows(number: int, champs: list[dict], out: list[tuple]) -> None:
     """Append the champs' rows (repetition rows' champs after their parent) to ``out``. Rows are
-    tuples in CHAMP_COLUMNS order: the hottest loop of a sync (about 20 rows a dossier), hence the
-    local names and the value conversion inlined from ``champ_value``."""
-    append, convert_of = out.append, CHAMP_VALUES.get
-    for position, champ in enumerate(champs):
+    tuples in CHAMP_COLUMNS order: the hottest loop of a sync (about 20 rows a dossier)."""
+    append = out.append
+    for champ, position, parent_id, row_id, row_index in _walk(champs):
         get = champ.get
-        kind = get("__typename")
-        convert = convert_of(kind)
-        value, raw = (None, compact_json(champ)) if convert is None else (convert(champ), None)
-        append((number, champ["id"], get("champDescriptorId"), None, None, None, position,
-                get("label"), kind or "Champ", get("stringValue"), value, raw, get("updatedAt")))
-        rows = get("rows")
-        if rows:
-            for row_index, row in enumerate(rows):
-                for child_position, child in enumerate(row.get("champs") or ()):
-                    out.append(_champ_row(number, child, child_position, champ["id"], row["id"], row_index))
+        value, raw = champ_value(champ)
+        append((number, champ["id"], get("champDescriptorId"), parent_id, row_id, row_index, position,
+                get("label"), get("__typename") or "Champ", get("stringValue"), value, raw, get("updatedAt")))
 
 
-def _champ_row(
-    number: int, champ: dict, position: int,
-    parent_id: str | None = None, row_id: str | None = None, row_index: int | None = None,
-) -> tuple:
-    get = champ.get
-    value, raw = champ_value(champ)
-    return (number, champ["id"], get("champDescriptorId"), parent_id, row_id, row_index, position,
-            get("label"), get("__typename") or "Champ", get("stringValue"), value, raw, get("updatedAt"))
+def _walk(champs: list[dict]) -> Iterator[tuple[dict, int, str | None, str | None, int | None]]:
+    """(champ, position, parent id, row id, row index) of each champ, its repetition rows' after it."""
+    for position, champ in enumerate(champs):
+        yield champ, position, None, None, None
+        for row_index, row in enumerate(champ.get("rows") or ()):
+            for child_position, child in enumerate(row.get("champs") or ()):
+                yield child, child_position, champ["id"], row["id"], row_index
 
 
 def _message_rows(number: int, messages: list[dict], emails: set[str]) -> list[tuple]:

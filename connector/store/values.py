@@ -23,7 +23,7 @@ SYSTEM_EMAILS = frozenset({
 _COMMON = frozenset({"id", "champDescriptorId", "__typename", "label", "stringValue", "updatedAt"})
 
 
-def compact_json(value: Any) -> str | None:
+def _json(value: Any) -> str | None:
     """Compact JSON, non-ASCII as is (orjson: what ``json.dumps(value, ensure_ascii=False,
     separators=(",", ":"))`` writes, faster; the stdlib for what orjson refuses)."""
     if value is None:
@@ -58,17 +58,17 @@ CHAMP_VALUES = {
     "IntegerNumberChamp": lambda c: _int(c.get("integerNumber")),
     "CiviliteChamp": lambda c: c.get("civilite"),
     "DropDownListChamp": lambda c: c.get("choice"),
-    "MultipleDropDownListChamp": lambda c: compact_json(c.get("values")),
-    "LinkedDropDownListChamp": lambda c: compact_json(
+    "MultipleDropDownListChamp": lambda c: _json(c.get("values")),
+    "LinkedDropDownListChamp": lambda c: _json(
         {"primary": c.get("primaryValue"), "secondary": c.get("secondaryValue")}
     ),
-    "CommuneChamp": lambda c: compact_json(
+    "CommuneChamp": lambda c: _json(
         {"commune": c["commune"], "departement": c.get("departement")} if c.get("commune") else None
     ),
-    "DepartementChamp": lambda c: compact_json(c.get("departement")),
-    "RegionChamp": lambda c: compact_json(c.get("region")),
-    "PaysChamp": lambda c: compact_json(c.get("pays")),
-    "AddressChamp": lambda c: compact_json(c.get("address")),
+    "DepartementChamp": lambda c: _json(c.get("departement")),
+    "RegionChamp": lambda c: _json(c.get("region")),
+    "PaysChamp": lambda c: _json(c.get("pays")),
+    "AddressChamp": lambda c: _json(c.get("address")),
     "SiretChamp": lambda c: (c.get("etablissement") or {}).get("siret"),
     "TitreIdentiteChamp": lambda c: _flag(c.get("filled")),
     "PieceJustificativeChamp": lambda c: len(c.get("files") or []),
@@ -83,7 +83,7 @@ def champ_value(champ: dict) -> tuple[Any, str | None]:
     its whole JSON in ``raw``; it is never an error."""
     convert = CHAMP_VALUES.get(champ.get("__typename", ""))
     if convert is None:
-        return None, compact_json(champ)
+        return None, _json(champ)
     return convert(champ), None
 
 
