@@ -98,7 +98,7 @@ def evaluate_cross(db: sqlite_utils.Database, resolution: Resolution, now: str |
     if fingerprint == store.cross_fingerprint(db, resolution.demarche):
         result.skipped = True
         return result
-    found = rules.check_cross(db, resolution, facts)
+    found = rules.check_cross(resolution, facts)
     numbers = store.dossier_numbers(db, resolution.demarche)
     result.opened, result.resolved = store.sync_anomalies(db, numbers, rules.CROSS_CODES, found, now)
     result.dossiers = len(numbers)

@@ -9,8 +9,9 @@ that raises on a dossier is logged (``forms.rule_failed``: rule, dossier) and th
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import sqlite_utils
@@ -273,9 +274,11 @@ def check_dossier(form: DossierForm, resolution: Resolution, settings: Settings)
 OTHERS_LISTED = 5  # dossier numbers an anomaly message names before "et N autres"
 
 
-def _numbers(shown: list[int], total: int) -> str:
-    """The other dossiers as an instructeur reads them: a handful (``shown``), then how many more
-    (``total`` in all). A school claimed by 40 dossiers would otherwise make 40 messages of 40 numbers."""
+def _others(numbers: Iterable[int], total: int) -> str:
+    """The other dossiers as an instructeur reads them: the first few of ``numbers``, then how many
+    more (``total`` in all). A school claimed by 40 dossiers would otherwise make 40 messages of 40
+    numbers."""
+    shown = list(islice(numbers, OTHERS_LISTED))
     rest = total - len(shown)
     text = ", ".join(map(str, shown))
     return f"{text} et {rest} autre{'s' if rest > 1 else ''}" if rest > 0 else text
@@ -287,11 +290,10 @@ def cross_facts(db: sqlite_utils.Database, demarche: int) -> tuple[list[tuple], 
     return store.shared_schools(db, demarche), store.shared_sirets(db, demarche)
 
 
-def check_cross(db: sqlite_utils.Database, resolution: Resolution,
-                facts: tuple[list[tuple], list[tuple]] | None = None) -> list[dict]:
-    """The cross-dossier anomalies of the démarche (from ``facts`` when the caller read them)."""
+def check_cross(resolution: Resolution, facts: tuple[list[tuple], list[tuple]]) -> list[dict]:
+    """The cross-dossier anomalies of the démarche, from its ``cross_facts``."""
     demarche = resolution.demarche
-    schools, sirets = facts if facts is not None else cross_facts(db, demarche)
+    schools, sirets = facts
     items: list[dict] = []
     by_uai: dict[str, list[tuple[int, str]]] = {}
     for uai, number, siret in schools:
@@ -301,36 +303,22 @@ def check_cross(db: sqlite_utils.Database, resolution: Resolution,
         per_siret: dict[str, int] = {}
         for _, siret in holders:
             per_siret[siret] = per_siret.get(siret, 0) + 1
-        for number, siret in holders:
-            # the first few holders of another SIRET, and how many they are in all: linear in the holders
-            shown = _first_others(holders, siret)
-            others = len(holders) - per_siret[siret]
+        for number, siret in holders:  # each dossier holds a school once: linear in the holders
+            others = _others((n for n, s in holders if s != siret), len(holders) - per_siret[siret])
             items.append({"demarche_number": demarche, "dossier_number": number, "code": "ecole_revendiquee",
                           "severity": RULES["ecole_revendiquee"].severity, "champ": resolution.label("ecoles"),
                           "key": uai,
                           "message": f"L'école « {uai} » est aussi demandée par une autre collectivité "
-                                     f"(dossier(s) {_numbers(shown, others)})."})
+                                     f"(dossier(s) {others})."})
     by_siret: dict[str, list[int]] = {}
     for siret, number in sirets:
         by_siret.setdefault(siret, []).append(number)
     for siret, numbers in by_siret.items():
         for number in numbers:
-            shown = [n for n in numbers[:OTHERS_LISTED + 1] if n != number][:OTHERS_LISTED]
+            others = _others((n for n in numbers if n != number), len(numbers) - 1)
             items.append({"demarche_number": demarche, "dossier_number": number, "code": "collectivite_en_double",
                           "severity": RULES["collectivite_en_double"].severity,
                           "champ": resolution.label("siret") or "SIRET du demandeur", "key": siret,
                           "message": f"Un seul formulaire par collectivité : le SIRET « {siret} » a aussi le(s) "
-                                     f"dossier(s) en cours {_numbers(shown, len(numbers) - 1)}."})
+                                     f"dossier(s) en cours {others}."})
     return items
-
-
-def _first_others(holders: list[tuple[int, str]], siret: str) -> list[int]:
-    """The first OTHERS_LISTED holders (in number order; each dossier holds a school once) of
-    another SIRET."""
-    out: list[int] = []
-    for number, s in holders:
-        if s != siret:
-            out.append(number)
-            if len(out) == OTHERS_LISTED:
-                break
-    return out
