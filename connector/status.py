@@ -141,7 +141,7 @@ def _read_database(db: Any, config: Config, now: datetime, out: dict[str, Any], 
         db.execute("BEGIN")
         present = q.tables(db)
         runs = q.recent_runs(db)
-        by_state = q.dossiers_by_state(db)
+        by_state = q.count_by_state(db, "dossiers")
         new_24h = q.deposited_since(db, _iso(now - timedelta(hours=24)))
         trash = q.count_by_demarche(db, "pending_deletions")
         quarantined = q.count_by_demarche(db, "quarantine")
@@ -151,7 +151,7 @@ def _read_database(db: Any, config: Config, now: datetime, out: dict[str, Any], 
         out["rate_limited_requests"] = q.rate_limited_total(db)
         anomalies = q.optional(db, present, "anomalies", q.open_anomalies)
         conventions = q.optional(db, present, "conventions", q.conventions, now.astimezone().date(), CONVENTION_SOON_DAYS)
-        actions = q.optional(db, present, "actions", q.actions_by_state)
+        actions = q.optional(db, present, "actions", q.count_by_state, "actions")
     running = next((r for r in runs if r["status"] == "running"), None)
     if running is not None and not out["lock"]["held"]:
         running = None  # its process died: the next run marks it interrupted

@@ -55,10 +55,13 @@ def tables(db: sqlite_utils.Database) -> set[str]:
     return {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-def dossiers_by_state(db: sqlite_utils.Database) -> dict[int, dict[str, int]]:
+def count_by_state(db: sqlite_utils.Database, table: str) -> dict[int, dict[str, int]]:
+    """Rows per démarche and state of ``dossiers`` or ``actions``."""
+    if table not in ("dossiers", "actions"):
+        raise ValueError(table)
     out: dict[int, dict[str, int]] = {}
     for demarche, state, count in db.execute(
-        "SELECT demarche_number, state, count(*) FROM dossiers GROUP BY demarche_number, state"
+        f"SELECT demarche_number, state, count(*) FROM {table} GROUP BY demarche_number, state"
     ):
         out.setdefault(demarche, {})[state] = count
     return out
@@ -168,15 +171,6 @@ def conventions(db: sqlite_utils.Database, today: date, within_days: int = 15) -
         "sum(status = 'overdue' OR (status = 'awaiting' AND deadline IS NOT NULL AND date(deadline) < date(?))) "
         "FROM conventions GROUP BY demarche_number", [today.isoformat(), soon, today.isoformat()]).fetchall()
     return {d: {"awaiting": a or 0, "due_within_15_days": s or 0, "overdue": o or 0} for d, a, s, o in rows}
-
-
-def actions_by_state(db: sqlite_utils.Database) -> dict[int, dict[str, int]]:
-    out: dict[int, dict[str, int]] = {}
-    for demarche, state, count in db.execute(
-        "SELECT demarche_number, state, count(*) FROM actions GROUP BY demarche_number, state"
-    ):
-        out.setdefault(demarche, {})[state] = count
-    return out
 
 
 def optional(db: sqlite_utils.Database, present: set[str], table: str, read, *args):
