@@ -6,6 +6,9 @@ The expectations here are computed from the world's records with DS's rules writ
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from typing import Any
 
 from connector.ds import operations
@@ -97,3 +100,23 @@ def find(world: World, **where: Any) -> Dossier:
 def ids(world: World, d: Dossier, instructeur: Instructeur | None = None) -> dict[str, str]:
     ins = instructeur or instructeur_of(world, d)
     return {"dossierId": typed_id("Dossier", d.number), "instructeurId": typed_id("Instructeur", ins.id)}
+
+
+def start_simulate(*args: str) -> tuple[subprocess.Popen[str], list[str], str]:
+    """``ds-connector simulate --port 0 ARGS`` in its own process, read up to the end of its banner
+    (the "Rate limit" line): the process, the banner's lines and the GraphQL URL it serves. The
+    caller stops it (SIGINT); a process whose banner cannot be read is killed here."""
+    process = subprocess.Popen([sys.executable, "-m", "connector", "simulate", "--port", "0", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines: list[str] = []
+        while not lines or not lines[-1].startswith("Rate limit"):
+            line = process.stdout.readline()  # type: ignore[union-attr]
+            assert line, process.stderr.read()  # type: ignore[union-attr]
+            lines.append(line.rstrip("\n"))
+    except BaseException:
+        process.kill()
+        process.communicate(timeout=30)
+        raise
+    url = re.search(r"serving (http://127\.0\.0\.1:\d+/api/v2/graphql)", lines[0]).group(1)  # type: ignore[union-attr]
+    return process, lines, url

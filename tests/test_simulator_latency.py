@@ -4,7 +4,6 @@ request waiting on its own, so concurrent requests overlap instead of queueing."
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 
 from connector.simulator.app import create_app
 from connector.simulator.seed import POITIERS, seed_world
+from simworld import start_simulate
 
 QUERY = {"query": f"{{ demarche(number: {POITIERS}) {{ number }} }}"}
 
@@ -61,19 +61,10 @@ def test_the_app_factory_refuses_a_negative_latency():
 
 
 def test_simulate_latency_option_is_announced_and_applied():
-    process = subprocess.Popen(
-        [sys.executable, "-m", "connector", "simulate", "--port", "0", "--dossiers", "6", "--seed", "3",
-         "--token", "test-token-123", "--latency", "0.4"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    process, lines, url = start_simulate("--dossiers", "6", "--seed", "3", "--token", "test-token-123",
+                                         "--latency", "0.4")
     try:
-        lines = []
-        while not lines or not lines[-1].startswith("Rate limit"):
-            line = process.stdout.readline()
-            assert line, process.stderr.read()
-            lines.append(line.rstrip("\n"))
         assert "Latency: 0.4 s added to every GraphQL answer." in lines
-        url = re.search(r"serving (http://127\.0\.0\.1:\d+/api/v2/graphql)", lines[0]).group(1)
 
         class Remote:
             token = "test-token-123"

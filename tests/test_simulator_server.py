@@ -10,21 +10,12 @@ import sys
 import urllib.request
 
 from connector.simulator.seed import POITIERS
+from simworld import start_simulate
 
 
 def test_simulate_announces_its_url_token_and_demarches_then_stops_on_ctrl_c():
-    process = subprocess.Popen(
-        [sys.executable, "-m", "connector", "simulate", "--port", "0", "--dossiers", "12", "--seed", "3",
-         "--token", "test-token-123"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    process, lines, url = start_simulate("--dossiers", "12", "--seed", "3", "--token", "test-token-123")
     try:
-        lines = []
-        while not lines or not lines[-1].startswith("Rate limit"):
-            line = process.stdout.readline()
-            assert line, process.stderr.read()
-            lines.append(line.rstrip("\n"))
-        url = re.search(r"serving (http://127\.0\.0\.1:\d+/api/v2/graphql)", lines[0]).group(1)
         assert not url.endswith(":0/api/v2/graphql")
         assert lines[1] == "API token: test-token-123"
         assert lines[2] == "Démarches served (3):"
