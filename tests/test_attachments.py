@@ -109,6 +109,19 @@ def _rows(config, number: int, names: list[str]) -> dict[str, dict]:
     return {name: rows[name] for name in names}
 
 
+def _posted(make_simulator, tmp_path, *filenames: str):
+    """A 30-dossier simulator whose first visible dossier of its first démarche got one usager message
+    per name, and a config mirroring that démarche with attachments "messages":
+    (simulator, config, démarche, dossier number)."""
+    simulator = make_simulator(dossiers=30)
+    demarche = sorted(simulator.world.demarches)[0]
+    number = visible_dossiers(simulator.world, demarche)[0].number
+    for filename in filenames:
+        _post(simulator, number, filename)
+    return simulator, simulator_config(tmp_path, simulator, attachments="messages", demarches=[demarche]), \
+        demarche, number
+
+
 def _check_on_disk(row: dict) -> Path:
     path = Path(row["local_path"])
     assert row["downloaded_at"] and row["checksum_ok"] == 1
@@ -117,11 +130,8 @@ def _check_on_disk(row: dict) -> Path:
 
 
 def test_both_hostile_names_are_downloaded_kept_and_survive_later_syncs(make_simulator, tmp_path):
-    simulator = make_simulator(dossiers=30)
-    demarche = sorted(simulator.world.demarches)[0]
-    number = visible_dossiers(simulator.world, demarche)[0].number
-    keys = [_post(simulator, number, "rapport.part"), _post(simulator, number, LONG)]
-    config = simulator_config(tmp_path, simulator, attachments="messages", demarches=[demarche])
+    keys = ["rapport.part", LONG]
+    simulator, config, _, number = _posted(make_simulator, tmp_path, *keys)
 
     first = sync(config)
     assert first.status == "ok" and first.total("files_failed_local") == 0
@@ -145,11 +155,8 @@ def test_both_hostile_names_are_downloaded_kept_and_survive_later_syncs(make_sim
 
 def test_a_folder_that_cannot_be_created_fails_the_sync_with_exit_73_then_recovers(make_simulator, tmp_path):
     """A real local failure (no injection): a plain file sits where the dossier's folder must go."""
-    simulator = make_simulator(dossiers=30)
-    demarche = sorted(simulator.world.demarches)[0]
-    number = visible_dossiers(simulator.world, demarche)[0].number
-    key = _post(simulator, number, "convention.pdf")
-    config = simulator_config(tmp_path, simulator, attachments="messages", demarches=[demarche])
+    key = "convention.pdf"
+    _, config, demarche, number = _posted(make_simulator, tmp_path, key)
     blocker = config.sync.download_dir / str(demarche) / str(number)
     blocker.parent.mkdir(parents=True)
     blocker.write_text("not a folder")
@@ -193,11 +200,8 @@ main()
 
 
 def test_a_full_disk_fails_the_sync_with_exit_73_and_leaves_no_temporary(make_simulator, tmp_path):
-    simulator = make_simulator(dossiers=30)
-    demarche = sorted(simulator.world.demarches)[0]
-    number = visible_dossiers(simulator.world, demarche)[0].number
-    keys = [_post(simulator, number, "rapport.part"), _post(simulator, number, LONG)]
-    config = simulator_config(tmp_path, simulator, attachments="messages", demarches=[demarche])
+    keys = ["rapport.part", LONG]
+    _, config, _, number = _posted(make_simulator, tmp_path, *keys)
     env = {k: v for k, v in os.environ.items() if k not in ("DS_API_TOKEN", "CREDENTIALS_DIRECTORY")}
     result = subprocess.run([sys.executable, "-c", FULL_DISK, str(config.path)], capture_output=True, text=True,
                             timeout=300, env=env)
