@@ -20,8 +20,8 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -47,8 +47,8 @@ from tenacity import RetryCallState
 from connector import __version__, schema
 from connector.ds import operations
 from connector.ds.budget import RequestBudget
-from connector.ds.verdicts import Verdicts
 from connector.ds.retry import rate_limit_delay, read_retrying
+from connector.ds.verdicts import Verdicts
 from connector.errors import (
     ApiError,
     ApiUnavailable,

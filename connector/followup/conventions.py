@@ -20,9 +20,9 @@ annotation that proves it):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from collections.abc import Iterator
 from typing import Any
 
 from connector.config import DeadlineConfig

@@ -31,7 +31,6 @@ class Evaluation:
     failed: list[int] = field(default_factory=list)
     opened: int = 0
     resolved: int = 0
-    skipped: bool = False  # evaluate_cross: what the rules read had not changed
 
 
 def _form_row(form: DossierForm, now: str) -> dict[str, Any]:
@@ -89,14 +88,13 @@ def evaluate_cross(db: sqlite_utils.Database, resolution: Resolution, now: str |
     """The cross-dossier rules of the whole démarche (one school claimed by two collectivités, one
     collectivité with two live dossiers). What they read (``rules.cross_facts``) is fingerprinted with
     the labels and the code's version: when it is what the last evaluation read, the anomalies are
-    already right and nothing is written (``skipped``). The fingerprint commits with the anomalies;
+    already right and nothing is written. The fingerprint commits with the anomalies;
     a new role mapping clears it (``store.save_resolution``)."""
     now = now or now_utc()
     result = Evaluation()
     facts = rules.cross_facts(db, resolution.demarche)
     fingerprint = _fingerprint(resolution, facts)
     if fingerprint == store.cross_fingerprint(db, resolution.demarche):
-        result.skipped = True
         return result
     found = rules.check_cross(resolution, facts)
     numbers = store.dossier_numbers(db, resolution.demarche)
