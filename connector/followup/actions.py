@@ -140,18 +140,15 @@ def plan_demarche(db: sqlite_utils.Database, dcfg: DemarcheConfig, profile: Foll
     """What is due now on this démarche, from the mirror (the statuses are refreshed and saved first)."""
     settings = dcfg.deadline
     plan = DemarchePlan(dcfg.number, profile)
-    acting = settings.reminders or settings.classer_sans_suite
     due = []  # (facts, status, reminder step or None) of the dossiers with something due now
     with db.atomic():  # only the due dossiers' facts are kept, not the démarche's
         for facts, st in conventions.refreshed(db, settings, dcfg.number, profile, now):
             plan.statuses[st.status] = plan.statuses.get(st.status, 0) + 1
-            if not acting:
-                continue
             reminder = conventions.due_reminder(st, settings, now) if settings.reminders else None
             closing = settings.classer_sans_suite and conventions.closure_due(st, settings, now)
             if reminder is not None or closing:
                 due.append((facts, st, reminder))
-    if not acting:
+    if not (settings.reminders or settings.classer_sans_suite):
         return plan
     instructeur_id = store.instructeur_by_email(db, instructeur_email) if instructeur_email else None
     if instructeur_id is None:
