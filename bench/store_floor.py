@@ -9,8 +9,8 @@ own ``open_db`` (same tables, indexes, pragmas and ``tune_for_sync``), times one
 table and page and one commit per page: what SQLite alone costs for the rows a full sync writes,
 with no JSON, no HTTP and no Python row building. ``bench/sync.py`` runs it (in a child process:
 it holds the whole mirror in memory, which a forked sync would count as its own peak RSS) on the
-mirror its full sync wrote and prints the connector's CPU beside this floor plus the lower bound's own CPU (fetch
-and decode). Nothing is asserted.
+mirror its full sync wrote, and prints the connector's CPU beside this floor plus the lower bound's
+own CPU (fetch and decode). Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -19,19 +19,16 @@ import argparse
 import json
 import os
 import sqlite3
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from contextlib import closing
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from connector.store import open_db
+from connector.store.mirror import checkpoint, tune_for_sync
 
-from connector.store import open_db  # noqa: E402
-from connector.store.mirror import checkpoint, tune_for_sync  # noqa: E402
-
-# table -> the column naming its dossier; labels go with the page that first names them
+# table -> the column naming its dossier (``labels``, the démarches' own, are written first, once)
 TABLES = {"dossiers": "number", "champs": "dossier_number", "annotations": "dossier_number",
           "messages": "dossier_number", "files": "dossier_number", "dossier_labels": "dossier_number"}
 
@@ -49,8 +46,9 @@ def floor(mirror: Path, page: int = 100) -> dict:
             at = columns[table].index(key)
             for row in cursor:
                 pages[page_of[row[at]]][table].append(row)
-        label_columns = [d[1] for d in src.execute("PRAGMA table_info(labels)")]
-        labels = src.execute("SELECT * FROM labels").fetchall()
+        labels = src.execute("SELECT * FROM labels")
+        columns["labels"] = [d[0] for d in labels.description]
+        labels = labels.fetchall()
     rows = sum(len(r) for p in pages.values() for r in p.values()) + len(labels)
     statements = {t: f"INSERT INTO {t} ({', '.join(c)}) VALUES ({', '.join('?' * len(c))})"
                   for t, c in columns.items()}
@@ -60,12 +58,12 @@ def floor(mirror: Path, page: int = 100) -> dict:
         tune_for_sync(db)
         conn = db.conn
         cpu, wall = time.process_time(), time.perf_counter()
-        conn.executemany(f"INSERT INTO labels ({', '.join(label_columns)}) "
-                         f"VALUES ({', '.join('?' * len(label_columns))})", labels)
-        for number in sorted(pages):
+        with conn:
+            conn.executemany(statements["labels"], labels)
+        for index in sorted(pages):
             with conn:  # one transaction per page, as the sync commits
                 for table in TABLES:
-                    conn.executemany(statements[table], pages[number][table])
+                    conn.executemany(statements[table], pages[index][table])
         checkpoint(db)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         size = sum(p.stat().st_size for p in Path(tmp).iterdir())
