@@ -7,6 +7,7 @@ instance lock (``connector.lock``) opens the writer; ``status`` opens the reader
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -132,6 +133,16 @@ def require_transaction(db: sqlite_utils.Database, what: str) -> None:
     """Savers write inside the caller's ``db.atomic()`` block: never commit a page half-way."""
     if not db.conn.in_transaction:
         raise RuntimeError(f"{what}() must be called inside `with db.atomic():`")
+
+
+IN_CHUNK = 500  # values per ``IN (...)`` list: far below SQLite's bound-variable limit
+
+
+def in_chunks(values: list, size: int = IN_CHUNK) -> Iterator[tuple[list, str]]:
+    """``values`` in slices for an ``IN (...)`` list: each slice and its ``?, ?, …`` placeholders."""
+    for start in range(0, len(values), size):
+        chunk = values[start:start + size]
+        yield chunk, ", ".join("?" * len(chunk))
 
 
 def upsert(db: sqlite_utils.Database, table: str, row: dict, key: tuple[str, ...]) -> None:

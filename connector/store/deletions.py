@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from connector.store.db import now_utc, require_transaction
+from connector.store.db import in_chunks, now_utc, require_transaction
 
 
 def save_deleted(db: sqlite_utils.Database, demarche_number: int, nodes: list[dict]) -> list[Path]:
@@ -71,9 +71,7 @@ def clear_pending(db: sqlite_utils.Database, numbers: list[int]) -> int:
     row go. Its own unit of work. Returns how many dossiers were unflagged."""
     flagged = 0
     with db.atomic():
-        for start in range(0, len(numbers), 500):
-            chunk = numbers[start:start + 500]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in in_chunks(numbers):
             db.conn.execute(f"DELETE FROM pending_deletions WHERE number IN ({marks})", chunk)
             flagged += db.conn.execute(
                 f"UPDATE dossiers SET pending_deletion = 0, pending_deletion_date = NULL "

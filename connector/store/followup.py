@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
-from connector.store.db import now_utc, require_transaction
+from connector.store.db import in_chunks, now_utc, require_transaction
 
 CONVENTION_STATUSES = ("awaiting", "received_on_time", "received_late", "overdue", "to_review",
                        "to_confirm", "not_applicable")
@@ -131,13 +131,12 @@ def _rows(db: sqlite_utils.Database, sql: str, params: list | tuple = ()) -> lis
 def dossier_facts(db: sqlite_utils.Database, numbers: list[int]) -> dict[int, dict[str, Any]]:
     """The columns of ``dossiers`` the follow-up reads, by number."""
     out: dict[int, dict[str, Any]] = {}
-    for i in range(0, len(numbers), 500):
-        chunk = numbers[i:i + 500]
+    for chunk, marks in in_chunks(numbers):
         for row in _rows(db, f"""
                 SELECT number, id, demarche_number, state, archived, date_depot, date_passage_en_instruction,
                        date_suppression_par_usager, date_suppression_par_administration, connection_usager,
                        pending_deletion, groupe_instructeur_number, demandeur_name, demandeur_siret, usager_email
-                FROM dossiers WHERE number IN ({", ".join("?" * len(chunk))})""", chunk):
+                FROM dossiers WHERE number IN ({marks})""", chunk):
             out[row["number"]] = row
     return out
 
@@ -151,9 +150,7 @@ def usager_messages(db: sqlite_utils.Database, numbers: list[int]) -> dict[int, 
     """Each dossier's non-discarded usager messages, oldest first, each with its attachments."""
     out: dict[int, list[dict[str, Any]]] = {n: [] for n in numbers}
     by_id: dict[str, dict[str, Any]] = {}
-    for i in range(0, len(numbers), 500):
-        chunk = numbers[i:i + 500]
-        marks = ", ".join("?" * len(chunk))
+    for chunk, marks in in_chunks(numbers):
         for row in _rows(db, f"""
                 SELECT id, dossier_number, email, created_at FROM messages
                 WHERE dossier_number IN ({marks}) AND sender = 'usager' AND discarded = 0
@@ -176,11 +173,10 @@ def annotation_values(db: sqlite_utils.Database, numbers: list[int],
     wanted = [d for d in descriptor_ids if d]
     if not wanted or not numbers:
         return out
-    for i in range(0, len(numbers), 500):
-        chunk = numbers[i:i + 500]
+    for chunk, marks in in_chunks(numbers):
         for row in _rows(db, f"""
                 SELECT dossier_number, descriptor_id, champ_id, value, string_value, updated_at FROM annotations
-                WHERE dossier_number IN ({", ".join("?" * len(chunk))}) AND row_id IS NULL
+                WHERE dossier_number IN ({marks}) AND row_id IS NULL
                   AND +descriptor_id IN ({", ".join("?" * len(wanted))})""", chunk + wanted):
             # "+descriptor_id": look the dossiers up by primary key, not every dossier's annotation by descriptor
             out[row["dossier_number"]][row["descriptor_id"]] = row
@@ -264,10 +260,9 @@ def save_conventions(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> i
 def _stored_conventions(db: sqlite_utils.Database, numbers: list[int]) -> dict[int, tuple]:
     """The stored content (``CONVENTION_COLUMNS``) of these dossiers' convention rows, by number."""
     out: dict[int, tuple] = {}
-    for i in range(0, len(numbers), 500):
-        chunk = numbers[i:i + 500]
+    for chunk, marks in in_chunks(numbers):
         for row in db.conn.execute(f"SELECT {', '.join(CONVENTION_COLUMNS)} FROM conventions "
-                                   f"WHERE dossier_number IN ({', '.join('?' * len(chunk))})", chunk):
+                                   f"WHERE dossier_number IN ({marks})", chunk):
             out[row[0]] = row
     return out
 
@@ -399,21 +394,19 @@ def closed_by_connector(db: sqlite_utils.Database, numbers: list[int]) -> set[in
     if not numbers:
         return set()
     out: set[int] = set()
-    for i in range(0, len(numbers), 500):
-        chunk = numbers[i:i + 500]
+    for chunk, marks in in_chunks(numbers):
         out |= {n for (n,) in db.conn.execute(
             f"SELECT DISTINCT dossier_number FROM actions WHERE kind = 'classer_sans_suite' AND state = 'sent' "
-            f"AND dossier_number IN ({', '.join('?' * len(chunk))})", chunk)}
+            f"AND dossier_number IN ({marks})", chunk)}
     return out
 
 
 def journal_keys(db: sqlite_utils.Database, numbers: list[int]) -> dict[int, dict[str, str]]:
     out: dict[int, dict[str, str]] = {}
-    for i in range(0, len(numbers), 500):
-        chunk = numbers[i:i + 500]
+    for chunk, marks in in_chunks(numbers):
         for n, key, state in db.conn.execute(
                 f"SELECT dossier_number, dedup_key, state FROM actions "
-                f"WHERE dossier_number IN ({', '.join('?' * len(chunk))})", chunk):
+                f"WHERE dossier_number IN ({marks})", chunk):
             out.setdefault(n, {})[key] = state
     return out
 
@@ -431,11 +424,10 @@ def champ_values(db: sqlite_utils.Database, numbers: list[int], descriptor_id: s
             if n in wanted:
                 out[n] = value
         return out
-    for i in range(0, len(numbers), 500):
-        chunk = numbers[i:i + 500]
+    for chunk, marks in in_chunks(numbers):
         out.update(db.conn.execute(
             f"SELECT dossier_number, coalesce(value, string_value) FROM champs WHERE descriptor_id = ? "
-            f"AND row_id IS NULL AND dossier_number IN ({', '.join('?' * len(chunk))})", [descriptor_id, *chunk]))
+            f"AND row_id IS NULL AND dossier_number IN ({marks})", [descriptor_id, *chunk]))
     return out
 
 

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import sqlite_utils
 
-from connector.store.db import insert_many, require_transaction
+from connector.store.db import in_chunks, insert_many, require_transaction
 
 TABLES_DDL = (
     """
@@ -237,9 +237,9 @@ def _marks(items: list) -> str:
 def dossier_rows(db: sqlite_utils.Database, numbers: list[int]) -> dict[int, dict]:
     """The mirror rows of these dossiers (those in the mirror), by number."""
     out: dict[int, dict] = {}
-    for chunk in _chunks(list(numbers), 500):
+    for chunk, marks in in_chunks(list(numbers)):
         for r in db.conn.execute(
-                f"SELECT {', '.join(_DOSSIER_COLS)} FROM dossiers WHERE number IN ({_marks(chunk)})", chunk):
+                f"SELECT {', '.join(_DOSSIER_COLS)} FROM dossiers WHERE number IN ({marks})", chunk):
             out[r[0]] = dict(zip(_DOSSIER_COLS, r))
     return out
 
@@ -255,12 +255,12 @@ def champs_by_dossier(db: sqlite_utils.Database, numbers: list[int], private: bo
     order = " ORDER BY dossier_number, parent_id IS NOT NULL, row_index, position"
     ids, active = sorted(wanted or ()), sorted(current)
     out: dict[int, list[dict]] = {}
-    for chunk in _chunks(list(numbers), 500):
+    for chunk, marks in in_chunks(list(numbers)):
         if wanted is None:
-            cursor = db.conn.execute(f"{select}({_marks(chunk)}){order}", chunk)
+            cursor = db.conn.execute(f"{select}({marks}){order}", chunk)
         else:
             cursor = db.conn.execute(
-                f"{select}({_marks(chunk)}) AND (descriptor_id IN ({_marks(ids)}) OR parent_id IS NOT NULL "
+                f"{select}({marks}) AND (descriptor_id IN ({_marks(ids)}) OR parent_id IS NOT NULL "
                 f"OR (descriptor_id <> '' AND descriptor_id NOT IN ({_marks(active)}))){order}",
                 [*chunk, *ids, *active])
         for row in cursor.fetchall():  # zip stops before the last column, the dossier's number
@@ -288,9 +288,9 @@ def save_dossier_forms(db: sqlite_utils.Database, rows: list[dict], ecoles: list
     caller's page). ``ecoles``: every school of these dossiers, in dossier then position order."""
     require_transaction(db, "save_dossier_forms")
     numbers = [r["dossier_number"] for r in rows]
-    for chunk in _chunks(numbers, 500):
-        db.conn.execute(f"DELETE FROM ecoles WHERE dossier_number IN ({_marks(chunk)})", chunk)
-        db.conn.execute(f"DELETE FROM dossier_forms WHERE dossier_number IN ({_marks(chunk)})", chunk)
+    for chunk, marks in in_chunks(numbers):
+        db.conn.execute(f"DELETE FROM ecoles WHERE dossier_number IN ({marks})", chunk)
+        db.conn.execute(f"DELETE FROM dossier_forms WHERE dossier_number IN ({marks})", chunk)
     insert_many(db, "dossier_forms", rows)
     insert_many(db, "ecoles", ecoles)
 
@@ -306,10 +306,10 @@ def sync_anomalies(db: sqlite_utils.Database, dossier_numbers: Iterable[int], co
     if not numbers or not codes:
         return 0, 0
     open_rows: dict[tuple[int, str, str], int] = {}
-    for chunk in _chunks(numbers, 500):
+    for chunk, marks in in_chunks(numbers):
         for aid, number, code, key in db.conn.execute(
                 f"SELECT id, dossier_number, code, key FROM anomalies WHERE resolved_at IS NULL "
-                f"AND dossier_number IN ({', '.join('?' * len(chunk))}) "
+                f"AND dossier_number IN ({marks}) "
                 f"AND code IN ({', '.join('?' * len(codes))})", [*chunk, *codes]):
             open_rows[(number, code, key)] = aid
     seen: set[int] = set()
@@ -331,11 +331,6 @@ def sync_anomalies(db: sqlite_utils.Database, dossier_numbers: Iterable[int], co
         "INSERT INTO anomalies (demarche_number, dossier_number, code, severity, champ, key, message, "
         "first_seen_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", new_rows)
     return len(new_rows), len(gone)
-
-
-def _chunks(items: list, size: int) -> Iterable[list]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
 
 
 # --- Cross-dossier facts ----------------------------------------------------------------------------

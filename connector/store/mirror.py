@@ -9,6 +9,8 @@ from pathlib import Path
 
 import sqlite_utils
 
+from connector.store.db import in_chunks
+
 
 @dataclass(frozen=True)
 class Held:
@@ -58,9 +60,7 @@ def dossier_numbers(db: sqlite_utils.Database, demarche_number: int) -> set[int]
 def known_dossiers(db: sqlite_utils.Database, numbers: list[int]) -> int:
     """How many of these numbers are dossiers of the mirror."""
     known = 0
-    for start in range(0, len(numbers), 500):
-        chunk = numbers[start:start + 500]
-        marks = ", ".join("?" * len(chunk))
+    for chunk, marks in in_chunks(numbers):
         known += db.conn.execute(f"SELECT count(*) FROM dossiers WHERE number IN ({marks})", chunk).fetchone()[0]
     return known
 
