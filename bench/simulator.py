@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
-import subprocess
-import sys
 import time
 
 import aiohttp
 
 from connector.ds import operations
+from sync import start_simulator  # bench/sync.py, beside this file
 
 
 async def one_pass(session: aiohttp.ClientSession, url: str, token: str, demarches: list[int]) -> tuple[int, int]:
@@ -57,26 +55,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dossiers", nargs="?", type=int, default=5000, help="dossiers to seed (default 5000)")
     args = parser.parse_args()
-    started = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "connector", "simulate", "--port", "0", "--rate-limit", "0",
-         "--dossiers", str(args.dossiers)], stdout=subprocess.PIPE, text=True)
+    sim = start_simulator(args.dossiers, seed=2026)  # bench/sync.py's: simulate's default seed, no rate limit
     try:
-        banner = []
-        while not banner or not banner[-1].startswith("Rate limit"):
-            line = server.stdout.readline()  # type: ignore[union-attr]
-            if not line:
-                raise SystemExit("the simulator did not start")
-            banner.append(line)
-        print(f"simulator seeded and listening after {time.perf_counter() - started:.1f} s")
-        url = re.search(r"serving (\S+)", banner[0]).group(1)  # type: ignore[union-attr]
-        token = banner[1].split(": ", 1)[1].strip()
-        demarches = [int(line.split()[0]) for line in banner[3:-1]]
-        asyncio.run(bench(url, token, demarches))
+        print(f"simulator seeded and listening after {sim.seconds:.1f} s")
+        asyncio.run(bench(sim.url, sim.token, list(sim.demarches)))
     finally:
-        server.terminate()
-        server.wait(30)
-
+        sim.process.terminate()
+        sim.process.wait(30)
 
 if __name__ == "__main__":
     main()
