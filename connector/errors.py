@@ -7,6 +7,7 @@ from __future__ import annotations
 
 # sysexits.h
 EX_OK = 0
+EX_DATAERR = 65  # a run stored all it could, but some dossiers were quarantined or files failed: "partial"
 EX_SOFTWARE = 70
 EX_CANTCREAT = 73  # a downloaded file could not be written here (disk full, permission, name refused)
 EX_TEMPFAIL = 75  # another instance holds the lock: try again later

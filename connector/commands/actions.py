@@ -18,6 +18,7 @@ from connector.ds.verdicts import FILE_NAME as VERDICTS_FILE
 from connector.errors import ConnectorError
 from connector.followup import actions as followup
 from connector.followup import journal
+from connector.commands.hooks import sync_hooks
 from connector.lock import InstanceLock
 from connector.logs import get_logger
 from connector.store import followup as store
@@ -97,7 +98,8 @@ async def run_actions(config: Config, demarches: list[int] | None = None,
     db = open_db(config.database.path)  # synchronous=FULL: the journal's commits are on disk
     try:
         async with _client(config) as client:
-            report = await followup.run(config, client, db, demarches=demarches or None, settle=settle)
+            report = await followup.run(config, client, db, demarches=demarches or None, settle=settle,
+                                        hook=sync_hooks(config).dossiers_changed)
     finally:
         db.conn.close()
     log.info("followup.finished", summary=report.summary())

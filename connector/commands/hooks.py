@@ -16,9 +16,11 @@ log = get_logger(__name__)
 
 
 class CompositeHooks(SyncHooks):
-    """Calls each hook in order (forms first: the deadlines read the forms' rows). Each hook's call
-    runs in a savepoint of its own: one that raises loses its own writes only, is logged
-    (``sync.hook_failed`` with the hook), and the next hooks still run; the page still commits."""
+    """Calls each hook in order (forms first: the deadlines read the forms' rows). For
+    ``descriptor_saved`` and ``demarche_done`` each hook's call runs in a savepoint of its own: one
+    that raises loses its own writes only, is logged (``sync.hook_failed`` with the hook), and the
+    next hooks still run. ``dossiers_changed`` lets a failure through to the door, which quarantines
+    the dossier it failed on."""
 
     def __init__(self, hooks: list[Any]):
         self.hooks = list(hooks)
@@ -39,7 +41,11 @@ class CompositeHooks(SyncHooks):
         self._each("descriptor_saved", db, demarche)
 
     def dossiers_changed(self, db: Any, demarche: int, numbers: list[int]) -> None:
-        self._each("dossiers_changed", db, demarche, numbers)
+        """Not guarded: these run through the door (``connector.store.door.enter``), where a hook
+        that raises gets its dossier quarantined with the error (rows and hooks' writes rolled back
+        together) instead of leaving the dossier's forms and deadlines stale."""
+        for hook in self.hooks:
+            hook.dossiers_changed(db, demarche, numbers)
 
     def demarche_done(self, db: Any, demarche: int, report: Any) -> None:
         self._each("demarche_done", db, demarche, report, savepoint=False)

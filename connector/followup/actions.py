@@ -40,7 +40,7 @@ from connector.followup.conventions import Status
 from connector.followup.profile import FollowupProfile, resolve
 from connector.logs import get_logger
 from connector.store import followup as store
-from connector.store.save import save_dossiers
+from connector.store.door import Hook, enter
 
 log = get_logger(__name__)
 
@@ -238,9 +238,16 @@ def record_intents(db: sqlite_utils.Database, plan: DemarchePlan) -> int:
 
 
 class Runner:
+    """``hook``: what a sync runs on changed dossiers (``SyncHooks.dossiers_changed``: the forms'
+    evaluation, the deadlines), run on every re-read through the door, so a dossier re-read before
+    or after an action has its ``dossier_forms``, ``ecoles`` and ``anomalies`` current at once."""
+
     def __init__(self, db: sqlite_utils.Database, client: DsClient, config: Config, report: RunReport,
-                 settle: timedelta):
+                 settle: timedelta, hook: Hook | None = None):
         self.db, self.client, self.config, self.report, self.settle = db, client, config, report, settle
+        self.hook = hook
+        self.quarantined: set[int] = set()  # dossiers the door quarantined in this run: not acted on
+        self.unknown_types: set[str] = set()
 
     def now(self) -> datetime:
         return self.client.stats.server_date or datetime.now(timezone.utc)
@@ -251,15 +258,27 @@ class Runner:
         return self.now()
 
     async def reread(self, demarche: int, number: int) -> dict[str, Any] | None:
-        """Re-read one dossier from DS into the mirror; None when DS no longer has it."""
+        """Re-read one dossier from DS into the mirror, through the door (validated, saved, the hooks
+        run, or quarantined: then it is in ``self.quarantined`` and not acted on); None when DS no
+        longer has it."""
         result = await self.client.query("dossier", {"dossierNumber": number})
         node = (result.data or {}).get("dossier")
         if node is None:
             if "not_found" in result.error_codes():
                 return None
             raise ApiError(f"DS could not serve dossier {number}: {result.errors}")
-        with self.db.atomic():
-            save_dossiers(self.db, demarche, [node])
+        node = {k: v for k, v in node.items() if k != "demarche"} if isinstance(node, dict) else node
+        entry = enter(self.db, demarche, [node], hook=self.hook, unknown_types=self.unknown_types)
+        for path in entry.counts.removed_files:  # attachments that left the dossier (after the commit)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:  # the next sync's sweep takes it
+                log.warning("followup.file_unlink_failed", path=str(path), error=str(exc))
+        for quarantined, error in entry.quarantined:
+            self.quarantined.add(number)
+            log.error("followup.dossier_quarantined", demarche=demarche, dossier=quarantined, error=error)
+        if not entry.quarantined:
+            self.quarantined.discard(number)
         return node
 
     async def run_demarche(self, dcfg: DemarcheConfig, profile: FollowupProfile) -> None:
@@ -313,6 +332,9 @@ class Runner:
             self.report.waiting += len(todo)
             return
         node = await self.reread(dcfg.number, number)
+        if number in self.quarantined:  # the mirror could not take what DS says now: do not act on it
+            self.report.waiting += len(todo)
+            return
         if node is None:
             for a in todo:
                 journal.cancel(self.db, a.id, "the dossier is no longer on DS")
@@ -451,10 +473,11 @@ def classify(a: store.Action, data: dict[str, Any] | None, errors: list[dict[str
 
 
 async def run(config: Config, client: DsClient, db: sqlite_utils.Database, *, demarches: list[int] | None = None,
-              settle: timedelta = timedelta(seconds=60)) -> RunReport:
-    """``actions run`` (and the daemon after each sync): every deadline démarche, in config order."""
+              settle: timedelta = timedelta(seconds=60), hook: Hook | None = None) -> RunReport:
+    """``actions run`` (and the daemon after each sync): every deadline démarche, in config order.
+    ``hook``: the sync's ``dossiers_changed`` (see ``Runner``)."""
     report = RunReport()
-    runner = Runner(db, client, config, report, settle)
+    runner = Runner(db, client, config, report, settle, hook)
     for dcfg, profile in deadline_demarches(db, config):
         if demarches and dcfg.number not in demarches:
             continue

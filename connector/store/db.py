@@ -15,7 +15,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from connector.errors import ConnectorError
-from connector.store.shape import INDEXES, TABLES, VIEWS
+from connector.store.shape import INDEXES, TABLES, VIEWS, champ_table_rebuild_sql
 
 MIGRATIONS = Migrations("ds_mirror")
 
@@ -53,6 +53,17 @@ def _cross_fingerprint(db: sqlite_utils.Database) -> None:
     from connector.store import forms
 
     forms.add_cross_fingerprint(db)
+
+
+@MIGRATIONS(name="0005_champ_rows")
+def _champ_rows(db: sqlite_utils.Database) -> None:
+    """Champs keyed by their id AND their repetition row (see ``shape.champ_table_rebuild_sql``).
+    Views are dropped first (a rename checks them); ``_ensure_indexes_and_views`` puts them back."""
+    for (view,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'view'").fetchall():
+        db.execute(f"DROP VIEW {view}")
+    for name in ("champs", "annotations"):
+        for sql in champ_table_rebuild_sql(name):
+            db.execute(sql)
 
 
 def open_db(path: Path) -> sqlite_utils.Database:

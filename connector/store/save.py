@@ -133,7 +133,8 @@ def save_demarche(db: sqlite_utils.Database, descriptor: dict) -> None:
 
 
 def save_dossiers(
-    db: sqlite_utils.Database, demarche_number: int, nodes: list[dict], seen_at: str | None = None
+    db: sqlite_utils.Database, demarche_number: int, nodes: list[dict], seen_at: str | None = None,
+    *, unknown_types: set[str] | None = None,
 ) -> SaveCounts:
     """Upsert a page of dossiers (DossierFragment) and replace their children exactly.
 
@@ -145,6 +146,12 @@ def save_dossiers(
       dossier really is back, e.g. after a wrong "vanished" verdict); its tombstone goes.
     - Attachment rows keep their download state while the same file stays on the same owner.
     - File URLs go to ``files.url``, not into the raw JSON; the caller's nodes are not changed.
+    - A champ type without a typed value (a DS release ahead of the vendored schema) keeps its raw
+      JSON and is logged once (``store.unknown_champ_types``) per type and ``unknown_types`` set:
+      the caller passes one set per run (None: this call's own set), so one warning per type per run.
+
+    Only the door (``connector.store.door.enter``) calls it outside the tests: it adds validation,
+    quarantine and the hooks.
 
     The page is written with one statement per table (``executemany``), not one per dossier, and
     every row is built before the first write: a node it cannot read raises (KeyError, TypeError,
@@ -207,8 +214,12 @@ def save_dossiers(
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RuntimeError(f"save_dossiers failed while writing (a bug, not a bad dossier): {exc!r}") from exc
     counts.changed = page.new + page.updated
-    if unknown:
-        log.warning("store.unknown_champ_types", types=unknown)
+    warned = set() if unknown_types is None else unknown_types
+    fresh = {kind: numbers for kind, numbers in unknown.items() if kind not in warned}
+    if fresh:
+        log.warning("store.unknown_champ_types", types=fresh,
+                    note="kept raw in champs.raw; once per type and run")
+        warned.update(fresh)
     return counts
 
 
@@ -351,7 +362,7 @@ def _walk(champs: list[dict]) -> Iterator[tuple[dict, int, str | None, str | Non
         yield champ, position, None, None, None
         for row_index, row in enumerate(champ.get("rows") or ()):
             for child_position, child in enumerate(row.get("champs") or ()):
-                yield child, child_position, champ["id"], row["id"], row_index
+                yield child, child_position, champ["id"], row.get("id"), row_index
 
 
 def _message_rows(number: int, messages: list[dict], emails: set[str]) -> list[tuple]:

@@ -42,6 +42,26 @@ def _champ_table_sql(name: str) -> str:
             PRIMARY KEY (dossier_number, champ_id)
         )""".format(name=name)
 
+def champ_table_rebuild_sql(name: str) -> list[str]:
+    """Migration 0005: ``champs``/``annotations`` keyed by ``(dossier_number, champ_id, row_index)``
+    instead of ``(dossier_number, champ_id)``.
+
+    Why: DS (and recorded answers of its forks) give the children of a repetition the SAME champ id
+    in every row (the id names the champ's descriptor, the row tells the rows apart). Keyed by the id
+    alone, the second row of such a dossier broke the page with an IntegrityError. Dropping the
+    repeats would lose every row but the first, so each row's champs are kept: a champ is named by
+    its id and its row (``row_index``: NULL outside a repetition, -1 in the key)."""
+    new = f"{name}_0005"
+    return [
+        _champ_table_sql(new).replace("            PRIMARY KEY (dossier_number, champ_id)\n", "")
+        .replace("updated_at TEXT,\n", "updated_at TEXT\n"),
+        f"INSERT INTO {new} SELECT * FROM {name}",
+        f"DROP TABLE {name}",
+        f"ALTER TABLE {new} RENAME TO {name}",
+        f"CREATE UNIQUE INDEX {name}_key ON {name}(dossier_number, champ_id, ifnull(row_index, -1))",
+    ]
+
+
 TABLES: tuple[Table, ...] = (
     Table(
         "demarches",
@@ -186,13 +206,13 @@ TABLES: tuple[Table, ...] = (
         "champs",
         "one row per champ of a dossier, repetition rows included (row_id, row_index, parent_id); "
         "type = __typename, value typed (JSON for structured values), raw JSON for unknown types",
-        "dossier_number, champ_id",
+        "dossier_number, champ_id, row_index (a repetition's rows repeat their champs' ids)",
         _champ_table_sql("champs"),
     ),
     Table(
         "annotations",
         "the same as champs, for the dossier's private annotations",
-        "dossier_number, champ_id",
+        "dossier_number, champ_id, row_index",
         _champ_table_sql("annotations"),
     ),
     Table(

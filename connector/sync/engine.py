@@ -49,6 +49,8 @@ from connector.ds.client import DsClient
 from connector.ds.verdicts import FILE_NAME as VERDICTS_FILE
 from connector.errors import (
     EX_CANTCREAT,
+    EX_DATAERR,
+    EX_SOFTWARE,
     ApiError,
     BadToken,
     ConfigError,
@@ -66,17 +68,15 @@ from connector.store import (
     finish_run,
     finish_stream,
     get_bookmark,
-    SaveCounts,
     open_db,
     quarantine,
     save_deleted,
     save_demarche,
-    save_dossiers,
     save_pending_deleted,
     set_bookmark,
-    split_dossiers,
     start_run,
 )
+from connector.store.door import Entry, enter, machine_fault
 from connector.store.mirror import (
     checkpoint,
     descriptor_synced_at,
@@ -119,13 +119,22 @@ class Stopped(Exception):
     """The run was asked to stop (SIGTERM): raised between two requests, after a commit."""
 
 
+class DemarcheCrashed(ConnectorError):
+    """A démarche's sync raised what the connector does not expect (a bug): that démarche is
+    reported failed with the error, the others go on. Exit 70 (EX_SOFTWARE)."""
+
+    exit_code = EX_SOFTWARE
+
+
 class SyncHooks:
     """What the layers above the mirror plug into a sync (form evaluation, convention deadlines).
     The commands layer passes one; the engine knows nothing of what they do. Default: nothing.
 
-    ``descriptor_saved`` and ``dossiers_changed`` run inside the transaction of what they follow (the
-    descriptor, the page of dossiers), in a savepoint of their own: a hook that raises loses its own
-    writes, is logged (``sync.hook_failed``), and the mirror goes on. Purged dossiers take their
+    ``descriptor_saved`` runs inside the descriptor's transaction, in a savepoint of its own: a hook
+    that raises loses its own writes, is logged (``sync.hook_failed``), and the mirror goes on.
+    ``dossiers_changed`` runs through the door (``connector.store.door.enter``) inside the page's
+    transaction: a hook that raises for a dossier gets that dossier quarantined with the error (its
+    rows and the hook's rolled back together), and the page goes on. Purged dossiers take their
     derived rows with them through foreign keys (``ON DELETE CASCADE`` on ``dossiers.number``).
     ``demarche_done`` runs once a démarche's streams are done, outside any transaction."""
 
@@ -183,12 +192,21 @@ class SyncReport:
             return "stopped"
         failed = [d for d in self.demarches if d.error is not None]
         if not failed:
-            return "partial" if self.total("files_failed_local") else "ok"  # a file not written is not ok
+            return "partial" if self.incomplete else "ok"  # a dossier or file left out is not ok
         return "failed" if len(failed) == len(self.demarches) else "partial"
 
     @property
+    def incomplete(self) -> bool:
+        """Something DS sent is not in the mirror: a dossier quarantined, a file that failed."""
+        return bool(self.total("files_failed_local") or self.total("quarantined") or self.total("files_failed"))
+
+    @property
     def exit_code(self) -> int:
+        """The highest of: 65 (EX_DATAERR) dossiers quarantined or files failed; 70 a démarche's
+        bug; 73 files not written here; 75 DS unavailable; 78 config or token."""
         codes = [d.error.exit_code for d in self.demarches if d.error is not None]
+        if self.total("quarantined") or self.total("files_failed"):
+            codes.append(EX_DATAERR)
         if self.total("files_failed_local"):
             codes.append(EX_CANTCREAT)  # below 75 and 78: DS unavailable or a bad config says more
         return max(codes, default=0)
@@ -202,6 +220,12 @@ class SyncReport:
             f"{self.total('quarantined')} quarantined, "
             f"{self.total('files')} files, {self.requests} requests, {self.seconds:.1f} s"
         )
+        if self.total("quarantined"):
+            line += (f"; {self.total('quarantined')} dossier(s) quarantined (see `status` and the "
+                     "quarantine table), tried again by the next --full")
+        if self.total("files_failed"):
+            line += (f"; {self.total('files_failed')} file(s) failed (checksum, size, DS refused: see "
+                     "sync.file_failed), tried again later with a backoff")
         if self.total("files_failed_local"):
             line += (f"; {self.total('files_failed_local')} file(s) NOT written here (disk full, permission "
                      "or name refused: see sync.file_write_failed), tried again next sync")
@@ -287,6 +311,7 @@ class _Run:
     full: bool
     hooks: SyncHooks
     stop: asyncio.Event | None
+    unknown_types: set[str] = field(default_factory=set)  # champ types warned about in this run
 
     async def all(self, selected: list[Any]) -> None:
         slots = asyncio.Semaphore(self.config.sync.concurrency)
@@ -310,7 +335,8 @@ class _Run:
             # contextvars are per task: this binding is this démarche's only.
             with structlog.contextvars.bound_contextvars(demarche=demarche.number):
                 job = DemarcheSync(self.db, self.client, self.downloader, self.config, result, self.progress,
-                                   full=self.full, hooks=self.hooks, stop=self.stop)
+                                   full=self.full, hooks=self.hooks, stop=self.stop,
+                                   unknown_types=self.unknown_types)
                 try:
                     await job.run()
                 except Stopped:
@@ -326,6 +352,11 @@ class _Run:
                 except ApiError as exc:
                     result.error = exc
                     log.error("sync.demarche_failed", error=str(exc), error_class=type(exc).__name__)
+                except Exception as exc:  # noqa: BLE001 - one démarche's bug never stops the others
+                    if isinstance(exc, ConnectorError) or machine_fault(exc):
+                        raise  # the machine's fault (disk full...) is every démarche's
+                    result.error = DemarcheCrashed(f"démarche {demarche.number}: {type(exc).__name__}: {exc}")
+                    log.exception("sync.demarche_crashed", error=f"{type(exc).__name__}: {exc}")
                 log.info("sync.demarche_done", **_figures(result))
 
 
@@ -357,7 +388,8 @@ class DemarcheSync:
 
     def __init__(self, db: sqlite_utils.Database, client: DsClient, downloader: Downloader,
                  config: Config, report: DemarcheReport, progress: ProgressFn | None, *, full: bool,
-                 hooks: SyncHooks | None = None, stop: asyncio.Event | None = None):
+                 hooks: SyncHooks | None = None, stop: asyncio.Event | None = None,
+                 unknown_types: set[str] | None = None):
         self.db = db
         self.hooks = hooks or SyncHooks()
         self.stop = stop
@@ -370,6 +402,7 @@ class DemarcheSync:
         self.progress = progress
         self.full = full  # --full: descriptor, whole deletion lists, reconciliation
         self.url_rereads = 0
+        self.unknown_types: set[str] = set() if unknown_types is None else unknown_types
         self.background = _Background()
         self.download_slots = asyncio.Semaphore(DOWNLOADS_PER_DEMARCHE)
 
@@ -440,81 +473,73 @@ class DemarcheSync:
         await self._follow(DOSSIERS, self._store_dossiers, since=since, after=after)
 
     def _store_dossiers(self, page: Page) -> None:
-        """One page of dossiers and its cursor in one transaction; then its attachments start."""
-        good, bad = split_dossiers(page.nodes)
-        dates = [n["dateDerniereModification"] for n in good]
+        """One page of dossiers and its cursor in one transaction, through the door (a dossier that
+        fails, whatever the reason, is quarantined and the page commits); then its attachments start."""
+        dates = [n["dateDerniereModification"] for n in page.nodes
+                 if isinstance(n, dict) and isinstance(n.get("dateDerniereModification"), str)]
+        dates = [d for d in dates if _readable(d)]
         if page.poison and page.poison.date_derniere_modification:
             dates.append(page.poison.date_derniere_modification)
-        with self.db.atomic():
-            counts = self._save(good, bad)
+
+        def then(db: sqlite_utils.Database) -> None:
             if page.poison:
-                self._quarantine(page.poison.number, page.poison.error, page.poison.raw)
-            set_bookmark(self.db, self.number, "dossiers", after_cursor=page.end_cursor,
+                quarantine(db, self.number, page.poison.number, page.poison.error, page.poison.raw)
+            set_bookmark(db, self.number, "dossiers", after_cursor=page.end_cursor,
                          cursor_since=page.since, max_seen=max(dates, key=instant) if dates else None)
             if not page.has_next:
-                finish_stream(self.db, self.number, "dossiers")
-        remove_local(counts.removed_files)
+                finish_stream(db, self.number, "dossiers")
+
+        entry = self._enter(page.nodes, then=then)
+        if page.poison:
+            self._quarantined(page.poison.number, page.poison.error)
+        counts = entry.counts
         self.report.pages += 1
         self.report.dossiers += len(page.nodes)
         for warning in page.warnings:
             log.warning("sync.page_warning", error=warning)
         log.info("sync.page_committed", stream="dossiers", size=page.size, nodes=len(page.nodes),
-                 new=counts.new, updated=counts.updated, quarantined=len(bad) + bool(page.poison),
-                 last=not page.has_next)
+                 new=counts.new, updated=counts.updated,
+                 quarantined=len(entry.quarantined) + bool(page.poison), last=not page.has_next)
         if self.progress:
             self.progress(self.report)
-        if good and self.downloader.policy != "none" and self._may_go_on():
-            self.background.start(self.download({int(n["number"]) for n in good}))
+        stored = {int(n["number"]) for n in page.nodes if isinstance(n, dict) and n.get("number") is not None
+                  and str(n["number"]).isdigit()} - {n for n, _ in entry.quarantined}
+        if stored and self.downloader.policy != "none" and self._may_go_on():
+            self.background.start(self.download(stored))
 
-    def _save(self, good: list[dict], bad: list[tuple[Any, str]]) -> SaveCounts:
-        """Save valid nodes inside the caller's transaction; a node the savers still choke on is
-        quarantined alone (raw kept) and the others are saved. Then the hooks see the changes.
-
-        No savepoint around the page's save: ``save_dossiers`` raises what a node it cannot read
-        raises before it writes anything (a savepoint made SQLite journal every page it touched to a
-        temporary file: 370 MB per 4 600 dossiers, a fifth of the sync's system time)."""
-        for node, error in bad:
-            self._quarantine_node(node, error)
-        try:
-            counts = save_dossiers(self.db, self.number, good)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            counts = SaveCounts()
-            for node in good:  # find the culprit(s) one by one
-                try:
-                    with self.db.atomic():
-                        counts.add(save_dossiers(self.db, self.number, [node]))
-                except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                    self._quarantine_node(node, f"unreadable dossier: {type(exc).__name__}: {exc}")
-        if counts.changed:
-            self._hook("dossiers_changed", self.hooks.dossiers_changed, self.db, self.number, counts.changed)
-        self.report.new += counts.new
-        self.report.updated += counts.updated
-        self.report.unchanged += counts.unchanged
-        return counts
+    def _enter(self, nodes: list[Any], then: Callable[[sqlite_utils.Database], None] | None = None) -> Entry:
+        """Nodes into the mirror through the door (``connector.store.door.enter``), the hooks' forms
+        and deadlines run on the changed ones; counted, quarantines logged, removed files unlinked."""
+        entry = enter(self.db, self.number, nodes, hook=self.hooks.dossiers_changed, then=then,
+                      unknown_types=self.unknown_types)
+        remove_local(entry.counts.removed_files)
+        for number, error in entry.quarantined:
+            self._quarantined(number, error)
+        self.report.new += entry.counts.new
+        self.report.updated += entry.counts.updated
+        self.report.unchanged += entry.counts.unchanged
+        return entry
 
     def _hook(self, name: str, hook: Callable[..., None], *args: Any) -> None:
         """Run a hook inside the caller's transaction, in a savepoint: a hook that fails loses its
-        own writes only, is logged, and the mirror goes on."""
+        own writes only, is logged, and the mirror goes on (the descriptor's hook)."""
         try:
             with self.db.atomic():
                 hook(*args)
         except Exception as exc:  # noqa: BLE001 - a hook never stops the mirror
-            extra = {"dossiers": len(args[-1])} if name == "dossiers_changed" else {}
-            log.exception("sync.hook_failed", hook=name, error=f"{type(exc).__name__}: {exc}", **extra)
+            if machine_fault(exc):
+                raise
+            log.exception("sync.hook_failed", hook=name, error=f"{type(exc).__name__}: {exc}")
 
-    def _quarantine_node(self, node: Any, error: str) -> None:
-        number = node.get("number") if isinstance(node, dict) else None
-        try:
-            number = int(number) if number is not None else None
-        except (TypeError, ValueError):
-            number = None
-        self._quarantine(number, error, json.dumps(node, ensure_ascii=False, default=str))
-
-    def _quarantine(self, number: int | None, error: str, raw: str | None) -> None:
-        """The one place a dossier (or an unnamed one) goes to the quarantine, counted and logged."""
-        quarantine(self.db, self.number, number, error, raw)
+    def _quarantined(self, number: int | None, error: str) -> None:
+        """A dossier (or an unnamed one) went to the quarantine: counted and logged."""
         self.report.quarantined += 1
         log.error("sync.dossier_quarantined", dossier=number, error=error)
+
+    def _quarantine(self, number: int | None, error: str, raw: str | None) -> None:
+        """A dossier DS could not serve goes to the quarantine, counted and logged."""
+        quarantine(self.db, self.number, number, error, raw)
+        self._quarantined(number, error)
 
     async def reread(self, number: int) -> str:
         """Read one dossier by number and save it: "saved", "not_found", or "failed" (quarantined)."""
@@ -529,15 +554,16 @@ class DemarcheSync:
         if node is None:
             if "not_found" in result.error_codes():
                 return "not_found"
-            self._quarantine_node({"number": number, "errors": result.errors}, "dossier(number:) answered null")
+            self._quarantine(number, "dossier(number:) answered null",
+                             json.dumps({"number": number, "errors": result.errors}, ensure_ascii=False, default=str))
             return "failed"
-        node = {k: v for k, v in node.items() if k != "demarche"}
-        good, bad = split_dossiers([node])
-        with self.db.atomic():
-            counts = self._save(good, bad)
-        remove_local(counts.removed_files)
+        if isinstance(node, dict):
+            node = {k: v for k, v in node.items() if k != "demarche"}
+        entry = self._enter([node])
+        if entry.quarantined:
+            return "failed"
         await self.download({number}, reread=False)
-        return "saved" if good else "failed"
+        return "saved"
 
     # -- deletions ---------------------------------------------------------------------------
 
@@ -688,6 +714,14 @@ def _select(config: Config, numbers: list[int] | None) -> list[Any]:
             f"configured are {', '.join(str(d.number) for d in config.demarches)}"
         )
     return [known[n] for n in dict.fromkeys(numbers)]
+
+
+def _readable(value: str) -> bool:
+    try:
+        instant(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _shift(value: str, delta: timedelta) -> str:
