@@ -174,8 +174,12 @@ def champ_shape(champ: Champ, fallback_time: datetime, row_id: str | None = None
         out["champs"] = [c for r in rows for c in r["champs"]]
     elif kind == "HeaderSectionChamp":
         out["level"] = 1
-    elif kind == "CarteChamp":
-        out["geoAreas"] = []
+    elif kind == "CarteChamp":  # value: the areas, each with its __typename (GeoArea is an interface)
+        out["geoAreas"] = list(value or [])
+    elif kind == "EngagementJuridiqueChamp":
+        out["engagementJuridique"] = value
+    elif kind == "DossierLinkChamp":
+        out["dossier"] = None  # the linked dossier itself: not served by the simulator
     return out
 
 

@@ -145,6 +145,12 @@ class Champ:
       DepartementChamp: {"name","code"} | None        SiretChamp: {"siret": ...} | None
       PieceJustificativeChamp: None (see ``files``)   RepetitionChamp: None (see ``rows``)
       HeaderSectionChamp / ExplicationChamp: None
+      CarteChamp: [{"__typename": "SelectionUtilisateur"|"ParcelleCadastrale", "id", "source",
+                    "description", "geometry": {"type", "coordinates"}, ...}]
+      EpciChamp: {"epci": {"name","code"}, "departement": {"name","code"}} | None
+      RNAChamp: {"rna": {"id","title","address"}, "commune", "departement"} | None   RNFChamp: likewise with "rnf"
+      EngagementJuridiqueChamp: {"montantEngage","montantPaye"} | None
+      DossierLinkChamp: None (``string_value`` is the linked dossier's number, as DS sends it)
     ``string_value`` is DS's ``stringValue`` (None for pièces justificatives).
     """
 

@@ -42,6 +42,11 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)  # BigInt comes as a string
 
 
+def _number(value: Any) -> int | None:
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() else None
+
+
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -75,6 +80,17 @@ CHAMP_VALUES = {
     "RepetitionChamp": lambda c: len(c.get("rows") or []),
     "HeaderSectionChamp": lambda c: None,
     "ExplicationChamp": lambda c: None,
+    # The linked dossier's number: DS's stringValue for this type is the number as text (the
+    # ``dossier`` field is not asked: it loads another dossier, which the token may not cover).
+    "DossierLinkChamp": lambda c: _number(c.get("stringValue")),
+    # The drawn areas (selections, cadastral parcels) with their GeoJSON geometry.
+    "CarteChamp": lambda c: _json(c.get("geoAreas") or []),
+    "EpciChamp": lambda c: _json(
+        {"epci": c["epci"], "departement": c.get("departement")} if c.get("epci") else None
+    ),
+    "RNAChamp": lambda c: _json(c.get("rna")),
+    "RNFChamp": lambda c: _json(c.get("rnf")),
+    "EngagementJuridiqueChamp": lambda c: _json(c.get("engagementJuridique")),
 }
 
 
