@@ -6,7 +6,8 @@ the daemon's heartbeat file and the config; it needs neither the token nor the l
 documented, stable JSON shape (``STATUS_VERSION``; README "status"), health included:
 
 - 0 OK;
-- 1 WARNING: a démarche without success for 3 intervals, quarantine not empty, token expiring
+- 1 WARNING: a démarche without success for 3 intervals, quarantine not empty, files that failed to
+  download, token expiring
   within 30 days;
 - 2 CRITICAL: a démarche without success for a day (or never), its last run failed, an action in
   ``unknown``, the token expired;
@@ -228,6 +229,9 @@ def _judge(entry: dict[str, Any], interval: timedelta, health: _Health) -> None:
         health.add(CRITICAL, f"démarche {number}: last run failed: {last['error'] or 'see the logs'}")
     if entry["quarantined"]:
         health.add(WARNING, f"démarche {number}: {entry['quarantined']} in quarantine")
+    if entry["files"]["failed"]:
+        health.add(WARNING, f"démarche {number}: {entry['files']['failed']} file(s) failed to download "
+                            "(checksum, size, DS refused or a virus: files.failed_reason; retried with a backoff)")
     actions = entry["actions"] or {}
     if actions.get("unknown"):
         health.add(CRITICAL, f"démarche {number}: {actions['unknown']} action(s) in unknown state (check DS)")

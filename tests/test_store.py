@@ -257,13 +257,13 @@ def test_repetition_rows_keep_their_row_index_and_parent(synced):
                                            "AND dossier_number = 1001")}) == 2
 
 
-def test_unknown_champ_type_is_kept_generically(synced):
+def test_engagement_juridique_has_a_typed_value(synced):
     [(kind, string_value, value, raw)] = rows(
         synced, "SELECT type, string_value, value, raw FROM champs WHERE dossier_number = 1002 "
                 "AND label = 'Engagement juridique'")
-    assert (kind, string_value, value) == ("EngagementJuridiqueChamp", "EJ-2026-000417", None)
-    assert json.loads(raw)["__typename"] == "EngagementJuridiqueChamp"
-    assert rows(synced, "SELECT count(*) FROM champs WHERE raw IS NOT NULL") == [(1,)]
+    assert (kind, string_value, raw) == ("EngagementJuridiqueChamp", "EJ-2026-000417", None)
+    assert json.loads(value) == {"montantEngage": "1230.00", "montantPaye": None}
+    assert rows(synced, "SELECT count(*) FROM champs WHERE raw IS NOT NULL") == [(0,)]
 
 
 def test_message_senders_and_discarded_messages(synced):

@@ -188,7 +188,7 @@ def prometheus(s: dict[str, Any]) -> str:
         m.add(p + "files_pending", "gauge", "Attachments wanted and not downloaded yet.", d["files"]["pending"],
               demarche=d["number"])
     for d in s["demarches"]:
-        m.add(p + "files_failed", "gauge", "Attachments whose download failed its checksum.", d["files"]["failed"],
+        m.add(p + "files_failed", "gauge", "Attachments whose download failed (checksum, size, HTTP, virus).", d["files"]["failed"],
               demarche=d["number"])
     for d in s["demarches"]:
         for state, count in (d["actions"] or {}).items():

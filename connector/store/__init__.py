@@ -25,7 +25,12 @@ from connector.store.deletions import (
     save_deleted,
     save_pending_deleted,
 )
-from connector.store.files import files_to_download, record_file_download, record_file_downloads
+from connector.store.files import (
+    files_to_download,
+    record_file_download,
+    record_file_downloads,
+    record_file_failures,
+)
 from connector.store.runs import RUN_STATUSES, finish_run, start_run
 from connector.store.save import SaveCounts, dossier_problem, save_demarche, save_dossiers, split_dossiers
 from connector.store.shape import describe_tables
@@ -54,6 +59,7 @@ __all__ = [
     "quarantine",
     "record_file_download",
     "record_file_downloads",
+    "record_file_failures",
     "save_deleted",
     "save_demarche",
     "save_dossiers",

@@ -15,7 +15,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from connector.errors import ConnectorError
-from connector.store.shape import INDEXES, TABLES, VIEWS, champ_table_rebuild_sql
+from connector.store.shape import FILE_FAILURE_COLUMNS, INDEXES, TABLES, VIEWS, champ_table_rebuild_sql
 
 MIGRATIONS = Migrations("ds_mirror")
 
@@ -64,6 +64,14 @@ def _champ_rows(db: sqlite_utils.Database) -> None:
     for name in ("champs", "annotations"):
         for sql in champ_table_rebuild_sql(name):
             db.execute(sql)
+
+
+@MIGRATIONS(name="0006_file_failures")
+def _file_failures(db: sqlite_utils.Database) -> None:
+    """Issue 15: a file that fails is tried again with a backoff across runs, then given up with its
+    reason (``files.attempts``, ``failed_reason``, ``next_try_at``, ``given_up_at``)."""
+    for ddl in FILE_FAILURE_COLUMNS:
+        db.execute(f"ALTER TABLE files ADD COLUMN {ddl}")
 
 
 def open_db(path: Path) -> sqlite_utils.Database:

@@ -21,14 +21,16 @@ def files_to_download(
     numbers: Iterable[int] | None = None,
     owner_kind: str | None = None,
 ) -> list[dict]:
-    """Files not downloaded yet, or whose download failed its checksum, whatever their virus scan
-    (``pending`` ones included: the engine decides); only of these dossiers (``numbers``) or of this
+    """Files not downloaded yet, whatever their virus scan (``pending`` ones included: the engine
+    decides), except those given up and those whose backoff (``next_try_at``) is not over; only of
+    these dossiers (``numbers``) or of this
     kind of owner (``owner_kind``: message, champ, annotation) when given. Oldest dossiers first."""
     sql = (
         "SELECT f.*, d.demarche_number FROM files f JOIN dossiers d ON d.number = f.dossier_number "
-        "WHERE (f.downloaded_at IS NULL OR f.checksum_ok = 0)"
+        "WHERE (f.downloaded_at IS NULL OR f.checksum_ok = 0) AND f.given_up_at IS NULL "
+        "AND (f.next_try_at IS NULL OR f.next_try_at <= ?)"
     )
-    params: list = []
+    params: list = [now_utc()]
     if demarche_number is not None:
         sql += " AND d.demarche_number = ?"
         params.append(demarche_number)
@@ -63,9 +65,24 @@ def record_file_downloads(
     with db.atomic():
         for key, path, ok in downloads:
             cursor = db.conn.execute(
-                "UPDATE files SET local_path = ?, downloaded_at = ?, checksum_ok = ? WHERE file_key = ?",
+                "UPDATE files SET local_path = ?, downloaded_at = ?, checksum_ok = ?, failed_reason = NULL, "
+                "next_try_at = NULL WHERE file_key = ?",
                 [str(path), when, int(ok), key],
             )
             if cursor.rowcount != 1:
                 gone.append(path)
     return gone
+
+
+def record_file_failures(db: sqlite_utils.Database, failures: list[tuple[str, str, str | None]]) -> None:
+    """Record failed downloads ``(file_key, reason, next_try_at)`` in one transaction: one more
+    attempt, the reason, and either the time of the next try (UTC) or, when None, given up. The file
+    stays without ``local_path``: nothing of it is on disk."""
+    now = now_utc()
+    with db.atomic():
+        db.conn.executemany(
+            "UPDATE files SET attempts = attempts + 1, failed_reason = ?, next_try_at = ?, "
+            "given_up_at = CASE WHEN ? IS NULL THEN ? END, local_path = NULL, downloaded_at = NULL, "
+            "checksum_ok = NULL WHERE file_key = ?",
+            [[reason, next_try, next_try, now, key] for key, reason, next_try in failures],
+        )

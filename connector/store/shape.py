@@ -62,6 +62,16 @@ def champ_table_rebuild_sql(name: str) -> list[str]:
     ]
 
 
+# Migration 0006: columns of ``files`` for downloads that fail (checksum, size, an HTTP error, an URL
+# that stays expired, a virus found): tried again with a backoff across runs, then given up.
+FILE_FAILURE_COLUMNS = (
+    "attempts INTEGER NOT NULL DEFAULT 0",  # failed download attempts of this file
+    "failed_reason TEXT",  # the last failure, NULL once downloaded
+    "next_try_at TEXT",  # UTC: not tried again before (the backoff)
+    "given_up_at TEXT",  # UTC: tries exhausted (or never downloadable): not tried again
+)
+
+
 TABLES: tuple[Table, ...] = (
     Table(
         "demarches",

@@ -82,8 +82,8 @@ def count_by_demarche(db: sqlite_utils.Database, table: str) -> dict[int, int]:
 
 
 def files_waiting(db: sqlite_utils.Database, policy: str) -> dict[int, tuple[int, int]]:
-    """Per démarche: (files the attachment policy wants and that are not downloaded yet, files whose
-    download failed its checksum)."""
+    """Per démarche: (files the attachment policy wants and that are not downloaded yet nor failed,
+    files whose download failed: checksum, size, HTTP, virus; retried with a backoff or given up)."""
     if policy == "none":
         kinds: tuple[str, ...] = ()
     elif policy == "messages":
@@ -95,8 +95,8 @@ def files_waiting(db: sqlite_utils.Database, policy: str) -> dict[int, tuple[int
     marks = ", ".join("?" * len(kinds))
     rows = db.execute(
         "SELECT d.demarche_number, "
-        "sum(f.downloaded_at IS NULL AND coalesce(f.virus_scan, '') NOT IN (?, ?)), "
-        "sum(coalesce(f.checksum_ok, 1) = 0) "
+        "sum(f.downloaded_at IS NULL AND f.failed_reason IS NULL AND coalesce(f.virus_scan, '') NOT IN (?, ?)), "
+        "sum(f.failed_reason IS NOT NULL AND f.local_path IS NULL OR coalesce(f.checksum_ok, 1) = 0) "
         f"FROM files f JOIN dossiers d ON d.number = f.dossier_number WHERE f.owner_kind IN ({marks}) "
         "GROUP BY d.demarche_number", [*SCAN_NEVER, *kinds]).fetchall()
     return {demarche: (pending or 0, failed or 0) for demarche, pending, failed in rows}

@@ -13,6 +13,12 @@
   extension kept. A temporary is ``.<owner>-<hash>.dl-<random>``: it starts with a dot, which no copy
   does, and holds nothing the usager chose, so whatever a file is named (``rapport.part``...) it is
   never mistaken for a leftover and swept.
+- A file that fails (checksum or size wrong, an HTTP error other than an expired URL, an URL still
+  refused right after a re-read gave it, a virus found) is not on disk and has no ``local_path``; it
+  is recorded (``files.attempts``, ``failed_reason``) and tried again by a later run after a backoff
+  (15 min, 1 h, 4 h, 16 h: ``RETRY_AFTER``), never twice in one run; after ``MAX_TRIES`` failures (at
+  once for a virus) it is given up (``given_up_at``). The run says "partial" (exit 65) and ``status``
+  turns WARNING naming the count.
 - A file that cannot be written for a local reason (disk full, permission, a name the file system
   refuses) is logged ``sync.file_write_failed`` and counted apart (``files_failed_local``): the sync
   summary and its exit code (73, EX_CANTCREAT) show it; the row stays to download, so a later sync
@@ -38,13 +44,15 @@ import aiohttp
 import sqlite_utils
 
 from connector.logs import get_logger
-from connector.store import files_to_download, record_file_downloads
+from connector.store import files_to_download, record_file_downloads, record_file_failures
 from connector.store.mirror import local_paths
 
 log = get_logger(__name__)
 
 URL_LIFETIME = timedelta(minutes=50)  # DS says one hour; keep a margin
 EXPIRED_STATUSES = {401, 403, 404, 410}
+MAX_TRIES = 5
+RETRY_AFTER = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4), timedelta(hours=16))
 CHUNK = 1 << 16
 OWN_NAME = re.compile(r"^(champ|annotation|message)-[0-9a-f]{12}-")
 TEMPORARY = re.compile(r"^\.(champ|annotation|message)-[0-9a-f]{12}\.dl-[0-9a-f]{8}$")
@@ -60,6 +68,7 @@ class DownloadStats:
     failed: int = 0
     failed_local: int = 0  # could not be written here: disk full, permission, name refused
     pending_scan: int = 0
+    given_up: int = 0  # of ``failed``: no more tries
     expired: list[int] = field(default_factory=list)  # dossiers whose URLs must be re-read
 
 
@@ -112,6 +121,7 @@ class Downloader:
         self._folders: set[Path] = set()  # directories known to exist
         self._unwritten: set[str] = set()  # file keys this run could not write: left to the next run
         self._in_flight: set[str] = set()  # file keys being fetched (a dossier listed twice in a pass)
+        self._failed: set[str] = set()  # file keys that failed in this run: not tried again in it
 
     async def __aenter__(self) -> Downloader:
         if self.policy != "none":
@@ -127,25 +137,31 @@ class Downloader:
         if self.policy == "none":
             return []
         owner_kind = None if self.policy == "all" else "message"
-        return [
-            row for row in files_to_download(db, demarche, numbers=numbers, owner_kind=owner_kind)
-            if row["virus_scan"] not in ("infected", "integrity_error")
-        ]
+        return [row for row in files_to_download(db, demarche, numbers=numbers, owner_kind=owner_kind)
+                if row["file_key"] not in self._failed]
 
     async def download(
-        self, db: sqlite_utils.Database, rows: list[dict], slots: asyncio.Semaphore | None = None
+        self, db: sqlite_utils.Database, rows: list[dict], slots: asyncio.Semaphore | None = None,
+        *, after_reread: bool = False,
     ) -> DownloadStats:
         """Fetch the ``safe`` rows whose URL is fresh, ``slots`` at a time, and record them in one
         transaction; report the dossiers whose URLs are stale. A file renamed into place but not
         recorded (a crash between the two) is swept by the next run and fetched again. A row
-        already being fetched (by another page's downloads) is left to that fetch."""
+        already being fetched (by another page's downloads) is left to that fetch. ``after_reread``:
+        the dossiers were just re-read for fresh URLs, so an URL refused now stays refused: a failure."""
         stats = DownloadStats()
         slots = slots or asyncio.Semaphore(1)
         todo = []
+        failures: list[tuple[str, str, str | None]] = []
         for row in rows:
-            if row["file_key"] in self._unwritten:  # once per run is enough (a full disk stays full)
+            if row["file_key"] in self._unwritten or row["file_key"] in self._failed:  # once per run
                 continue
-            if row["virus_scan"] != "safe":
+            if row["virus_scan"] in ("infected", "integrity_error"):  # DS will never serve it
+                failures.append((row["file_key"], f"virus scan: {row['virus_scan']}", None))
+                self._failed.add(row["file_key"])
+                log.error("sync.file_failed", dossier=row["dossier_number"], file=row["filename"],
+                          reason=f"virus scan: {row['virus_scan']}", given_up=True)
+            elif row["virus_scan"] != "safe":
                 stats.pending_scan += 1
             elif not row["url"] or _stale(row["url_seen_at"]):
                 stats.expired.append(row["dossier_number"])
@@ -153,7 +169,7 @@ class Downloader:
                 self._in_flight.add(row["file_key"])
                 todo.append(row)
 
-        async def fetch(row: dict) -> str:
+        async def fetch(row: dict) -> tuple[str, str]:
             try:
                 async with slots:
                     return await self._fetch(row)
@@ -162,20 +178,27 @@ class Downloader:
 
         outcomes = await asyncio.gather(*(fetch(row) for row in todo))
         records: list[tuple[str, Path, bool]] = []
-        for row, outcome in zip(todo, outcomes):
+        for row, (outcome, reason) in zip(todo, outcomes):
+            if outcome == "expired" and after_reread:  # refused again right after a re-read gave it
+                outcome, reason = "failed", f"{reason} on the URL a re-read of the dossier had just given"
             if outcome == "expired":
                 stats.expired.append(row["dossier_number"])
                 continue
-            if outcome in ("ok", "mismatch"):
-                records.append((row["file_key"], self.target(row), outcome == "ok"))
             if outcome == "ok":
+                records.append((row["file_key"], self.target(row), True))
                 stats.downloaded += 1
                 stats.bytes += int(row["byte_size"] or 0)
             elif outcome == "local":
                 stats.failed_local += 1
                 self._unwritten.add(row["file_key"])
-            else:
-                stats.failed += 1
+            else:  # "failed", "mismatch"
+                failures.append((row["file_key"], reason, _next_try(row)))
+                self._failed.add(row["file_key"])
+        for _, _, next_try in failures:
+            stats.failed += 1
+            stats.given_up += next_try is None
+        if failures:
+            record_file_failures(db, failures)
         for path in record_file_downloads(db, records):
             path.unlink(missing_ok=True)  # the file left its dossier meanwhile
         stats.expired = sorted(set(stats.expired))
@@ -185,7 +208,7 @@ class Downloader:
         return (self.directory / str(row["demarche_number"]) / str(row["dossier_number"])
                 / local_name(row["owner_kind"], row["file_key"], row["filename"]))
 
-    async def _fetch(self, row: dict) -> str:
+    async def _fetch(self, row: dict) -> tuple[str, str]:
         """Download one file to its place: "ok", "expired" (re-read the dossier), "mismatch"
         (checksum or size wrong: recorded as such, fetched again next time), "failed" (DS or the
         network) or "local" (this machine could not write it: not recorded, tried again next time)."""
@@ -197,10 +220,10 @@ class Downloader:
             async with self._session.get(row["url"], allow_redirects=False) as response:
                 if response.status in EXPIRED_STATUSES:
                     log.info("sync.file_url_expired", status=response.status, **where)
-                    return "expired"
+                    return "expired", f"HTTP {response.status}"
                 if response.status != 200:
                     log.warning("sync.file_failed", status=response.status, **where)
-                    return "failed"
+                    return "failed", f"HTTP {response.status}"
                 if path.parent not in self._folders:
                     with _local("create the folder"):
                         path.parent.mkdir(parents=True, exist_ok=True)
@@ -221,7 +244,9 @@ class Downloader:
             if checksum != row["checksum"] or (row["byte_size"] is not None and size != int(row["byte_size"])):
                 log.error("sync.file_checksum_mismatch", expected=row["checksum"], got=checksum,
                           expected_size=row["byte_size"], size=size, **where)
-                return "mismatch"
+                if checksum != row["checksum"]:
+                    return "mismatch", f"checksum {checksum} instead of {row['checksum']}"
+                return "mismatch", f"{size} bytes instead of {row['byte_size']}"
             with _local("rename into place"):
                 os.replace(partial, path)
         except LocalWriteError as failure:
@@ -229,14 +254,14 @@ class Downloader:
             assert isinstance(cause, OSError)
             log.error("sync.file_write_failed", step=str(failure), path=str(path),
                       errno=errno.errorcode.get(cause.errno or 0, str(cause.errno)), error=cause.strerror, **where)
-            return "local"
+            return "local", str(failure)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("sync.file_failed", error=f"{type(exc).__name__}: {exc}", **where)
-            return "failed"
+            return "failed", f"{type(exc).__name__}: {exc}"
         finally:
             _discard(partial)  # gone already once renamed into place
         log.debug("sync.file_downloaded", size=size, **where)
-        return "ok"
+        return "ok", ""
 
 
 def _discard(path: Path) -> None:
@@ -277,6 +302,14 @@ def sweep(db: sqlite_utils.Database, directory: Path) -> int:
     if removed:
         log.info("sync.files_swept", removed=removed)
     return removed
+
+
+def _next_try(row: dict) -> str | None:
+    """When to try this file again after one more failure (UTC ISO), or None: given up."""
+    attempts = int(row.get("attempts") or 0) + 1
+    if attempts >= MAX_TRIES:
+        return None
+    return (datetime.now(timezone.utc) + RETRY_AFTER[attempts - 1]).isoformat(timespec="seconds")
 
 
 def _stale(seen_at: str | None) -> bool:

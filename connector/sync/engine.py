@@ -650,13 +650,15 @@ class DemarcheSync:
 
     async def download(self, numbers: set[int] | None, *, reread: bool = True) -> list[int]:
         """Download what the policy wants of these dossiers (None: of the démarche); re-read (once)
-        those whose URLs expired. Returns the dossiers still waiting for fresh URLs."""
-        return await self._download_rows(self.downloader.wanted(self.db, self.number, numbers), reread=reread)
+        those whose URLs expired. Returns the dossiers still waiting for fresh URLs. Without
+        ``reread`` the dossiers were just re-read: an URL refused now is a failed file."""
+        return await self._download_rows(self.downloader.wanted(self.db, self.number, numbers), reread=reread,
+                                         after_reread=not reread)
 
-    async def _download_rows(self, rows: list[dict], *, reread: bool) -> list[int]:
+    async def _download_rows(self, rows: list[dict], *, reread: bool, after_reread: bool = False) -> list[int]:
         if not rows:
             return []
-        stats = await self.downloader.download(self.db, rows, self.download_slots)
+        stats = await self.downloader.download(self.db, rows, self.download_slots, after_reread=after_reread)
         self.report.files += stats.downloaded
         self.report.file_bytes += stats.bytes
         self.report.files_failed += stats.failed
