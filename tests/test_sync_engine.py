@@ -17,6 +17,7 @@ from connector.config import load_config
 from connector.credentials import ApiToken
 from connector.ds.client import DsClient
 from connector.errors import ConfigError, InvalidQuery
+from connector.store.door import enter
 from connector.store.mirror import Held
 from connector.sync.attachments import Downloader
 from connector.sync.engine import DemarcheReport, DemarcheSync
@@ -65,7 +66,7 @@ def test_decide_with_nothing_different_does_nothing():
     assert (plan.unflag, plan.refetch, plan.check_vanished, plan.retry) == ([], [], [], [])
 
 
-# --- the saver's fallback one dossier at a time ---------------------------------------------------
+# --- the door's fallback one dossier at a time ---------------------------------------------------
 
 
 def fixture_nodes() -> list[dict]:
@@ -83,14 +84,11 @@ def test_a_page_saved_one_dossier_at_a_time_keeps_the_file_urls_of_the_others(tm
             + sorted(f["url"] for c in n["champs"] for f in c.get("files") or []) for n in nodes}
     assert urls[1001] and urls[1003], "the fixture's other dossiers have files with URLs"
     given = copy.deepcopy(nodes)
-    job = DemarcheSync(db, None, Downloader("none", tmp_path / "files"), config,  # type: ignore[arg-type]
-                       DemarcheReport(DEMARCHE), None, full=False)
-    with db.atomic():
-        good, bad = store.split_dossiers(nodes)
-        counts = job._save(good, bad)
+    entry = enter(db, DEMARCHE, nodes)
+    counts = entry.counts
 
     assert nodes == given, "the saver changed the caller's nodes"
-    assert sorted(counts.changed) == [1001, 1003] and job.report.quarantined == 1
+    assert sorted(counts.changed) == [1001, 1003] and [n for n, _ in entry.quarantined] == [1002]
     for number in (1001, 1003):
         stored = sorted(u for (u,) in db.conn.execute("SELECT url FROM files WHERE dossier_number = ?", [number]))
         assert stored == sorted(urls[number]), number

@@ -29,6 +29,7 @@ from connector.credentials import load_token
 from connector.ds import retry
 from connector.errors import PageFailed
 from connector.simulator.seed import seed_world
+from connector.status import WARNING, gather
 from connector.sync import run_sync
 from connector.sync.attachments import is_temporary
 from conftest import SimulatorHandle
@@ -215,7 +216,7 @@ def test_a_poisoned_dossier_is_quarantined_and_comes_back_after_a_full_sync(worl
 
     report = sync(config)
 
-    assert report.status == "ok" and report.total("quarantined") == 1
+    assert report.status == "partial" and report.exit_code == 65 and report.total("quarantined") == 1
     db = read_db(config)
     (row,) = db.execute("SELECT * FROM quarantine").fetchall()
     # The page shrinks down to the one dossier, which the lean listing names; DS's answer is kept.
@@ -350,7 +351,7 @@ async def test_a_dossier_without_its_date_is_quarantined_raw_and_the_rest_saved(
     with structlog.testing.capture_logs() as logs:
         async with Proxy(world, rewrite) as url:
             config, report = await sync_through(url, world, tmp_path)
-            assert report.status == "ok" and report.total("quarantined") == 1
+            assert report.status == "partial" and report.exit_code == 65 and report.total("quarantined") == 1
             db = read_db(config)
             (row,) = db.execute("SELECT * FROM quarantine").fetchall()
             assert row["dossier_number"] == target and "dateDerniereModification" in row["error"]
@@ -396,7 +397,7 @@ async def test_a_dossier_whose_pages_are_always_malformed_is_quarantined_with_th
     async with Proxy(world, rewrite) as url:
         config, report = await sync_through(url, world, tmp_path)
 
-    assert report.status == "ok" and report.total("quarantined") == 1
+    assert report.status == "partial" and report.exit_code == 65 and report.total("quarantined") == 1
     db = read_db(config)
     (row,) = db.execute("SELECT * FROM quarantine").fetchall()
     assert row["dossier_number"] == target and "demarche.dossiers" in row["error"]
@@ -405,7 +406,8 @@ async def test_a_dossier_whose_pages_are_always_malformed_is_quarantined_with_th
     assert without(mirror, tables=("quarantine",)) == without(reference["dump"], target, tables=("quarantine",))
 
 
-async def test_a_download_that_fails_its_checksum_is_not_kept_and_is_fetched_again(world, tmp_path, reference):
+async def test_a_download_that_fails_its_checksum_makes_the_run_partial_and_is_tried_again_later(
+        world, tmp_path, reference):
     corrupted: list[str] = []
 
     def corrupt(path: str, body: bytes) -> bytes:
@@ -418,14 +420,40 @@ async def test_a_download_that_fails_its_checksum_is_not_kept_and_is_fetched_aga
         async with Proxy(world, corrupt=corrupt) as url:
             config, report = await sync_through(url, world, tmp_path)
 
-    assert report.status == "ok" and report.total("files_failed") == 1
+    assert report.status == "partial" and report.exit_code == 65 and report.total("files_failed") == 1
+    assert "1 file(s) failed" in report.summary()
     (mismatch,) = events(logs, "sync.file_checksum_mismatch")
     assert mismatch["got"] != mismatch["expected"] and corrupted[0].endswith("/" + mismatch["file"])
     db = read_db(config)
     row = db.execute("SELECT * FROM files WHERE checksum = ?", [mismatch["expected"]]).fetchone()
-    path = Path(row["local_path"])  # fetched again at the end of its démarche
-    assert row["checksum_ok"] == 1
-    assert base64.b64encode(hashlib.md5(path.read_bytes()).digest()).decode() == row["checksum"]
+    assert row["local_path"] is None and row["downloaded_at"] is None  # nothing of it is on disk
+    assert row["attempts"] == 1 and "checksum" in row["failed_reason"] and row["given_up_at"] is None
+    assert row["next_try_at"] > row["url_seen_at"]
+    fetched = [e for e in logs if e["event"] in ("sync.file_downloaded", "sync.file_checksum_mismatch")
+               and e.get("file") == mismatch["file"] and e.get("dossier") == row["dossier_number"]]
+    assert len(fetched) == 1, "fetched once in the run, not again at the end of its démarche"
     assert report.total("files") == db.execute("SELECT count(*) FROM files WHERE checksum_ok = 1").fetchone()[0]
     assert not [p for p in config.sync.download_dir.rglob("*") if is_temporary(p.name)]
-    assert dump(config, CLOCKS)["files"] == reference["dump"]["files"]
+    status = gather(config)
+    assert status["health"]["code"] == WARNING
+    assert [r for r in status["health"]["reasons"] if "1 file(s) failed to download" in r["reason"]]
+
+    # The next run, before the backoff is over, leaves it alone; once it is over (and its URL
+    # expired meanwhile: the dossier is re-read for a fresh one), the file comes.
+    async with Proxy(world, corrupt=corrupt) as url:
+        config, report = await sync_through(url, world, tmp_path)
+    assert report.status == "ok" and report.total("files") == 0
+    db.execute("UPDATE files SET next_try_at = '2000-01-01T00:00:00+00:00', url_seen_at = '2000-01-01T00:00:00+00:00' "
+               "WHERE file_key = ?", [row["file_key"]])
+    db.commit()
+    async with Proxy(world, corrupt=corrupt) as url:
+        config, report = await sync_through(url, world, tmp_path)
+    assert report.status == "ok" and report.total("files") == 1 and report.total("rereads") == 1
+    row = db.execute("SELECT * FROM files WHERE file_key = ?", [row["file_key"]]).fetchone()
+    path = Path(row["local_path"])
+    assert row["checksum_ok"] == 1 and row["failed_reason"] is None and row["attempts"] == 1
+    assert base64.b64encode(hashlib.md5(path.read_bytes()).digest()).decode() == row["checksum"]
+    skip = {"attempts", "next_try_at"}
+    assert [tuple(p for p in r if p[0] not in skip) for r in dump(config, CLOCKS)["files"]] == \
+        [tuple(p for p in r if p[0] not in skip) for r in reference["dump"]["files"]]
+    assert not [r for r in gather(config)["health"]["reasons"] if "failed to download" in r["reason"]]
