@@ -16,6 +16,7 @@ from datetime import datetime, time, timedelta
 import pytest
 
 from connector.commands.actions import run_actions
+from connector.commands.hooks import sync_hooks
 from connector.followup.deadlines import PARIS, add_months
 from followup_env import (
     api_instructeur, followup_config, journal, occitanie, paris_at, statuses, sync_and_act, sync_and_refresh,
@@ -216,3 +217,51 @@ def test_an_operator_cancel_that_a_run_overtakes_says_so(make_simulator, tmp_pat
     finally:
         db.close()
     assert journal(config, id=action_id)[0]["state"] == "sending"
+
+
+def _derived(config, number: int) -> tuple[list, list, list]:
+    with closing(sqlite3.connect(config.database.path)) as conn:
+        ecoles = conn.execute("SELECT position, uai_saisi, uai, nom FROM ecoles WHERE dossier_number = ? "
+                              "ORDER BY position", [number]).fetchall()
+        anomalies = conn.execute("SELECT code, champ, key FROM anomalies WHERE dossier_number = ? "
+                                 "AND resolved_at IS NULL ORDER BY code, key", [number]).fetchall()
+        forms = conn.execute("SELECT * FROM dossier_forms WHERE dossier_number = ?", [number]).fetchall()
+    return ecoles, anomalies, [tuple(r) for r in forms]
+
+
+def test_after_actions_run_closes_a_dossier_its_ecoles_and_anomalies_are_current_without_check(
+        make_simulator, tmp_path):
+    """The follow-up re-reads a dossier before and after acting through the sync's door: the forms
+    hook runs, so the usager's last edit (made after the last sync) is in ``ecoles`` and
+    ``anomalies`` as soon as ``actions run`` has closed the dossier, with no ``check``."""
+    sim = make_simulator(seed=7, dossiers=60)
+    world = sim.world
+    occ = occitanie(world)
+    config = followup_config(tmp_path / "state", sim, classer=True)
+    numbers = sim.control("dossiers", demarche=occ, count=5, state="accepte")["numbers"]
+    number = next(n for n in numbers if len(next(c for c in world.dossiers[n].champs
+                                                   if c.stable_id == 4210009).value or []) >= 2)
+    deadline = add_months(world.dossiers[number].depose_at.astimezone(PARIS).date(), 2)
+    sync_and_act(config)
+    paris_at(world, datetime.combine(deadline + timedelta(days=1), time(0, 0, 30), tzinfo=PARIS), sim)
+    sync(config, hooks=sync_hooks(config))  # the sync alone: the actions come below
+    assert world.dossiers[number].state == "accepte"
+    before = _derived(config, number)
+    assert before[0] and len(before[0]) >= 2
+    schools = next(c for c in world.dossiers[number].champs if c.stable_id == 4210009).value
+    sim.control("champ", number=number, stable_id=4210009, value=schools[:1])  # after the last sync
+
+    report = asyncio.run(run_actions(config, settle=timedelta()))
+
+    assert world.dossiers[number].state == "sans_suite" and report.unknown == 0
+    assert not journal(config, dossier_number=number, state="failed")
+    after = _derived(config, number)
+    assert len(after[0]) == 1 and after != before  # the edit is in, at once
+    with closing(sqlite3.connect(config.database.path)) as conn:
+        (state,) = conn.execute("SELECT state FROM dossiers WHERE number = ?", [number]).fetchone()
+    assert state == "sans_suite"
+    done = subprocess.run([sys.executable, "-m", "connector.cli", "check", "--config", str(config.path)],
+                          capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if k not in ("DS_API_TOKEN",)})
+    assert done.returncode == 0, done.stderr
+    assert _derived(config, number) == after  # what check computes: nothing was stale
