@@ -24,7 +24,7 @@ from connector.simulator.state import Champ
 from connector.store import open_db
 from connector.store.door import enter
 from connector.store.values import CHAMP_VALUES
-from syncenv import read_db, remote_dossiers, simulator_config, sync, sync_cli
+from syncenv import read_db, remote_dossiers, simulator_config, sync, sync_cli, write_config
 from test_sync_faults import BIG, Proxy, events, sync_through
 
 SCHEMA = Path(__file__).resolve().parents[1] / "connector" / "schema" / "ds.graphql"
@@ -248,4 +248,44 @@ def test_enter_refuses_to_run_inside_a_transaction(tmp_path):
     db = open_db(tmp_path / "mirror.db")
     with pytest.raises(RuntimeError, match="own transaction"), db.atomic():
         enter(db, 4242, [])
+    db.close()
+
+
+# --- answers recorded from DS and a fork by other public projects -------------------------------
+
+
+RECORDED = Path(__file__).parent / "data" / "recorded"
+
+
+def test_recorded_answers_all_enter_stored_or_quarantined_with_a_reason(tmp_path):
+    """tests/data/recorded/README.md says where each comes from. Old DS versions and the Polynésie
+    fork answer with fields ours no longer ask (the flat ``RepetitionChamp.champs``, repeated child
+    ids, types of the fork): each dossier is stored (typed where the type is DS's, raw otherwise) or
+    quarantined with why, and the forms hook runs on the stored ones."""
+    config = load_config(write_config(tmp_path, "http://127.0.0.1:9/api/v2/graphql", "x" * 40, [1]))
+    db = open_db(config.database.path)
+    nodes = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(RECORDED.glob("*.json"))]
+    assert len(nodes) == 7
+    with structlog.testing.capture_logs() as logs:
+        entry = enter(db, 1, nodes, hook=CompositeHooks([FormsHooks(config)]).dossiers_changed, unknown_types=set())
+    stored = {n for (n,) in db.conn.execute("SELECT number FROM dossiers")}
+    quarantined = dict(entry.quarantined)
+    assert stored | set(quarantined) == {n["number"] for n in nodes} and not stored & set(quarantined)
+    assert all(quarantined.values())
+    # 69001 was recorded by a query asking only number, usager and demandeur: nothing to date it by.
+    assert quarantined == {69001: "dossier node without id, state, dateDerniereModification"}
+    # 295697 (mes-démarches, 2022): two rows of a repetition in the flat champs list, same ids.
+    rows = db.conn.execute("SELECT row_index, count(*), count(DISTINCT champ_id) FROM champs "
+                           "WHERE dossier_number = 295697 AND parent_id IS NOT NULL GROUP BY row_index").fetchall()
+    assert rows == [(0, 11, 11), (1, 11, 11)]
+    (repeated,) = db.conn.execute("SELECT count(*) - count(DISTINCT champ_id) FROM champs "
+                                  "WHERE dossier_number = 295697").fetchone()
+    assert repeated == 11
+    # A DossierLinkChamp recorded from mes-démarches: the linked number.
+    links = db.conn.execute("SELECT value, string_value FROM champs WHERE type = 'DossierLinkChamp'").fetchall()
+    assert links and all(v == int(s) for v, s in links if s)
+    # The fork's own types stay raw, one warning for the run.
+    (warning,) = events(logs, "store.unknown_champ_types")
+    assert set(warning["types"]) == {"NumeroDnChamp", "VisaChamp"}
+    assert db.conn.execute("SELECT count(*) FROM dossier_forms").fetchone()[0] == len(stored)
     db.close()

@@ -357,12 +357,32 @@ def _champ_rows(number: int, champs: list[dict], out: list[tuple]) -> None:
 
 
 def _walk(champs: list[dict]) -> Iterator[tuple[dict, int, str | None, str | None, int | None]]:
-    """(champ, position, parent id, row id, row index) of each champ, its repetition rows' after it."""
+    """(champ, position, parent id, row id, row index) of each champ, its repetition rows' after it.
+
+    A repetition's children are stored once per row, keyed by champ id AND row (answers recorded
+    from DS's forks repeat the same child ids in every row). A repetition without ``rows`` but with
+    the flat ``champs`` list older DS versions and forks send: its children are stored too, a new
+    row starting whenever a child id comes again."""
     for position, champ in enumerate(champs):
         yield champ, position, None, None, None
-        for row_index, row in enumerate(champ.get("rows") or ()):
+        rows = champ.get("rows")
+        if rows is None and champ.get("champs"):
+            rows = _rows_of_flat_children(champ["champs"])
+        for row_index, row in enumerate(rows or ()):
             for child_position, child in enumerate(row.get("champs") or ()):
                 yield child, child_position, champ["id"], row.get("id"), row_index
+
+
+def _rows_of_flat_children(children: list[dict]) -> list[dict]:
+    rows: list[dict] = []
+    seen: set = set()
+    for child in children:
+        if not rows or child.get("id") in seen:
+            rows.append({"champs": []})
+            seen = set()
+        rows[-1]["champs"].append(child)
+        seen.add(child.get("id"))
+    return rows
 
 
 def _message_rows(number: int, messages: list[dict], emails: set[str]) -> list[tuple]:
