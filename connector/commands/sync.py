@@ -69,7 +69,7 @@ def sync_once(config_path: Path | None, demarches: list[int], *, full: bool, ver
         finally:
             if progress:
                 progress.done()
-        if report.exit_code == 0:
+        if report.demarches_done:  # a quarantined dossier does not hold back the others' follow-up
             asyncio.run(after_sync(config, report))
     for demarche in report.demarches:
         if demarche.error is not None:

@@ -254,7 +254,7 @@ class Daemon:
         now = datetime.now().astimezone()
         line = result_line(report, now)
         log.info("daemon.job_done", status=report.status, new=report.total("new"), updated=report.total("updated"))
-        if report.status == "ok":
+        if report.status == "ok" or report.demarches_done:  # dossiers quarantined: the others go on
             try:
                 await self.after_sync(config, report)
             except Exception as exc:  # noqa: BLE001 - the hooks of later issues never stop the daemon

@@ -196,6 +196,14 @@ class SyncReport:
         return "failed" if len(failed) == len(self.demarches) else "partial"
 
     @property
+    def demarches_done(self) -> bool:
+        """Every démarche went through (none failed, nothing left unwritten here, not stopped): what
+        comes after a sync (the follow-up) may run, even if some dossiers were quarantined or some
+        files failed ("partial", exit 65: those stay out until they can come in)."""
+        return (not self.interrupted and not self.stopped and all(d.error is None for d in self.demarches)
+                and not self.total("files_failed_local"))
+
+    @property
     def incomplete(self) -> bool:
         """Something DS sent is not in the mirror: a dossier quarantined, a file that failed."""
         return bool(self.total("files_failed_local") or self.total("quarantined") or self.total("files_failed"))
