@@ -24,6 +24,8 @@ from connector.simulator.state import Champ
 from connector.store import open_db
 from connector.store.door import enter
 from connector.store.values import CHAMP_VALUES
+from connector.sync import SyncHooks
+from connector.sync.engine import DemarcheCrashed
 from syncenv import read_db, remote_dossiers, simulator_config, sync, sync_cli, write_config
 from test_sync_faults import BIG, Proxy, events, sync_through
 
@@ -289,3 +291,40 @@ def test_recorded_answers_all_enter_stored_or_quarantined_with_a_reason(tmp_path
     assert set(warning["types"]) == {"NumeroDnChamp", "VisaChamp"}
     assert db.conn.execute("SELECT count(*) FROM dossier_forms").fetchone()[0] == len(stored)
     db.close()
+
+
+# --- one démarche's bug never stops the others ---------------------------------------------------
+
+
+class CrashingHooks(SyncHooks):
+    def __init__(self, victim: int):
+        self.victim = victim
+
+    def demarche_done(self, db: Any, demarche: int, report: Any) -> None:
+        if demarche == self.victim:
+            raise ZeroDivisionError("a bug after this démarche's streams")
+
+
+def test_a_bug_in_one_demarche_is_that_demarches_failure_alone(make_simulator, tmp_path):
+    world = make_simulator(seed=7, dossiers=20)
+    config = simulator_config(tmp_path, world)
+    victim = sorted(world.world.demarches)[0]
+    with structlog.testing.capture_logs() as logs:
+        report = sync(config, hooks=CrashingHooks(victim))
+    failed = {d.number: d.error for d in report.demarches if d.error is not None}
+    assert list(failed) == [victim] and isinstance(failed[victim], DemarcheCrashed)
+    assert "ZeroDivisionError" in str(failed[victim])
+    assert report.status == "partial" and report.exit_code == 70 and not report.demarches_done
+    assert events(logs, "sync.demarche_crashed")
+    db = read_db(config)
+    for number in sorted(world.world.demarches):
+        stored = {n for (n,) in db.execute("SELECT number FROM dossiers WHERE demarche_number = ?", [number])}
+        assert stored == set(remote_dossiers(world, number)), number
+
+
+def test_a_partial_run_whose_demarches_all_went_through_lets_the_follow_up_run(make_simulator, tmp_path):
+    world = make_simulator(seed=7, dossiers=20)
+    target = next(iter(remote_dossiers(world, BIG)))
+    world.control("poison", number=target)
+    report = sync(simulator_config(tmp_path, world))
+    assert report.status == "partial" and report.exit_code == 65 and report.demarches_done
