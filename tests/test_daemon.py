@@ -201,3 +201,26 @@ def test_a_bad_config_exits_78_before_ready(tmp_path, notify):
     assert "no démarche configured" in daemon.stderr
     assert "Traceback" not in daemon.stderr
     assert "READY=1" not in notify.fields()
+
+
+def test_a_reload_with_a_shorter_interval_brings_the_next_sync_forward(simulator, tmp_path):
+    """``systemctl reload`` after ``interval_minutes`` 60 → 2: the next sync comes 2 minutes after
+    the latest one started, not at the old time an hour later (nor 2 minutes after the reload)."""
+    from datetime import datetime, timedelta
+
+    config = config_for(simulator, tmp_path / "site")
+    hourly = config.read_text().replace("[sync]", "[sync]\ninterval_minutes = 60")
+    config.write_text(hourly)
+    daemon = DaemonProcess(config, interval_seconds=None)
+    try:
+        started = datetime.fromisoformat(daemon.wait_event("daemon.job_started")[0]["timestamp"])
+        daemon.wait_event("daemon.job_done")
+        time.sleep(1.0)  # the reload comes later than the sync's start
+        config.write_text(hourly.replace("interval_minutes = 60", "interval_minutes = 2"))
+        daemon.signal(signal.SIGHUP)
+        reloaded = daemon.wait_event("daemon.config_reloaded")[0]
+    finally:
+        assert daemon.stop() == 0
+    next_sync = datetime.fromisoformat(reloaded["next_sync_at"])
+    assert reloaded["interval_minutes"] == 2
+    assert abs(next_sync - (started + timedelta(minutes=2))) < timedelta(seconds=2), (started, next_sync)
