@@ -132,8 +132,10 @@ def sync(config_path: Path | None, demarches: tuple[int, ...], full: bool, once:
 
     Takes the single-instance lock (exit 75 if the daemon or another sync holds it). On a terminal it
     shows progress, otherwise it logs JSON lines; it ends with a one-line summary. Exit codes: 0 done,
-    73 an attachment could not be written here (disk full, permission, name refused), 75 DS
-    unavailable or lock held (try later), 78 bad config or token.
+    73 an attachment could not be written here (disk full, permission, name refused), 74 the
+    database could not be written (disk full, read-only, permission: the run stopped, nothing lost),
+    75 DS unavailable (unreachable: given up after about 15 s) or lock held (try later), 78 bad
+    config or token.
     """
     from connector.commands.sync import sync_once
 

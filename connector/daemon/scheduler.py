@@ -9,7 +9,9 @@ only, against an operator's one-shot sync (the job waits for it). After each suc
 
 DS outages are survived: the run reports them, the next run comes sooner (1, 2, 4 ... minutes, never
 later than the interval). A permanent error (bad token, expired token, bad config) ends the daemon
-with exit 78, which the unit's ``RestartPreventExitStatus=78`` does not restart.
+with exit 78, which the unit's ``RestartPreventExitStatus=78 243`` does not restart. DS not reachable at
+all (refused, DNS, TLS) fails a run after about 15 s, like any outage: the backoff above retries it.
+A fault of the machine (disk full, read-only) fails the run with one line, no traceback.
 
 Signals: SIGTERM (and SIGINT) → ``STOPPING=1``, no new page is asked, the page being stored commits,
 exit 0 within the drain timeout. SIGHUP → the config file is read again: a valid one replaces the
