@@ -108,8 +108,10 @@ def check_config(config_path: Path | None) -> None:
     from connector.store.db import mirror_modes
 
     summary = check(config_path)
-    loose = mirror_modes(load_config(config_path))
-    modes = [f"  WARNING: {line}" for line in loose] or ["  Files:        readable by their owner only"]
+    config = load_config(config_path)
+    modes = [f"  WARNING: {line}" for line in mirror_modes(config)]
+    if not modes and config.database.path.exists():
+        modes = ["  Files:        readable by their owner only"]
     forms, problems = forms_report(config_path)
     click.echo("\n".join([summary, *modes, forms]))
     if problems:

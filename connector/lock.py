@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from connector import private
 from connector.errors import ConnectorError, LockHeld, machine_fault
 
 LOCK_NAME = "ds-connector.lock"
@@ -40,7 +41,7 @@ class InstanceLock:
         if self._fd is not None:
             raise RuntimeError("InstanceLock is not reentrant")
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private.makedirs(self.path.parent)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise machine_fault(exc, self.path) or ConnectorError(

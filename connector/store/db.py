@@ -15,12 +15,11 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from connector import private
 from connector.errors import ConnectorError, machine_fault
 from connector.store.shape import INDEXES, TABLES, VIEWS
 
 MIGRATIONS = Migrations("ds_mirror")
-PRIVATE_FILE = 0o600
-PRIVATE_DIR = 0o700
 _opened: list[Path] = []  # the databases this process opened for writing, latest last
 
 
@@ -68,7 +67,7 @@ def open_db(path: Path) -> sqlite_utils.Database:
     path = Path(path)
     _opened.append(path)
     try:
-        path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        private.makedirs(path.parent)
         _create_private(path)
         conn = sqlite3.connect(path, timeout=5.0)
     except (OSError, sqlite3.Error) as exc:
@@ -100,7 +99,7 @@ def last_opened() -> Path | None:
 def _create_private(path: Path) -> None:
     """Create an empty database file 0600 if there is none (SQLite would create it with 0644 & ~umask)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, private.FILE_MODE)
     except FileExistsError:
         return
     os.close(fd)
@@ -123,10 +122,10 @@ def loose_modes(path: Path, *others: Path) -> list[str]:
         except OSError:
             continue
         if mode & 0o077:
-            private = PRIVATE_DIR if candidate.is_dir() else PRIVATE_FILE
+            expected = private.DIR_MODE if candidate.is_dir() else private.FILE_MODE
             recursive = "-R " if candidate.is_dir() else ""
             found.append(f"{candidate} is mode {mode:04o}, readable beyond its owner (personal data): "
-                         f"chmod {recursive}go-rwx {candidate} (expected {private:04o})")
+                         f"chmod {recursive}go-rwx {candidate} (expected {expected:04o})")
     return found
 
 
