@@ -224,3 +224,18 @@ def test_a_reload_with_a_shorter_interval_brings_the_next_sync_forward(simulator
     next_sync = datetime.fromisoformat(reloaded["next_sync_at"])
     assert reloaded["interval_minutes"] == 2
     assert abs(next_sync - (started + timedelta(minutes=2))) < timedelta(seconds=2), (started, next_sync)
+
+
+def test_the_daemon_survives_a_refusing_ds_and_tries_again_on_its_schedule(simulator, tmp_path):
+    config = config_for(simulator, tmp_path / "site")
+    simulator.control("refuse", seconds=600)
+    daemon = DaemonProcess(config, interval_seconds=600)
+    try:
+        failed = daemon.wait_event("daemon.job_failed", timeout=90)[0]
+        backoff = daemon.wait_event("daemon.backoff")[0]
+        assert daemon.proc.poll() is None  # still running: not a permanent error
+    finally:
+        assert daemon.stop() == 0
+    assert failed["error"] == f"DS did not answer at {simulator.url}: connection refused; is [ds] url right?"
+    assert failed["error_class"] == "DsUnreachable"
+    assert backoff["retry_in_seconds"] == 60  # sooner than the 600 s interval

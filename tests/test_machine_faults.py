@@ -255,3 +255,42 @@ def test_check_config_and_status_report_a_database_readable_by_others(simulator,
     reasons = json.loads(status.stdout)["health"]["reasons"]
     assert any(r["level"] == "WARNING" and f"{database} is mode 0644" in r["reason"] for r in reasons), reasons
     assert status.returncode >= 1
+
+
+def _read_probe(url: str, unreachable_seconds: float = 0.0):
+    """One read with the connector's client, retrying 'unreachable' for ``unreachable_seconds``."""
+    import asyncio
+
+    from connector.credentials import ApiToken
+    from connector.ds.client import DsClient
+
+    async def go():
+        async with DsClient(url, ApiToken("t", "test"), unreachable_seconds=unreachable_seconds) as client:
+            return await client.query("demarche_probe", {"demarcheNumber": 1})
+
+    return asyncio.run(go())
+
+
+def test_tls_refused_by_the_server_is_unreachable_with_a_tls_hint(simulator):
+    from connector.errors import DsUnreachable
+
+    url = simulator.url.replace("http://", "https://")  # a TLS handshake against a plain HTTP server
+    with pytest.raises(DsUnreachable) as caught:
+        _read_probe(url)
+    assert caught.value.message.startswith(f"DS did not answer at {url}: TLS failed (")
+    assert "CA certificates" in caught.value.message
+
+
+def test_a_name_that_does_not_resolve_is_unreachable_with_a_dns_hint():
+    # The resolver's answer faked at the network edge (CI may have no DNS at all): aiohttp's own error.
+    import socket
+
+    import aiohttp
+
+    from connector.ds.client import _no_connection
+
+    key = aiohttp.client_reqrep.ConnectionKey("ds.example.invalid", 443, True, True, None, None, None)
+    error = aiohttp.ClientConnectorDNSError(key, socket.gaierror(-2, "Name or service not known"))
+    assert _no_connection(error) == ("the name ds.example.invalid does not resolve; is [ds] url right, "
+                                     "and DNS reachable from this machine?")
+    assert _no_connection(TimeoutError()) is None  # a timeout keeps the long retry
