@@ -7,9 +7,11 @@ must end with one line on stderr, its documented exit code, no traceback, and no
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -19,13 +21,16 @@ import time
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from simworld import visible_dossiers
 from syncenv import sync_cli, write_config
 
+from connector.credentials import ApiToken
+from connector.ds.client import DsClient, _no_connection
 from connector.ds.retry import UNREACHABLE_SECONDS
-from connector.errors import EX_IOERR, EX_TEMPFAIL, machine_fault
+from connector.errors import EX_IOERR, EX_TEMPFAIL, DsUnreachable, machine_fault
 
 
 def lines_of(result: subprocess.CompletedProcess[str]) -> tuple[list[str], list[dict]]:
@@ -64,8 +69,6 @@ def expected_dossiers(simulator) -> int:
 def test_the_simulator_refuses_connections_then_listens_again(simulator):
     simulator.control("refuse", seconds=1.5)
     with pytest.raises(ConnectionRefusedError):
-        import socket
-
         socket.create_connection(("127.0.0.1", simulator.port), timeout=5).close()
     deadline = time.monotonic() + 30
     while True:  # listening again on the same port
@@ -103,9 +106,9 @@ def test_a_sync_against_a_refusing_ds_gives_up_quickly_with_one_line_and_exit_75
 
 def test_actions_plan_against_a_refusing_ds_exits_75_with_one_line(simulator, tmp_path):
     config = write_config(tmp_path / "site", simulator.url, simulator.token, sorted(simulator.world.demarches))
-    number = sorted(simulator.world.demarches)[0]
-    with config.open("a") as f:  # a deadline démarche, so that plan reads DS's clock
-        f.write(f"\n[demarches.deadline]\n")
+    number = sorted(simulator.world.demarches)[-1]
+    with config.open("a") as f:  # the last démarche gets a deadline, so that plan reads DS's clock
+        f.write("\n[demarches.deadline]\n")
     assert sync_cli(config).returncode == 0
     simulator.control("refuse", seconds=600)
     result = cli(config, "actions", "plan")
@@ -259,10 +262,6 @@ def test_check_config_and_status_report_a_database_readable_by_others(simulator,
 
 def _read_probe(url: str, unreachable_seconds: float = 0.0):
     """One read with the connector's client, retrying 'unreachable' for ``unreachable_seconds``."""
-    import asyncio
-
-    from connector.credentials import ApiToken
-    from connector.ds.client import DsClient
 
     async def go():
         async with DsClient(url, ApiToken("t", "test"), unreachable_seconds=unreachable_seconds) as client:
@@ -272,8 +271,6 @@ def _read_probe(url: str, unreachable_seconds: float = 0.0):
 
 
 def test_tls_refused_by_the_server_is_unreachable_with_a_tls_hint(simulator):
-    from connector.errors import DsUnreachable
-
     url = simulator.url.replace("http://", "https://")  # a TLS handshake against a plain HTTP server
     with pytest.raises(DsUnreachable) as caught:
         _read_probe(url)
@@ -283,11 +280,6 @@ def test_tls_refused_by_the_server_is_unreachable_with_a_tls_hint(simulator):
 
 def test_a_name_that_does_not_resolve_is_unreachable_with_a_dns_hint():
     # The resolver's answer faked at the network edge (CI may have no DNS at all): aiohttp's own error.
-    import socket
-
-    import aiohttp
-
-    from connector.ds.client import _no_connection
 
     key = aiohttp.client_reqrep.ConnectionKey("ds.example.invalid", 443, True, True, None, None, None)
     error = aiohttp.ClientConnectorDNSError(key, socket.gaierror(-2, "Name or service not known"))
