@@ -202,6 +202,7 @@ def machine_fault(exc: BaseException, database: Path | str | None = None) -> Mac
         elif isinstance(current, OSError) and current.errno in _OS_FAULTS:
             what, todo = _OS_FAULTS[current.errno]
             where = current.filename if current.filename is not None else database
-            return MachineFault(f"cannot write {where or 'a file'}: {what}; {todo} ({_AFTER})")
+            verb = "cannot use" if current.errno in (errno.EACCES, errno.EPERM) else "cannot write"  # reads too
+            return MachineFault(f"{verb} {where or 'a file'}: {what}; {todo} ({_AFTER})")
         current = current.__cause__ or current.__context__
     return None
