@@ -7,17 +7,25 @@ Commands parse arguments, load the config and call into ``connector``; errors me
 from __future__ import annotations
 
 import functools
+import os
+import sqlite3
 import sys
 from pathlib import Path
 
 import click
 
 from connector import __version__
-from connector.errors import EX_SOFTWARE, ConnectorError
+from connector.errors import EX_SOFTWARE, ConnectorError, machine_fault
+
+# Every file the connector writes holds personal data or points at it (the mirror, its -wal/-shm,
+# attachments, exports, the lock and heartbeat files): readable by their owner only, whatever the
+# caller's umask (systemd's UMask=0077 says the same for the services).
+UMASK = 0o077
 
 
 def human_errors(fn):
-    """Print ConnectorErrors as one clear message (plus problems) and exit with their code."""
+    """Print ConnectorErrors as one clear message (plus problems) and exit with their code; a fault
+    of the machine (disk full, read-only file system, permission refused) likewise, exit 74."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -26,6 +34,14 @@ def human_errors(fn):
         except ConnectorError as exc:
             click.echo(f"ds-connector: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except (sqlite3.Error, OSError) as exc:
+            from connector.store.db import last_opened  # sqlite_utils is not loaded for --help
+
+            fault = machine_fault(exc, database=last_opened())
+            if fault is None:
+                raise
+            click.echo(f"ds-connector: {fault}", err=True)
+            sys.exit(fault.exit_code)
         except KeyboardInterrupt:
             click.echo("ds-connector: interrupted", err=True)
             sys.exit(130)
@@ -82,14 +98,22 @@ def simulate(host: str, port: int, seed: int, dossiers: int, rate_limit: int, to
 @CONFIG_OPTION
 @human_errors
 def check_config(config_path: Path | None) -> None:
-    """Validate the config file and the API token lookup; list every problem at once."""
+    """Validate the config file and the API token lookup; list every problem at once.
+
+    Also warns (exit 0) when an existing database, its -wal/-shm or the files directory is readable
+    beyond its owner."""
     from connector.commands.check import forms_report
-    from connector.config import check
+    from connector.config import check, load_config
     from connector.errors import ConfigError
+    from connector.store.db import mirror_modes
 
     summary = check(config_path)
+    config = load_config(config_path)
+    modes = [f"  WARNING: {line}" for line in mirror_modes(config)]
+    if not modes and config.database.path.exists():
+        modes = ["  Files:        readable by their owner only"]
     forms, problems = forms_report(config_path)
-    click.echo(summary + "\n" + forms)
+    click.echo("\n".join([summary, *modes, forms]))
     if problems:
         raise ConfigError("the forms' roles need attention ([demarches.roles] overrides)", problems)
 
@@ -110,8 +134,10 @@ def sync(config_path: Path | None, demarches: tuple[int, ...], full: bool, once:
 
     Takes the single-instance lock (exit 75 if the daemon or another sync holds it). On a terminal it
     shows progress, otherwise it logs JSON lines; it ends with a one-line summary. Exit codes: 0 done,
-    73 an attachment could not be written here (disk full, permission, name refused), 75 DS
-    unavailable or lock held (try later), 78 bad config or token.
+    73 an attachment could not be written here (disk full, permission, name refused), 74 the
+    database could not be written (disk full, read-only, permission: the run stopped, nothing lost),
+    75 DS unavailable (unreachable: given up after about 15 s) or lock held (try later), 78 bad
+    config or token.
     """
     from connector.commands.sync import sync_once
 
@@ -282,6 +308,7 @@ def status(config_path: Path | None, as_json: bool, fmt: str) -> None:
 
 
 def main() -> None:
+    os.umask(UMASK)
     try:
         cli(prog_name="ds-connector")
     except SystemExit:

@@ -19,7 +19,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from connector.errors import ConnectorError, LockHeld
+from connector import private
+from connector.errors import ConnectorError, LockHeld, machine_fault
 
 LOCK_NAME = "ds-connector.lock"
 
@@ -40,10 +41,11 @@ class InstanceLock:
         if self._fd is not None:
             raise RuntimeError("InstanceLock is not reentrant")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private.makedirs(self.path.parent)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            raise ConnectorError(f"Cannot open the lock file {self.path}: {exc.strerror}") from None
+            raise machine_fault(exc, self.path) or ConnectorError(
+                f"Cannot open the lock file {self.path}: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

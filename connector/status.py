@@ -7,8 +7,8 @@ documented, stable JSON shape (``STATUS_VERSION``; README "status"), health incl
 
 - 0 OK;
 - 1 WARNING: a démarche without success for 3 intervals, quarantine not empty, files that failed to
-  download, token expiring
-  within 30 days;
+  download, token expiring within 30 days, the database (or its -wal/-shm, or the files directory)
+  readable beyond its owner;
 - 2 CRITICAL: a démarche without success for a day (or never), its last run failed, an action in
   ``unknown``, the token expired;
 - 3 UNKNOWN: no database, or one status cannot read.
@@ -25,6 +25,7 @@ from connector.errors import ConnectorError
 from connector.lock import pid_alive, read_holder
 from connector.store import open_db_readonly
 from connector.store import status as q
+from connector.store.db import mirror_modes
 from connector.store.values import instant
 
 STATUS_VERSION = 1
@@ -121,6 +122,8 @@ def gather(config: Config, now: datetime | None = None) -> dict[str, Any]:
             health.add(CRITICAL, f"the API token expired on {expires}")
         elif days_left <= TOKEN_WARNING_DAYS:
             health.add(WARNING, f"the API token expires on {expires} ({days_left} days left)")
+    for line in mirror_modes(config):
+        health.add(WARNING, line)
     try:
         db = open_db_readonly(config.database.path)
     except ConnectorError as exc:

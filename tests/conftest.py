@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from connector.simulator.app import GRAPHQL_PATH, Simulator, create_app
-from connector.simulator.control import PREFIX
+from connector.simulator.control import PREFIX, Listener
 from connector.simulator.state import World
 
 
@@ -43,7 +43,7 @@ class SimulatorHandle:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = Listener(self._runner, "127.0.0.1", 0)
         self._loop.run_until_complete(site.start())
         self.port = self._runner.addresses[0][1]
         self._ready.set()

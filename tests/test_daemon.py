@@ -201,3 +201,41 @@ def test_a_bad_config_exits_78_before_ready(tmp_path, notify):
     assert "no démarche configured" in daemon.stderr
     assert "Traceback" not in daemon.stderr
     assert "READY=1" not in notify.fields()
+
+
+def test_a_reload_with_a_shorter_interval_brings_the_next_sync_forward(simulator, tmp_path):
+    """``systemctl reload`` after ``interval_minutes`` 60 → 2: the next sync comes 2 minutes after
+    the latest one started, not at the old time an hour later (nor 2 minutes after the reload)."""
+    from datetime import datetime, timedelta
+
+    config = config_for(simulator, tmp_path / "site")
+    hourly = config.read_text().replace("[sync]", "[sync]\ninterval_minutes = 60")
+    config.write_text(hourly)
+    daemon = DaemonProcess(config, interval_seconds=None)
+    try:
+        started = datetime.fromisoformat(daemon.wait_event("daemon.job_started")[0]["timestamp"])
+        daemon.wait_event("daemon.job_done")
+        time.sleep(1.0)  # the reload comes later than the sync's start
+        config.write_text(hourly.replace("interval_minutes = 60", "interval_minutes = 2"))
+        daemon.signal(signal.SIGHUP)
+        reloaded = daemon.wait_event("daemon.config_reloaded")[0]
+    finally:
+        assert daemon.stop() == 0
+    next_sync = datetime.fromisoformat(reloaded["next_sync_at"])
+    assert reloaded["interval_minutes"] == 2
+    assert abs(next_sync - (started + timedelta(minutes=2))) < timedelta(seconds=2), (started, next_sync)
+
+
+def test_the_daemon_survives_a_refusing_ds_and_tries_again_on_its_schedule(simulator, tmp_path):
+    config = config_for(simulator, tmp_path / "site")
+    simulator.control("refuse", seconds=600)
+    daemon = DaemonProcess(config, interval_seconds=600)
+    try:
+        failed = daemon.wait_event("daemon.job_failed", timeout=90)[0]
+        backoff = daemon.wait_event("daemon.backoff")[0]
+        assert daemon.proc.poll() is None  # still running: not a permanent error
+    finally:
+        assert daemon.stop() == 0
+    assert failed["error"] == f"DS did not answer at {simulator.url}: connection refused; is [ds] url right?"
+    assert failed["error_class"] == "DsUnreachable"
+    assert backoff["retry_in_seconds"] == 60  # sooner than the 600 s interval

@@ -47,7 +47,8 @@ def test_the_daemon_unit_speaks_notify_and_never_restarts_a_permanent_error():
     unit = "ds-connector.service"
     assert values(unit, "Type") == ["notify"]
     assert values(unit, "Restart") == ["on-failure"]
-    assert values(unit, "RestartPreventExitStatus") == ["78"]
+    # 78: the daemon's permanent errors; 243: systemd's own CREDENTIALS failure (a missing token file)
+    assert values(unit, "RestartPreventExitStatus") == ["78 243"]
     assert values(unit, "WatchdogSec")
     assert seconds(values(unit, "TimeoutStopSec")[0]) > DRAIN_SECONDS  # the drain ends before SIGKILL
     assert values(unit, "ExecReload") == ["/bin/kill -HUP $MAINPID"]

@@ -1,7 +1,8 @@
 """``ds-connector daemon``: config, token and logging around :class:`connector.daemon.scheduler.Daemon`.
 
 A bad config or a missing token exits 78 before anything starts (systemd's ``Type=notify`` unit then
-fails at ``systemctl start``, loudly, and ``RestartPreventExitStatus=78`` keeps it down).
+fails at ``systemctl start``, loudly, and ``RestartPreventExitStatus=78 243`` keeps it down; under the
+unit a missing token file is systemd's own failure, 243/CREDENTIALS, before this process runs).
 """
 
 from __future__ import annotations

@@ -9,11 +9,14 @@ only, against an operator's one-shot sync (the job waits for it). After each suc
 
 DS outages are survived: the run reports them, the next run comes sooner (1, 2, 4 ... minutes, never
 later than the interval). A permanent error (bad token, expired token, bad config) ends the daemon
-with exit 78, which the unit's ``RestartPreventExitStatus=78`` does not restart.
+with exit 78, which the unit's ``RestartPreventExitStatus=78 243`` does not restart. DS not reachable at
+all (refused, DNS, TLS) fails a run after about 15 s, like any outage: the backoff above retries it.
+A fault of the machine (disk full, read-only) fails the run with one line, no traceback.
 
 Signals: SIGTERM (and SIGINT) → ``STOPPING=1``, no new page is asked, the page being stored commits,
 exit 0 within the drain timeout. SIGHUP → the config file is read again: a valid one replaces the
-old (jobs rescheduled), an invalid one is logged with every problem and the old one kept.
+old (jobs rescheduled: a new ``interval_minutes`` counts from the latest sync's start, so a shorter one
+brings the next sync forward), an invalid one is logged with every problem and the old one kept.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from connector.credentials import ApiToken, load_token
 from connector.daemon.heartbeat import HEARTBEAT_SECONDS, Heartbeat, write_heartbeat
 from connector.daemon.notify import Notifier
 from connector.daemon.runs import run_recorded
-from connector.errors import EX_CONFIG, EX_OK, ConnectorError, LockHeld
+from connector.errors import EX_CONFIG, EX_OK, ConnectorError, LockHeld, machine_fault
 from connector.lock import InstanceLock
 from connector.store import open_db
 from connector.sync.engine import SyncHooks, SyncReport
@@ -97,6 +100,7 @@ class Daemon:
         self.failures = 0
         self.last_result: str | None = None
         self.token_warned_on: date | None = None
+        self.last_sync_at: datetime | None = None  # when the latest interval sync started
         self.beat = Heartbeat(started_at=_iso(datetime.now(timezone.utc)) or "",
                               interval_minutes=config.sync.interval_minutes)
         self.scheduler: AsyncIOScheduler | None = None
@@ -187,6 +191,20 @@ class Daemon:
         self.scheduler.add_job(self.job, CronTrigger(hour=at.hour, minute=at.minute), args=["reconcile", True],
                                id="reconcile", name="reconcile", replace_existing=True)
 
+    def rescheduled_sync(self) -> datetime | None:
+        """The next sync once ``interval_minutes`` changed: one new interval after the latest sync
+        started (now if that is past), so a shorter interval takes effect at once and a longer one
+        is not waited twice. Kept as it is before the first sync, and when a retry after a failure
+        comes sooner."""
+        current = self.next_run("sync")
+        if self.last_sync_at is None:
+            return current
+        now = datetime.now().astimezone()
+        due = max(now, self.last_sync_at + timedelta(seconds=self.interval))
+        if current is not None and self.failures and current < due:
+            return current
+        return due
+
     def next_run(self, job_id: str) -> datetime | None:
         job = self.scheduler.get_job(job_id) if self.scheduler else None
         return job.next_run_time if job else None
@@ -229,6 +247,8 @@ class Daemon:
 
         if not await lock.acquire_async(self.stop, on_wait=waiting):
             return  # stopped while waiting
+        if name == "sync":
+            self.last_sync_at = datetime.now().astimezone()
         report: SyncReport | None = None
         try:
             self.beat.state = "syncing"
@@ -246,6 +266,10 @@ class Daemon:
             log.error("daemon.job_failed", error=str(exc), error_class=type(exc).__name__)
             return
         except Exception as exc:  # noqa: BLE001 - a bug: logged with its traceback, the daemon goes on
+            if (fault := machine_fault(exc, config.database.path)) is not None:  # disk full...: no traceback
+                self.failed(f"{name} failed {_hhmm(datetime.now())}: {fault.message}")
+                log.error("daemon.job_failed", error=fault.message, error_class=type(fault).__name__)
+                return
             log.exception("daemon.job_crashed", error_class=type(exc).__name__)
             self.failed(f"{name} crashed {_hhmm(datetime.now())}: {type(exc).__name__}")
             return
@@ -343,10 +367,12 @@ class Daemon:
             return
         old, self.config, self.token = self.config, config, token
         logs.configure(level=config.log.level, json=config.log.json)
-        if (old.sync.interval_minutes, old.sync.reconcile_at) != (config.sync.interval_minutes, config.sync.reconcile_at):
+        if old.sync.interval_minutes != config.sync.interval_minutes:
+            self.schedule(first_sync=self.rescheduled_sync())
+        elif old.sync.reconcile_at != config.sync.reconcile_at:
             self.schedule()
         log.info("daemon.config_reloaded", config=str(path), demarches=[d.number for d in config.demarches],
-                 interval_minutes=config.sync.interval_minutes)
+                 interval_minutes=config.sync.interval_minutes, next_sync_at=_iso(self.next_run("sync")))
         self.notifier.status(f"config reloaded; next sync {_hhmm(self.next_run('sync'))}")
         self.token_warned_on = None
         self.check_token()

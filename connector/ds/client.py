@@ -16,7 +16,8 @@
 from __future__ import annotations
 
 import json
-
+import socket
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,7 +48,7 @@ from tenacity import RetryCallState
 from connector import __version__, schema
 from connector.ds import operations
 from connector.ds.budget import RequestBudget
-from connector.ds.retry import rate_limit_delay, read_retrying
+from connector.ds.retry import UNREACHABLE_SECONDS, rate_limit_delay, read_retrying
 from connector.ds.verdicts import Verdicts
 from connector.errors import (
     ApiError,
@@ -56,6 +57,7 @@ from connector.errors import (
     ConnectorError,
     DemarcheNotFound,
     DemarcheUnauthorized,
+    DsUnreachable,
     InvalidQuery,
     MutationNotSent,
     MutationOutcomeUnknown,
@@ -163,12 +165,16 @@ class DsClient:
         connect_timeout: float = 10,
         read_timeout: float = 65,
         max_retry_seconds: float = 300,
+        unreachable_seconds: float = UNREACHABLE_SECONDS,
         user_agent: str = f"ds-connector/{__version__}",
         verdicts: Path | None = None,
     ):
         """``verdicts``: where the documents already validated are remembered across runs
-        (``connector.ds.verdicts``; None: every document is validated)."""
+        (``connector.ds.verdicts``; None: every document is validated). ``unreachable_seconds``:
+        how long a read is retried when DS cannot be reached at all (refused, DNS, TLS); timeouts,
+        429 and 5xx are retried up to ``max_retry_seconds``."""
         self.url = url
+        self.unreachable_seconds = unreachable_seconds
         self.verdicts = Verdicts(verdicts)
         self.budget = budget or RequestBudget()
         self.max_retry_seconds = max_retry_seconds
@@ -202,13 +208,14 @@ class DsClient:
         """Run a read; retried on transient failures unless ``retry=False``.
 
         Raises AuthError subclasses, RedirectRefused, PageFailed (5xx, GraphQL ``timeout`` once
-        retries are spent, ``invalid_null``), RateLimited, ApiUnavailable, ApiError, InvalidQuery.
+        retries are spent, ``invalid_null``), RateLimited, ApiUnavailable (DsUnreachable after
+        ``unreachable_seconds`` when no connection could be made at all), ApiError, InvalidQuery.
         """
         op = self._operation(operation, "query")
         op.check(variables)
         if not retry:
             return await self._read(op, variables)
-        return await read_retrying(self.max_retry_seconds, self._before_sleep(op))(
+        return await read_retrying(self.max_retry_seconds, self._before_sleep(op), self.unreachable_seconds)(
             self._read, op, variables
         )
 
@@ -386,6 +393,8 @@ class DsClient:
     ) -> ConnectorError | None:
         status, where = exchange.status or 0, op.context(variables)
         if isinstance(outcome, Exception) and status < 400:
+            if (why := _no_connection(outcome)) is not None:
+                return DsUnreachable(f"DS did not answer at {self.url}: {why}")
             return ApiUnavailable(f"no usable answer from DS ({where}): {_reason(outcome)}")
         errors = list(outcome.errors or []) if isinstance(outcome, ExecutionResult) else []
         data = outcome.data if isinstance(outcome, ExecutionResult) else None
@@ -452,6 +461,9 @@ class DsClient:
             )
             return
         errors = list(outcome.errors or []) if isinstance(outcome, ExecutionResult) else []
+        if isinstance(error, DsUnreachable):  # retried a few seconds, then said once by the caller
+            log.info("api.unreachable", operation=op.name, error=error.message)
+            return
         log.warning(
             "api.error",
             operation=op.name,
@@ -517,6 +529,29 @@ def _reason(exc: BaseException) -> str:
     while (inner := exc.__cause__ or exc.__context__) is not None:
         exc = inner
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _no_connection(exc: BaseException) -> str | None:
+    """Why no connection could be made at all (refused, a name that does not resolve, TLS), or None
+    for anything else (a timeout, a cut answer: those are worth the long retry)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (ssl.SSLError, aiohttp.ClientSSLError)):
+            detail = getattr(current, "reason", None) or getattr(current, "strerror", None) or str(current)
+            return (f"TLS failed ({detail}); is [ds] url right, and this machine's CA certificates "
+                    "(ca-certificates) current?")
+        if isinstance(current, (socket.gaierror, aiohttp.ClientConnectorDNSError)):
+            host = getattr(current, "host", None)
+            name = f"the name {host}" if host else "the host name"
+            return f"{name} does not resolve; is [ds] url right, and DNS reachable from this machine?"
+        if isinstance(current, ConnectionRefusedError) or (
+            isinstance(current, OSError) and "[Errno 111]" in str(current)  # every address refused
+        ):
+            return "connection refused; is [ds] url right?"
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _loggable(op: _Operation, variables: dict[str, Any]) -> dict[str, Any]:

@@ -5,8 +5,10 @@
   everything else are not.
 - ``wait_for(retry_state)``: a 429's delay (from ``rate_limit_delay``), else exponential backoff
   with jitter, capped at a minute.
-- ``read_retrying(max_seconds, before_sleep)``: both, bounded by a total time (waits included, so a
-  429 counts against it) and a number of attempts.
+- ``read_retrying(max_seconds, before_sleep, unreachable_seconds)``: both, bounded by a total time
+  (waits included, so a 429 counts against it) and a number of attempts; no connection at all
+  (``DsUnreachable``: refused, a name that does not resolve, TLS) is given up after
+  ``unreachable_seconds`` (15 s: a few quick tries for a proxy that restarts, not minutes for a wrong URL).
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from connector.errors import ApiUnavailable, PageFailed, RateLimited
+from connector.errors import ApiUnavailable, DsUnreachable, PageFailed, RateLimited
 
 MAX_ATTEMPTS = 10
+UNREACHABLE_SECONDS = 15.0
 RATE_LIMIT_MIN_WAIT = 1.0  # NOTES.md rule 4: clamp to [1, 61] s from the local clock
 RATE_LIMIT_MAX_WAIT = 61.0
 RATE_LIMIT_JITTER = 1.0  # so that several processes do not all knock at the start of the minute
@@ -67,13 +70,29 @@ def wait_for(retry_state: RetryCallState) -> float:
     return backoff(retry_state)
 
 
+def stop_unreachable(seconds: float) -> Callable[[RetryCallState], bool]:
+    """Stop when DS cannot be reached at all and the next try would start after ``seconds``."""
+
+    def stop(retry_state: RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if not isinstance(exc, DsUnreachable):
+            return False
+        elapsed = retry_state.seconds_since_start or 0.0
+        return elapsed + (retry_state.upcoming_sleep or 0.0) > seconds
+
+    return stop
+
+
 def read_retrying(
-    max_seconds: float, before_sleep: Callable[[RetryCallState], None]
+    max_seconds: float,
+    before_sleep: Callable[[RetryCallState], None],
+    unreachable_seconds: float = UNREACHABLE_SECONDS,
 ) -> AsyncRetrying:
     return AsyncRetrying(
         retry=retry_if_exception(is_retryable),
         wait=wait_for,
-        stop=stop_before_delay(max_seconds) | stop_after_attempt(MAX_ATTEMPTS),
+        stop=stop_before_delay(max_seconds) | stop_after_attempt(MAX_ATTEMPTS)
+        | stop_unreachable(unreachable_seconds),
         before_sleep=before_sleep,
         reraise=True,
     )

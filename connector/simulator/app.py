@@ -64,6 +64,7 @@ class Simulator:
         self.schema = api_schema()
         self.documents = Documents(self.schema)
         self.faults = FaultQueue()
+        self.listeners: list[Any] = []  # the listening sites (control.Listener), for /_sim/refuse
         self.poisoned: set[int] = set()
         self.mutation_log: list[dict[str, Any]] = []
         self.hidden_reasons: dict[int, str] = {}  # DS's hidden_by_reason, for pendingDeletedDossiers

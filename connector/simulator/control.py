@@ -14,10 +14,13 @@ and demos running in another thread or process can drive the world safely:
     world (a summary: clock, démarches, dossier counts)
     revision {demarche, drop?, relabel?} (publish a new revision of the form)
     planted {demarche?} (the facts planted in each dossier: ``Dossier.anomalies``, see anomalies.py)
+    refuse {seconds} (stop listening for that long: every new connection is refused, as from a
+                      wrong port or a stopped proxy; needs the server started with ``Listener``)
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 from collections import Counter
@@ -101,6 +104,43 @@ def _purge(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
             "deleted_at": record.deleted_at.isoformat()}
 
 
+class Listener(web.TCPSite):
+    """The simulator's listening socket, which ``/_sim/refuse {seconds}`` closes for a while: new
+    connections are refused by the kernel (connections already open keep being served), then it
+    listens again on the same address. Serving code uses it in place of ``web.TCPSite``."""
+
+    _refusing = False
+
+    async def start(self) -> None:
+        await super().start()
+        self._runner.app["sim"].listeners.append(self)
+
+    def refuse(self, seconds: float) -> None:
+        if self._refusing or self._server is None:
+            return
+        host, port = self._server.sockets[0].getsockname()[:2]
+        self._server.close()  # the listening socket is closed now; open connections are not
+        self._refusing = True
+        loop = asyncio.get_running_loop()
+        loop.call_later(seconds, lambda: loop.create_task(self._listen_again(host, port)))
+
+    async def _listen_again(self, host: str, port: int) -> None:
+        self._server = await asyncio.get_running_loop().create_server(
+            self._runner.server, host, port, backlog=self._backlog, reuse_address=True)
+        self._refusing = False
+
+
+def _refuse(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
+    seconds = float(p["seconds"])
+    if not 0 < seconds <= 3600:
+        raise ValueError("seconds must be more than 0 and at most 3600")
+    if not sim.listeners:
+        raise ValueError("this server was not started with control.Listener: it cannot stop listening")
+    for listener in sim.listeners:
+        listener.refuse(seconds)
+    return {"refusing_seconds": seconds}
+
+
 def _dossier(d: Dossier) -> dict[str, Any]:
     return {"number": d.number, "state": d.state, "updated_at": d.updated_at.isoformat()}
 
@@ -128,6 +168,7 @@ OPERATIONS: dict[str, Callable[[Simulator, dict[str, Any]], Any]] = {
     "touch": _touch,
     "world": _world,
     "planted": _planted,
+    "refuse": _refuse,
     "revision": lambda sim, p: {"revision": sim.publish_revision(**p)},
 }
 

@@ -10,7 +10,7 @@ from collections import Counter
 from aiohttp import web
 
 from connector.simulator.app import GRAPHQL_PATH, create_app
-from connector.simulator.control import PREFIX
+from connector.simulator.control import PREFIX, Listener
 from connector.simulator.listing import visible
 from connector.simulator.state import World
 
@@ -36,7 +36,7 @@ async def _serve(world: World, host: str, port: int, rate_limit: int, latency: f
     runner = web.AppRunner(create_app(world, rate_limit=rate_limit, latency=latency), access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = Listener(runner, host, port)
         try:
             await site.start()
         except OSError as exc:

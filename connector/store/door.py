@@ -32,6 +32,7 @@ from typing import Any
 
 import sqlite_utils
 
+from connector.errors import machine_fault
 from connector.logs import get_logger
 from connector.store.deletions import quarantine
 from connector.store.save import SaveCounts, save_dossiers, split_dossiers
@@ -56,17 +57,14 @@ _MACHINE_CODES = {
 }
 
 
-def machine_fault(exc: BaseException) -> bool:
-    """True when ``exc`` is this machine's fault (disk, permissions, memory, lock), not a dossier's."""
-    if isinstance(exc, (OSError, MemoryError)):
+def _not_the_dossiers(exc: BaseException) -> bool:
+    """True when ``exc`` is this machine's fault (disk, permissions, memory, lock), not a dossier's:
+    the faults :func:`connector.errors.machine_fault` words for people, and the other SQLite codes
+    that say "this machine" (busy, locked, out of memory, corrupt)."""
+    if machine_fault(exc) is not None or isinstance(exc, (OSError, MemoryError)):
         return True
-    if isinstance(exc, sqlite3.Error):
-        code = getattr(exc, "sqlite_errorcode", None)
-        if code is not None:
-            return (code & 0xFF) in _MACHINE_CODES
-        return isinstance(exc, sqlite3.OperationalError) and any(
-            text in str(exc) for text in ("disk is full", "readonly", "disk I/O", "locked", "unable to open"))
-    return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and code is not None and (code & 0xFF) in _MACHINE_CODES
 
 
 @dataclass
@@ -112,7 +110,7 @@ def enter(
                 then(db)
         return entry
     except Exception as exc:  # noqa: BLE001 - any dossier's fault: enter them one by one
-        if machine_fault(exc):
+        if _not_the_dossiers(exc):
             raise
         if len(good) <= 1 and not bad and then is None:
             # One dossier alone: no second attempt needed to know whose fault it is.
@@ -131,7 +129,7 @@ def enter(
                     if counts.changed and hook is not None:
                         hook(db, demarche_number, counts.changed)
             except Exception as exc:  # noqa: BLE001 - whatever it is, this dossier alone
-                if machine_fault(exc):
+                if _not_the_dossiers(exc):
                     raise
                 entry.quarantined.append(_quarantine_node(db, demarche_number, node, _describe(exc)))
                 continue

@@ -43,6 +43,7 @@ from pathlib import Path
 import aiohttp
 import sqlite_utils
 
+from connector import private
 from connector.logs import get_logger
 from connector.store import files_to_download, record_file_downloads, record_file_failures
 from connector.store.mirror import local_paths
@@ -226,7 +227,7 @@ class Downloader:
                     return "failed", f"HTTP {response.status}"
                 if path.parent not in self._folders:
                     with _local("create the folder"):
-                        path.parent.mkdir(parents=True, exist_ok=True)
+                        private.makedirs(path.parent)  # 0700: personal data
                     self._folders.add(path.parent)
                 md5, size = hashlib.md5(), 0
                 with _local("open the temporary file"):

@@ -57,6 +57,7 @@ from connector.errors import (
     ConnectorError,
     DemarcheNotFound,
     DemarcheUnauthorized,
+    DsUnreachable,
     PageFailed,
     TokenExpired,
 )
@@ -253,8 +254,8 @@ async def run_sync(
 ) -> SyncReport:
     """Sync the configured démarches (or the listed ones), ``[sync] concurrency`` at a time.
     Per-démarche failures (unauthorized, DS unavailable) are reported and the other démarches go
-    on; a bad or expired token stops the run (the other démarches are cancelled between two
-    commits) and raises. ``stop`` set (SIGTERM) ends the run after the pages being stored commit:
+    on; a bad or expired token, or DS not reachable at all (DsUnreachable: refused, DNS, TLS),
+    stops the run (the other démarches are cancelled between two commits) and raises. ``stop`` set (SIGTERM) ends the run after the pages being stored commit:
     no new request is sent and the report says "stopped". The caller holds the instance lock."""
     selected = _select(config, demarches)
     started = time.monotonic()
@@ -354,7 +355,7 @@ class _Run:
                 except (DemarcheUnauthorized, DemarcheNotFound) as exc:
                     result.error = exc
                     log.error("sync.demarche_refused", error=str(exc))
-                except (ConfigError, BadToken, TokenExpired) as exc:  # every démarche: stop
+                except (ConfigError, BadToken, TokenExpired, DsUnreachable) as exc:  # every démarche: stop
                     result.error = exc
                     raise
                 except ApiError as exc:
