@@ -69,13 +69,17 @@ CONFIG_OPTION = click.option(
     "--latency", default=0.0, show_default=True, type=click.FloatRange(0, 600), metavar="SECONDS",
     help="Server time added to every GraphQL answer (concurrent requests wait independently), to be as slow as DS.",
 )
+@click.option("--renewal", is_flag=True,
+              help="Also serve two successive Occitanie campaigns (2025-2026 closed, 2026-2027) planted for the "
+                   "renewal from one school year to the next; their truth at /_sim/renewal/truth.")
 @human_errors
 def simulate(host: str, port: int, seed: int, dossiers: int, rate_limit: int, token: str | None,
-             latency: float) -> None:
+             latency: float, renewal: bool) -> None:
     """Run the built-in DS API simulator (GraphQL on /api/v2/graphql)."""
     from connector.simulator.server import serve
 
-    serve(host=host, port=port, seed=seed, dossiers=dossiers, rate_limit=rate_limit, token=token, latency=latency)
+    serve(host=host, port=port, seed=seed, dossiers=dossiers, rate_limit=rate_limit, token=token, latency=latency,
+          renewal=renewal)
 
 
 @cli.command("check-config")

@@ -14,6 +14,8 @@ and demos running in another thread or process can drive the world safely:
     world (a summary: clock, démarches, dossier counts)
     revision {demarche, drop?, relabel?} (publish a new revision of the form)
     planted {demarche?} (the facts planted in each dossier: ``Dossier.anomalies``, see anomalies.py)
+    renewal/truth (read: each school's expected renewal status at the clock; a world seeded with renewal)
+    renewal/late (the commune that renews after the cut-off files now; the clock must be past the cut-off)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from connector.simulator import renewal
 from connector.simulator.state import Dossier, typed_id
 
 if TYPE_CHECKING:
@@ -53,6 +56,23 @@ def _planted(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
     demarche = p.get("demarche")
     return {"dossiers": {str(d.number): list(d.anomalies) for d in sim.world.dossiers.values()
                          if demarche is None or d.demarche_number == int(demarche)}}
+
+
+def _renewal(sim: Simulator) -> None:
+    if renewal.PREVIOUS not in sim.world.demarches:
+        raise ValueError("this world has no renewal campaigns: seed it with renewal (simulate --renewal)")
+
+
+def _renewal_truth(sim: Simulator, _p: dict[str, Any]) -> dict[str, Any]:
+    _renewal(sim)
+    return renewal.truth(sim.world)
+
+
+def _renewal_late(sim: Simulator, _p: dict[str, Any]) -> dict[str, Any]:
+    _renewal(sim)
+    number = renewal.file_late(sim.world)
+    sim.changed(sim.world.dossiers[number])
+    return {"number": number}
 
 
 def _rate_limit(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +149,8 @@ OPERATIONS: dict[str, Callable[[Simulator, dict[str, Any]], Any]] = {
     "world": _world,
     "planted": _planted,
     "revision": lambda sim, p: {"revision": sim.publish_revision(**p)},
+    "renewal/truth": _renewal_truth,
+    "renewal/late": _renewal_late,
 }
 
 
