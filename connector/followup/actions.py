@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlite_utils
 
-from connector.config import Config, DeadlineConfig, DemarcheConfig
+from connector.config import Config, DeadlineConfig, DemarcheConfig, superseded_by
 from connector.ds.client import DsClient
 from connector.errors import ApiError, AuthError, ConnectorError, MutationNotSent, MutationOutcomeUnknown
 from connector.followup import conventions, deadlines, journal, reconcile, templates
@@ -114,11 +114,15 @@ class RunReport:
 
 
 def deadline_demarches(db: sqlite_utils.Database, config: Config) -> list[tuple[DemarcheConfig, FollowupProfile]]:
-    """The configured démarches whose form profile has the convention deadline."""
+    """The configured démarches whose form profile has the convention deadline. A démarche a newer
+    campaign names as its previous one keeps its statuses but no longer acts (reminders and closure off):
+    the only writes to it are the renewal reminders (``followup.renewal_actions``)."""
     out = []
     for d in config.demarches:
         profile = resolve(db, d.number, d)
         if profile is not None and profile.convention_deadline:
+            if superseded_by(config, d.number) is not None:
+                d = replace(d, deadline=replace(d.deadline, reminders=False, classer_sans_suite=False))
             out.append((d, profile))
     return out
 
