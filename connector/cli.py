@@ -155,7 +155,8 @@ def check_forms(config_path: Path | None, demarches: tuple[int, ...], full: bool
 
 
 @cli.command("export")
-@click.argument("kind", type=click.Choice(["ecoles", "ouvertures", "fermetures", "facturation", "anomalies"]))
+@click.argument("kind", type=click.Choice(["ecoles", "ouvertures", "fermetures", "facturation", "anomalies",
+                                          "renouvellements"]))
 @CONFIG_OPTION
 @click.option("--demarche", "demarches", type=click.IntRange(1), multiple=True, metavar="N",
               help="Only this démarche (repeatable; default: every démarche of the mirror).")
@@ -168,7 +169,8 @@ def check_forms(config_path: Path | None, demarches: tuple[int, ...], full: bool
 @human_errors
 def export_lists(kind: str, config_path: Path | None, demarches: tuple[int, ...], fmt: str, output: Path | None,
                  delimiter: str, decimal: str) -> None:
-    """Export schools, ENT openings and closings (for the AAF), billing, or open anomalies.
+    """Export schools, ENT openings and closings (for the AAF), billing, open anomalies, or the renewal of
+    last year's schools (renouvellements: a démarche configured with previous = N).
 
     CSV is UTF-8 with a BOM, ';' and a decimal comma (opens right in LibreOffice and French Excel);
     JSON is an array of objects. Reads the mirror without the lock.

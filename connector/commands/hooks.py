@@ -16,7 +16,8 @@ log = get_logger(__name__)
 
 
 class CompositeHooks(SyncHooks):
-    """Calls each hook in order (forms first: the deadlines read the forms' rows). Each hook's call
+    """Calls each hook in order (forms first: the deadlines read the forms' rows; the renewal last: it
+    reads both). Each hook's call
     runs in a savepoint of its own: one that raises loses its own writes only, is logged
     (``sync.hook_failed`` with the hook), and the next hooks still run; the page still commits."""
 
@@ -48,9 +49,10 @@ class CompositeHooks(SyncHooks):
 def sync_hooks(config: Config) -> SyncHooks:
     """The hooks of a sync with this config."""
     from connector.followup.hooks import FollowupHooks
+    from connector.followup.renewal_refresh import RenewalHooks
     from connector.forms.hooks import FormsHooks
 
-    return CompositeHooks([FormsHooks(config), FollowupHooks(config)])
+    return CompositeHooks([FormsHooks(config), FollowupHooks(config), RenewalHooks(config)])
 
 
 async def after_sync(config: Config, report: object) -> None:

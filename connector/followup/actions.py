@@ -106,6 +106,7 @@ class RunReport:
     waiting: int = 0
     ds_now: datetime | None = None
     stopped: str | None = None
+    renewals: list[Any] = field(default_factory=list)  # renewal_reminders.RenewalPlan, per campaign pair
 
     def summary(self) -> str:
         return (f"actions: {self.planned} planned, {self.sent} sent, {self.failed} failed, {self.unknown} unknown, "
@@ -277,7 +278,8 @@ class Runner:
         if plan.problem:
             log.warning("followup.cannot_act", demarche=dcfg.number, problem=plan.problem)
         self.report.planned += record_intents(self.db, plan)
-        pending = store.actions(self.db, states=("planned",), demarche=dcfg.number)
+        pending = [a for a in store.actions(self.db, states=("planned",), demarche=dcfg.number)
+                   if a.kind in OPERATIONS]  # the renewal reminders run in followup.renewal_reminders
         by_dossier: dict[int, list[store.Action]] = {}
         for a in pending:
             by_dossier.setdefault(a.dossier_number, []).append(a)
@@ -302,7 +304,7 @@ class Runner:
             self.report.reconciled += 1
             if happened:
                 journal.sent(self.db, a.id, {"read_back": evidence}, remote_id=evidence if a.kind in (
-                    "reminder", "closure_message") else None, note=f"read back from DS after {a.state}")
+                    "reminder", "closure_message", "renewal_reminder") else None, note=f"read back from DS after {a.state}")
                 log.info("followup.reconciled", demarche=a.demarche_number, dossier=a.dossier_number, action=a.id,
                          kind=a.kind, outcome="sent", evidence=evidence)
             else:

@@ -99,7 +99,7 @@ NEXT_FILINGS = (
     _Filing("L", (("L", 0), ("L", 1)), date(2026, 8, 20)),  # a new commune before the new-schools date
     _Filing("M", (("M", 0),), date(2026, 10, 5), "no_convention"),  # a new commune between the dates
 )
-LATE_FILING = _Filing("J", (("J", 0), ("J", 1)), CUTOFF + timedelta(days=3))  # after the cut-off (file_late)
+LATE_FILING = _Filing("J", (("J", 0), ("J", 1)), CUTOFF + timedelta(days=3), "no_convention")  # after the cut-off
 NOT_FILING = ("C", "D", "J")  # the previous campaign's communes with no new dossier at the clock start
 
 
@@ -158,11 +158,12 @@ def _dossier(world: World, number: int, filing: _Filing, communes: dict[str, ref
         for f in m.attachments:
             f.content_type = "application/pdf"
         life.events.append(m.created_at)
-    elif filing.fate == "sans_suite":
-        at = depose + 70 * DAY
+    elif filing.fate == "sans_suite":  # last year: no convention in two months; this year: a request in double
+        at = depose + (70 * DAY if number == PREVIOUS else 12 * DAY)
         life.transition(at, "repasse_en_instruction", humans[0])
         life.transition(at + timedelta(minutes=2), "classe_sans_suite", humans[0],
-                        "Convention signée non reçue dans le délai de deux mois.")
+                        "Convention signée non reçue dans le délai de deux mois." if number == PREVIOUS
+                        else "Demande déposée en double par erreur.")
     if filing.fate == "archived":
         d.archived = True
         life.events.append(depose + 300 * DAY)

@@ -55,6 +55,15 @@ def _cross_fingerprint(db: sqlite_utils.Database) -> None:
     forms.add_cross_fingerprint(db)
 
 
+@MIGRATIONS(name="0005_renewal")
+def _renewal(db: sqlite_utils.Database) -> None:
+    """Table ``renouvellements``; the journal accepts the ``renewal_reminder`` kind."""
+    from connector.store import followup, renewal
+
+    renewal.migrate(db)
+    followup.allow_new_kinds(db)
+
+
 def open_db(path: Path) -> sqlite_utils.Database:
     """Open (creating it and its parent directories if needed) the mirror for writing."""
     path = Path(path)
