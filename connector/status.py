@@ -115,7 +115,7 @@ def gather(config: Config, now: datetime | None = None) -> dict[str, Any]:
         "token": {"expires_on": expires.isoformat() if expires else None, "days_left": days_left},
         "interval_minutes": config.sync.interval_minutes,
         "running_run": None, "last_run": None, "rate_limited_requests": 0,
-        "demarches": [],
+        "demarches": [], "renewals": [],
     }
     if days_left is not None:
         if days_left < 0:
