@@ -35,10 +35,6 @@ def table(config: Config) -> dict[str, dict[str, Any]]:
                                                         [renewal.NEXT])}
 
 
-STATUS = {"renouvelee": "renouvelee", "en_attente": "en_attente", "non_renouvelee": "non_renouvelee",
-          "fermee": "fermee", "nouvelle": "nouvelle"}
-
-
 def agreement(config: Config, truth: dict[str, Any]) -> tuple[dict[str, list[int]], list[str]]:
     """Per expected status: [schools, agreeing on status, holder change and opening date]; the disagreements."""
     got = table(config)
