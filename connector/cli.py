@@ -182,7 +182,8 @@ def export_lists(kind: str, config_path: Path | None, demarches: tuple[int, ...]
 
 @cli.group()
 def actions() -> None:
-    """The convention follow-up's side effects on DS (reminders, closures), journaled exactly once."""
+    """The follow-up's side effects on DS (convention reminders and closures, renewal reminders on last
+    year's dossiers), journaled exactly once."""
 
 
 DEMARCHE_OPTION = click.option("--demarche", "demarches", type=click.IntRange(1), multiple=True, metavar="N",
@@ -196,7 +197,10 @@ ACTION_STATES = ("planned", "sending", "sent", "failed", "unknown", "cancelled")
 @click.option("-v", "--verbose", is_flag=True, help="On a terminal, also show the log lines.")
 @human_errors
 def actions_plan(config_path: Path | None, demarches: tuple[int, ...], verbose: bool) -> None:
-    """Show what `actions run` would do now, and why; touches nothing (reads DS's clock)."""
+    """Show what `actions run` would do now, and why; touches nothing (reads DS's clock).
+
+    With a renewal configured (previous = N), also the figures of each campaign pair and the dossiers
+    no reminder can reach (archived, in the trash)."""
     from connector.commands.actions import plan
 
     sys.exit(plan(config_path, list(demarches), verbose))
