@@ -33,7 +33,8 @@ def _cli(config, *args):
 def test_every_school_agrees_with_the_truth_before_and_after_the_cutoff(make_simulator, tmp_path):
     sim = make_simulator(world=seed_world(7, 60, renewal=True))
     config = renewal_config(tmp_path / "state", sim)
-    sync_and_refresh(config)
+    first = sync_and_refresh(config)
+    assert first.total("files") > 0 and first.total("files_failed") == 0  # the signed PDFs, checksums right
     truth = _check(config, sim, "before the cut-off")
     assert {r["status"] for r in truth["schools"].values()} == {"renouvelee", "en_attente", "fermee", "nouvelle"}
     holders = [u for u, r in table(config).items() if r["changement_titulaire"]]

@@ -263,3 +263,51 @@ def _count(items) -> dict:  # type: ignore[no-untyped-def]
     for item in items:
         out[item] = out.get(item, 0) + 1
     return out
+
+
+async def renewal_demo(config: Config, token, advance_to) -> list[str]:  # type: ignore[no-untyped-def]
+    """The demo's renewal part (a config with one campaign pair): a sync, the figures and the reminders
+    ``actions plan`` would send (reminders turned on for the plan only), then the clock moved past the
+    cut-off (``advance_to(when)``), a sync, the figures again."""
+    import dataclasses
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+
+    from connector.commands.hooks import sync_hooks
+    from connector.sync import run_sync
+
+    on = dataclasses.replace(config, demarches=tuple(
+        dataclasses.replace(d, renewal=dataclasses.replace(d.renewal, reminders=True)) if d.renewal else d
+        for d in config.demarches))
+
+    async def plans() -> list[renewal_reminders.RenewalPlan]:
+        report = await run_sync(config, token, kind="demo", hooks=sync_hooks(config))
+        for d in report.demarches:
+            if d.error is not None:
+                raise ConnectorError(f"démarche {d.number}: {d.error}")
+        db = open_db(config.database.path)
+        try:
+            async with _client(on) as client:
+                runner = followup.Runner(db, client, on, followup.RunReport(), timedelta())
+                return await renewal_reminders.run(on, runner, act=False)
+        finally:
+            db.conn.close()
+
+    def figures(rp: renewal_reminders.RenewalPlan) -> str:
+        s, c = rp.schools, rp.communes
+        last_year = ", ".join(f"{s[k]} {k}" for k in ("renouvelee", "en_attente", "non_renouvelee", "fermee") if s[k])
+        return (f"last year's schools: {last_year}; new schools: {s['nouvelle']}; communes: {c['renewed']} renewed, "
+                f"{c['pending']} pending, {c['not_renewed']} not renewed")
+
+    lines = []
+    rp, = await plans()
+    lines.append(f"     DS clock {rp.today}, cut-off in {rp.days_to_cutoff} day(s): {figures(rp)}")
+    todo = [d for d in rp.decisions if d.kind]
+    lines.append(f"     actions plan (with reminders on): {len(todo)} reminder(s) on last year's dossiers of the "
+                 "communes that have not filed")
+    lines += [f"     dossier {d.dossier}: nothing — {d.rule}" for d in rp.decisions if not d.kind]
+    cutoff = next(d.renewal.cutoff for d in config.demarches if d.renewal)
+    advance_to(datetime.combine(cutoff + timedelta(days=1), time(8), ZoneInfo("Europe/Paris")))
+    rp, = await plans()
+    lines.append(f"     DS clock {rp.today}, the cut-off passed: {figures(rp)}")
+    return lines

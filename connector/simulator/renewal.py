@@ -34,7 +34,7 @@ from connector.simulator.demarches import OCCITANIE, SPECS, build_demarche, form
 from connector.simulator.filling import _demandeur, _fill_occitanie, _values_by_id, build_champs, empty_annotations
 from connector.simulator.forms import OCCITANIE_FEE_EUROS, euros
 from connector.simulator.histories import Life, write_usager_message
-from connector.simulator.state import PARIS, UTC, Dossier, World
+from connector.simulator.state import PARIS, UTC, Dossier, World, make_file
 
 PREVIOUS = 124510
 NEXT = 133207
@@ -155,8 +155,9 @@ def _dossier(world: World, number: int, filing: _Filing, communes: dict[str, ref
     life.transition(depose + timedelta(seconds=50), "accepte_automatiquement")
     if filing.fate in ("convention", "archived"):
         m = write_usager_message(world, d, "signed_pdf", depose + 9 * DAY, rng)
-        for f in m.attachments:
-            f.content_type = "application/pdf"
+        if any(f.content_type != "application/pdf" for f in m.attachments):  # a PDF known only by its name
+            m.attachments = [make_file(world, f.filename, "application/pdf", f.size, f.created_at)
+                             for f in m.attachments]
         life.events.append(m.created_at)
     elif filing.fate == "sans_suite":  # last year: no convention in two months; this year: a request in double
         at = depose + (70 * DAY if number == PREVIOUS else 12 * DAY)
