@@ -10,9 +10,11 @@ import subprocess
 import sys
 from datetime import date, datetime
 
+from connector.followup.renewal_refresh import RenewalHooks
 from connector.simulator import renewal
 from connector.simulator.seed import seed_world
 from connector.simulator.state import PARIS
+from connector.store.db import open_db
 from followup_env import paris_at, sync_and_refresh
 from renewal_env import agreement, renewal_config, table
 
@@ -71,6 +73,21 @@ def test_every_school_agrees_with_the_truth_before_and_after_the_cutoff(make_sim
     for uai, r in truth["schools"].items():
         if r["status"] == "non_renouvelee":
             assert reasons[uai] == "non renouvelée au 29 octobre 2026"
+
+    # A page of old dossiers saved again (a full reconciliation): the mirror's newest DS timestamp is
+    # before the cut-off, but time does not go back.
+    db = open_db(config.database.path)
+    try:
+        with db.atomic():
+            previous = [n for n, d in sim.world.dossiers.items() if d.demarche_number == renewal.PREVIOUS]
+            RenewalHooks(config).dossiers_changed(db, renewal.PREVIOUS, previous)
+    finally:
+        db.conn.close()
+    _check(config, sim, "after the cut-off, old pages saved again")
+    prometheus = _cli(config, "status", "--format", "prometheus")
+    count = sum(r["status"] == "non_renouvelee" for r in truth["schools"].values())
+    assert (f'ds_connector_renewal_schools{{demarche="{renewal.NEXT}",previous="{renewal.PREVIOUS}",'
+            f'status="non_renouvelee"}} {count}') in prometheus.stdout, prometheus.stdout
 
     paris_at(sim.world, datetime(2026, 11, 1, 10, 0, tzinfo=PARIS), sim)
     sim.control("renewal/late")

@@ -2,8 +2,9 @@
 :func:`connector.followup.renewal.decide`, saved in the caller's transaction.
 
 It runs in each sync page's transaction when a dossier of either campaign changes (after the forms and
-the conventions of that page: they feed it), with the newest DS timestamp of the mirror standing in for
-DS's clock (a lower bound), and after each sync with DS's real clock (``commands.actions.after_sync_actions``:
+the conventions of that page: they feed it), with the newest DS timestamp of the mirror or the day the
+table was last computed at, whichever is later, standing in for DS's clock (a lower bound), and after
+each sync with DS's real clock (``commands.actions.after_sync_actions``:
 the daemon's way of seeing the cut-off pass when no dossier changes).
 """
 
@@ -67,6 +68,7 @@ def refresh(db: sqlite_utils.Database, config: Config, pair: Pair, today: date) 
         "dossier": s.dossier, "siret": s.siret, "collectivite": s.collectivite,
         "changement_titulaire": int(s.changement_titulaire), "convention": s.convention, "type": s.type,
         "ouverture": s.ouverture.isoformat() if s.ouverture else None, "motif": s.motif,
+        "calcule_au": today.isoformat(),
     } for s in outcome.schools])
     return outcome
 
@@ -101,4 +103,9 @@ class RenewalHooks:
         if newest is None:
             return
         for pair in touched:
-            refresh(db, self.config, pair, deadlines.paris_day(newest))
+            # DS's clock is not known here: the newest DS timestamp of the mirror is a lower bound, and
+            # the day the statuses were last computed at (with DS's clock, after a sync) another: time
+            # never goes back (a school not renewed at the cut-off does not turn pending again).
+            known = store.computed_on(db, pair.number)
+            today = max(deadlines.paris_day(newest), date.fromisoformat(known) if known else date.min)
+            refresh(db, self.config, pair, today)

@@ -4,7 +4,8 @@
 ``renouvellements``: one row per school and new campaign: every school open at the end of the
 previous campaign (statut ``renouvelee``, ``en_attente``, ``non_renouvelee``, ``fermee``) and every
 school of the new campaign's live dossiers not open the year before (``nouvelle``), with the dossiers
-on both sides, the change of holder, the opening date and the reason of a closure. Derived from the
+on both sides, the change of holder, the opening date, the reason of a closure, and the Paris day the
+statuses hold at (``calcule_au``: DS's clock when computed). Derived from the
 mirror (rewritten in the sync page's transaction and after each sync with DS's clock); no foreign key:
 it describes a pair of démarches, not one dossier.
 """
@@ -27,7 +28,7 @@ DESCRIBED = (
 
 COLUMNS = ("demarche_number", "uai", "previous_demarche_number", "statut", "ecole", "commune", "dossier_precedent",
            "siret_precedent", "collectivite_precedente", "dossier", "siret", "collectivite", "changement_titulaire",
-           "convention", "type", "ouverture", "motif")
+           "convention", "type", "ouverture", "motif", "calcule_au")
 
 DDL = f"""
     CREATE TABLE renouvellements (
@@ -48,6 +49,7 @@ DDL = f"""
         type TEXT,
         ouverture TEXT,
         motif TEXT,
+        calcule_au TEXT NOT NULL,
         updated_at TEXT NOT NULL,
         PRIMARY KEY (demarche_number, uai)
     )"""
@@ -126,6 +128,13 @@ def rows(db: sqlite_utils.Database, demarche_number: int | None = None,
         return []
     return _rows(db, f"SELECT * FROM renouvellements WHERE {' AND '.join(where)} "
                      "ORDER BY demarche_number, statut = 'nouvelle', uai", params)
+
+
+def computed_on(db: sqlite_utils.Database, demarche_number: int) -> str | None:
+    """The Paris day (ISO) the campaign's statuses were last computed at, if any."""
+    row = db.conn.execute("SELECT max(calcule_au) FROM renouvellements WHERE demarche_number = ?",
+                          [demarche_number]).fetchone()
+    return row[0] if row else None
 
 
 def counts(db: sqlite_utils.Database, demarche_number: int) -> dict[str, int]:
