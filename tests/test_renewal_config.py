@@ -68,3 +68,16 @@ def test_bad_renewal_values_listed_at_once():
                      "hours: expected [start, end]", "reminder_template: unknown placeholder",
                      "cut_off: unknown key"):
         assert expected in text, (expected, text)
+
+
+def test_check_config_shows_the_pair_of_the_example(tmp_path, monkeypatch):
+    from connector.config import check
+
+    example = Path(__file__).resolve().parent.parent / "config.example.toml"
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "ds-api-token").write_text("c2VjcmV0LXV1aWQ7c3VwZXItc2VjcmV0LXZhbHVl\n")
+    (creds / "ds-api-token").chmod(0o400)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    summary = check(example)
+    assert "12346  (renews 12345, cut-off 2027-10-29, reminders off)" in summary

@@ -14,8 +14,8 @@ date, written from the plan below, never computed by the connector's rules. Cale
 to 2026): la rentrée :data:`RENTREE`, new-schools date :data:`NEW_SCHOOLS`, cut-off :data:`CUTOFF`.
 
 The rules the truth is written by: a school open at the end of the previous campaign is ``renouvelee``
-when a live dossier of the new campaign lists it (its opening date: la rentrée when filed before the
-cut-off, the filing day otherwise), ``fermee`` when its only new dossier is refused or classé sans
+when a live dossier of the new campaign lists it (its opening date: la rentrée when filed by the
+cut-off day, the filing day otherwise), ``fermee`` when its only new dossier is refused or classé sans
 suite, else ``en_attente`` before the cut-off and ``non_renouvelee`` after it. A school not open the
 year before is ``nouvelle``: it opens at la rentrée when filed before the new-schools date, on the
 filing day otherwise.
