@@ -85,13 +85,17 @@ CONFIG_OPTION = click.option(
     "--latency", default=0.0, show_default=True, type=click.FloatRange(0, 600), metavar="SECONDS",
     help="Server time added to every GraphQL answer (concurrent requests wait independently), to be as slow as DS.",
 )
+@click.option("--renewal", is_flag=True,
+              help="Also serve two successive Occitanie campaigns (2025-2026 closed, 2026-2027) planted for the "
+                   "renewal from one school year to the next; their truth at /_sim/renewal/truth.")
 @human_errors
 def simulate(host: str, port: int, seed: int, dossiers: int, rate_limit: int, token: str | None,
-             latency: float) -> None:
+             latency: float, renewal: bool) -> None:
     """Run the built-in DS API simulator (GraphQL on /api/v2/graphql)."""
     from connector.simulator.server import serve
 
-    serve(host=host, port=port, seed=seed, dossiers=dossiers, rate_limit=rate_limit, token=token, latency=latency)
+    serve(host=host, port=port, seed=seed, dossiers=dossiers, rate_limit=rate_limit, token=token, latency=latency,
+          renewal=renewal)
 
 
 @cli.command("check-config")
@@ -177,7 +181,8 @@ def check_forms(config_path: Path | None, demarches: tuple[int, ...], full: bool
 
 
 @cli.command("export")
-@click.argument("kind", type=click.Choice(["ecoles", "ouvertures", "fermetures", "facturation", "anomalies"]))
+@click.argument("kind", type=click.Choice(["ecoles", "ouvertures", "fermetures", "facturation", "anomalies",
+                                          "renouvellements"]))
 @CONFIG_OPTION
 @click.option("--demarche", "demarches", type=click.IntRange(1), multiple=True, metavar="N",
               help="Only this démarche (repeatable; default: every démarche of the mirror).")
@@ -190,7 +195,8 @@ def check_forms(config_path: Path | None, demarches: tuple[int, ...], full: bool
 @human_errors
 def export_lists(kind: str, config_path: Path | None, demarches: tuple[int, ...], fmt: str, output: Path | None,
                  delimiter: str, decimal: str) -> None:
-    """Export schools, ENT openings and closings (for the AAF), billing, or open anomalies.
+    """Export schools, ENT openings and closings (for the AAF), billing, open anomalies, or the renewal of
+    last year's schools (renouvellements: a démarche configured with previous = N).
 
     CSV is UTF-8 with a BOM, ';' and a decimal comma (opens right in LibreOffice and French Excel);
     JSON is an array of objects. Reads the mirror without the lock.
@@ -202,7 +208,8 @@ def export_lists(kind: str, config_path: Path | None, demarches: tuple[int, ...]
 
 @cli.group()
 def actions() -> None:
-    """The convention follow-up's side effects on DS (reminders, closures), journaled exactly once."""
+    """The follow-up's side effects on DS (convention reminders and closures, renewal reminders on last
+    year's dossiers), journaled exactly once."""
 
 
 DEMARCHE_OPTION = click.option("--demarche", "demarches", type=click.IntRange(1), multiple=True, metavar="N",
@@ -216,7 +223,10 @@ ACTION_STATES = ("planned", "sending", "sent", "failed", "unknown", "cancelled")
 @click.option("-v", "--verbose", is_flag=True, help="On a terminal, also show the log lines.")
 @human_errors
 def actions_plan(config_path: Path | None, demarches: tuple[int, ...], verbose: bool) -> None:
-    """Show what `actions run` would do now, and why; touches nothing (reads DS's clock)."""
+    """Show what `actions run` would do now, and why; touches nothing (reads DS's clock).
+
+    With a renewal configured (previous = N), also the figures of each campaign pair and the dossiers
+    no reminder can reach (archived, in the trash)."""
     from connector.commands.actions import plan
 
     sys.exit(plan(config_path, list(demarches), verbose))

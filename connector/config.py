@@ -103,6 +103,101 @@ class DeadlineConfig:
     motivation_template: str | None = None
 
 
+# --- the renewal from one school year to the next (``previous = N``, ``[demarches.renewal]``) ---------
+
+
+@dataclass(frozen=True)
+class RenewalConfig:
+    """``[demarches.renewal]`` of a démarche naming the previous campaign (``previous = N``): la rentrée,
+    the date before which new schools open at la rentrée, the cut-off before which last year's communes
+    must file the new form; reminders on the previous-year dossiers (off by default), sent once,
+    ``reminder_days`` before the cut-off, in the sending window (``weekdays``, ``hours``, Europe/Paris)."""
+
+    cutoff: dt.date
+    new_schools: dt.date
+    rentree: dt.date
+    reminders: bool = False
+    reminder_days: int = 15
+    weekdays: tuple[int, ...] = (0, 1, 2, 3, 4)
+    hours: tuple[int, int] = (9, 17)
+    reminder_template: str | None = None
+
+
+def _parse_renewal(t: _Table) -> RenewalConfig | None:
+    from connector.followup import templates
+
+    dates = {}
+    for key, example in (("cutoff", "2026-10-29"), ("new_schools", "2026-08-29"), ("rentree", "2026-09-01")):
+        dates[key] = t.date(key, None)
+        if dates[key] is None and t.raw(key) is _MISSING:
+            t.problem(key, f"missing: the renewal needs it, e.g. {key} = {example}")
+    reminders = t.raw("reminders")
+    if reminders is _MISSING:
+        reminders = False
+    elif not isinstance(reminders, bool):
+        t.problem("reminders", f"expected true or false, got {_kind(reminders)}")
+        reminders = False
+    weekdays = RenewalConfig.weekdays
+    raw_days = t.raw("weekdays")
+    if raw_days is not _MISSING:
+        if (not isinstance(raw_days, list) or not raw_days
+                or not all(isinstance(v, str) and v.lower() in WEEKDAYS for v in raw_days)):
+            t.problem("weekdays", f"expected a non-empty array of days among {', '.join(WEEKDAYS)}")
+        else:
+            weekdays = tuple(sorted({WEEKDAYS.index(v.lower()) for v in raw_days}))
+    hours = t.raw("hours")
+    if hours is _MISSING:
+        hours = RenewalConfig.hours
+    elif (not isinstance(hours, list) or len(hours) != 2 or not all(type(h) is int and 0 <= h <= 24 for h in hours)
+          or hours[0] >= hours[1]):
+        t.problem("hours", "expected [start, end] hours (Europe/Paris), start before end, e.g. [9, 17]")
+        hours = RenewalConfig.hours
+    template = t.string("reminder_template", None)
+    for problem in templates.problems(template or ""):
+        t.problem("reminder_template", problem)
+    if None in dates.values():
+        return None
+    if not dates["new_schools"] <= dates["cutoff"]:
+        t.problem("new_schools", f"{dates['new_schools']} is after the cut-off {dates['cutoff']}")
+    return RenewalConfig(
+        cutoff=dates["cutoff"], new_schools=dates["new_schools"], rentree=dates["rentree"], reminders=reminders,
+        reminder_days=t.integer("reminder_days", RenewalConfig.reminder_days, 1, 365), weekdays=weekdays,
+        hours=(hours[0], hours[1]), reminder_template=template)
+
+
+def _renewal_problems(demarches: list[DemarcheConfig]) -> list[str]:
+    """``previous`` must name another configured démarche of the same profile, with a renewal table."""
+    by_number = {d.number: d for d in demarches}
+    problems = []
+    for d in demarches:
+        where = f"[[demarches]] number = {d.number}"
+        if d.previous is None:
+            if d.renewal is not None:
+                problems.append(f"{where} [renewal]: set previous = N, the previous campaign's démarche")
+            continue
+        before = by_number.get(d.previous)
+        if d.previous == d.number:
+            problems.append(f"{where} previous: {d.previous} is this same démarche: name last year's campaign")
+        elif before is None:
+            problems.append(f"{where} previous: démarche {d.previous} is not configured: add a [[demarches]] table "
+                            "for it (it is mirrored like any other)")
+        elif "auto" not in (d.profile, before.profile) and d.profile != before.profile:
+            problems.append(f"{where} previous: démarche {d.previous} has another profile ({before.profile}, "
+                            f"not {d.profile}): a campaign renews a campaign of the same form")
+        if d.renewal is None:
+            problems.append(f"{where} previous: add a [demarches.renewal] table with cutoff, new_schools and rentree")
+    return problems
+
+
+def superseded_by(config: Config, number: int) -> int | None:
+    """The configured démarche naming ``number`` as its previous campaign, if any: its own deadline
+    follow-up stops acting then (the only writes to it are the renewal reminders)."""
+    return next((d.number for d in config.demarches if d.previous == number and d.previous != d.number), None)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class DemarcheConfig:
     number: int
@@ -114,6 +209,9 @@ class DemarcheConfig:
     roles: tuple[tuple[str, str], ...] = ()
     fee_per_school: float = FEE_2026_2027
     departements: tuple[str, ...] = ()
+    # The renewal from one school year to the next: the previous campaign's démarche and the calendar.
+    previous: int | None = None
+    renewal: RenewalConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -463,6 +561,7 @@ def _build(data: dict[str, Any], base_dir: Path, source: str) -> tuple[Config, l
     demarches: list[DemarcheConfig] = []
     first_seen: dict[int, str] = {}
     deadline_ts: list[_Table] = []
+    renewal_ts: list[_Table] = []
     for t in demarche_ts:
         label = t.string("label", None)
         if t.raw("number") is _MISSING:
@@ -483,11 +582,23 @@ def _build(data: dict[str, Any], base_dir: Path, source: str) -> tuple[Config, l
                 deadline = _parse_deadline(deadline_t)
             else:
                 t.problem("deadline", f"expected a table ([demarches.deadline]), got {_kind(raw_deadline)}")
-        demarches.append(DemarcheConfig(number=number, label=label, deadline=deadline, **_parse_forms(t)))
+        renewal = None
+        if (raw_renewal := t.raw("renewal")) is not _MISSING:
+            if isinstance(raw_renewal, dict):
+                renewal_t = _Table(f"{t.where} [renewal]", raw_renewal, base_dir, problems)
+                renewal_ts.append(renewal_t)
+                renewal = _parse_renewal(renewal_t)
+            else:
+                t.problem("renewal", f"expected a table ([demarches.renewal]), got {_kind(raw_renewal)}")
+        previous = t.integer("previous", None, 1, GRAPHQL_MAX_INT)
+        demarches.append(DemarcheConfig(number=number, label=label, deadline=deadline, previous=previous,
+                                        renewal=renewal, **_parse_forms(t)))
+    problems += _renewal_problems(demarches)
 
     _unknown_keys(
         {TOP: [top], "[ds]": [ds_t], "[database]": [db_t], "[sync]": [sync_t], "[log]": [log_t],
-         "[[demarches]]": demarche_ts, "[demarches.deadline]": deadline_ts},
+         "[[demarches]]": demarche_ts, "[demarches.deadline]": deadline_ts,
+         "[demarches.renewal]": renewal_ts},
         problems,
     )
     config = Config(ds=ds, database=database, sync=sync, log=log, demarches=tuple(demarches), path=Path(source))
@@ -560,7 +671,10 @@ def check(path: Path | None = None) -> str:
         raise ConfigError(f"invalid configuration in {found}", problems)
 
     sync = config.sync
-    demarches = [f"{d.number}  {d.label or ''}".rstrip() for d in config.demarches]
+    demarches = [f"{d.number}  {d.label or ''}".rstrip()
+                 + (f"  (renews {d.previous}, cut-off {d.renewal.cutoff}, reminders "
+                    f"{'on' if d.renewal.reminders else 'off'})" if d.previous and d.renewal else "")
+                 for d in config.demarches]
     lines = [
         f"Config OK: {config.path}",
         f"  DS API:       {config.ds.url}",

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from connector.config import Config
 from connector.daemon.heartbeat import STALE_AFTER_SECONDS, read_heartbeat
 from connector.errors import ConnectorError
 from connector.lock import pid_alive, read_holder
 from connector.store import open_db_readonly
+from connector.store import renewal as renewal_store
 from connector.store import status as q
 from connector.store.db import mirror_modes
 from connector.store.values import instant
@@ -115,7 +117,7 @@ def gather(config: Config, now: datetime | None = None) -> dict[str, Any]:
         "token": {"expires_on": expires.isoformat() if expires else None, "days_left": days_left},
         "interval_minutes": config.sync.interval_minutes,
         "running_run": None, "last_run": None, "rate_limited_requests": 0,
-        "demarches": [],
+        "demarches": [], "renewals": [],
     }
     if days_left is not None:
         if days_left < 0:
@@ -156,6 +158,7 @@ def _read_database(db: Any, config: Config, now: datetime, out: dict[str, Any], 
         anomalies = q.optional(db, present, "anomalies", q.open_anomalies)
         conventions = q.optional(db, present, "conventions", q.conventions, now.astimezone().date(), CONVENTION_SOON_DAYS)
         actions = q.optional(db, present, "actions", q.count_by_state, "actions")
+        renewals = q.optional(db, present, "renouvellements", renewal_store.summary)
     running = next((r for r in runs if r["status"] == "running"), None)
     if running is not None and not out["lock"]["held"]:
         running = None  # its process died: the next run marks it interrupted
@@ -197,6 +200,32 @@ def _read_database(db: Any, config: Config, now: datetime, out: dict[str, Any], 
         if not judged:
             continue
         _judge(entry, interval, health)
+    out["renewals"] = _renewals(config, renewals, now)
+
+
+PARIS = ZoneInfo("Europe/Paris")
+RENEWAL_STATUSES = ("renouvelee", "en_attente", "non_renouvelee", "fermee", "nouvelle")
+
+
+def _renewals(config: Config, table: Any, now: datetime) -> list[dict[str, Any]]:
+    """Per configured campaign pair: schools by renewal status, the previous campaign's communes renewed /
+    pending (cut-off not passed) / not renewed, days to the cut-off (this machine's clock, Paris day)."""
+    out = []
+    today = now.astimezone(PARIS).date()
+    for d in config.demarches:
+        if d.previous is None or d.renewal is None:
+            continue
+        figures = (table or {}).get(d.number, {}) if not (table or {}).get("error") else {}
+        days = (d.renewal.cutoff - today).days
+        communes, renewed = figures.get("communes", 0), figures.get("renewed", 0)
+        out.append({
+            "demarche": d.number, "previous": d.previous, "cutoff": d.renewal.cutoff.isoformat(),
+            "days_to_cutoff": days, "computed": table is not None and d.number in table,
+            "schools": {**{k: 0 for k in RENEWAL_STATUSES}, **figures.get("schools", {})},
+            "communes": {"renewed": renewed, "pending": communes - renewed if days >= 0 else 0,
+                         "not_renewed": communes - renewed if days < 0 else 0},
+        })
+    return out
 
 
 ACTION_STATES = ("planned", "sending", "sent", "failed", "unknown", "cancelled")

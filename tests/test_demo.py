@@ -5,7 +5,9 @@ import sqlite3
 import stat
 import subprocess
 import sys
+from collections import Counter
 
+from connector.simulator import renewal
 from connector.simulator.seed import seed_world
 from simworld import visible_dossiers
 
@@ -58,3 +60,17 @@ def test_demo_mirrors_the_three_demarches_then_follows_activity(tmp_path):
     )
     assert check.returncode == 0, check.stderr
     assert token not in check.stdout + check.stderr
+
+    # 8. The renewal: the two planted campaigns' figures, before and after the cut-off, are the planted
+    # truth's; the archived previous-year dossier is reported, not reminded.
+    planted = seed_world(seed=SEED, dossiers=DOSSIERS, renewal=True)
+    truth = renewal.truth(planted)
+    count = Counter(r["status"] for r in truth["schools"].values())
+    block = re.search(r"8\. Renewal .*?(?=\n\n)", out.stdout, re.S).group(0)
+    assert (f"cut-off in 14 day(s): last year's schools: {count['renouvelee']} renouvelee, {count['en_attente']} "
+            f"en_attente, {count['fermee']} fermee; new schools: {count['nouvelle']}") in block, block
+    assert f"{len(truth['to_remind']) - 1} reminder(s)" in block
+    assert len(truth["archived_previous_dossiers"]) == 1 and block.count("nothing — rien envoyé : dossier archivé") == 1
+    assert (f"the cut-off passed: last year's schools: {count['renouvelee']} renouvelee, {count['en_attente']} "
+            f"non_renouvelee, {count['fermee']} fermee") in block
+    assert "checksum" not in out.stderr

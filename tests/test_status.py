@@ -31,7 +31,7 @@ from connector.status import CRITICAL, OK, UNKNOWN, WARNING, gather
 from connector.store import open_db
 
 TOP_KEYS = {"version", "generated_at", "config", "database", "daemon", "lock", "token", "interval_minutes",
-            "running_run", "last_run", "rate_limited_requests", "demarches", "health"}
+            "running_run", "last_run", "rate_limited_requests", "demarches", "renewals", "health"}
 DEMARCHE_KEYS = {"number", "label", "title", "configured", "last_success_at", "last_success_age_seconds", "last_run",
                  "dossiers", "new_24h", "trash", "quarantined", "files", "anomalies", "conventions", "actions"}
 

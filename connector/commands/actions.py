@@ -17,8 +17,9 @@ from connector.ds.client import DsClient
 from connector.ds.verdicts import FILE_NAME as VERDICTS_FILE
 from connector.errors import ConnectorError
 from connector.followup import actions as followup
-from connector.followup import journal
 from connector.commands.hooks import sync_hooks
+from connector.followup import journal, renewal_reminders
+from connector.followup.renewal_refresh import pairs as renewal_pairs
 from connector.lock import InstanceLock
 from connector.logs import get_logger
 from connector.store import followup as store
@@ -43,7 +44,7 @@ def _logging(config: Config, verbose: bool) -> None:
 
 def plan_lines(report: followup.RunReport) -> list[str]:
     lines = [f"DS clock: {report.ds_now:%Y-%m-%d %H:%M:%S %Z}" if report.ds_now else "DS clock: unknown"]
-    if not report.plans:
+    if not report.plans and not report.renewals:
         lines.append("No configured démarche has the convention deadline.")
     for plan in report.plans:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(plan.statuses.items()))
@@ -59,6 +60,16 @@ def plan_lines(report: followup.RunReport) -> list[str]:
             lines.append(f"  dossier {d.dossier}: {d.kind}{when} — {d.rule}")
         for d in skipped:
             lines.append(f"  dossier {d.dossier}: nothing — {d.rule}")
+    for rp in report.renewals:
+        schools = ", ".join(f"{n} {s}" for s, n in rp.schools.items() if n)
+        lines.append(f"renewal {rp.previous} → {rp.demarche}: cut-off in {rp.days_to_cutoff} day(s); schools: "
+                     f"{schools or 'none'}; communes: {rp.communes['renewed']} renewed, {rp.communes['pending']} "
+                     f"pending, {rp.communes['not_renewed']} not renewed")
+        if rp.problem:
+            lines.append(f"  cannot act: {rp.problem}")
+        for d in rp.decisions:
+            what = f"{d.kind} (from {d.not_before})" if d.kind else "nothing"
+            lines.append(f"  dossier {d.dossier} (previous campaign): {what} — {d.rule}")
     return lines
 
 
@@ -71,7 +82,10 @@ def plan(config_path: Path | None, demarches: list[int], verbose: bool = False) 
 
     async def go() -> followup.RunReport:
         async with _client(config) as client:
-            return await followup.plan_only(config, client, db, demarches=demarches or None)
+            report = await followup.plan_only(config, client, db, demarches=demarches or None)
+            runner = followup.Runner(db, client, config, report, timedelta(), sync_hooks(config).dossiers_changed)
+            report.renewals = await renewal_reminders.run(config, runner, act=False, demarches=demarches or None)
+            return report
 
     db.conn.execute("BEGIN")
     try:
@@ -95,11 +109,16 @@ def run(config_path: Path | None, demarches: list[int], settle: float, verbose: 
 
 async def run_actions(config: Config, demarches: list[int] | None = None,
                       settle: timedelta = timedelta(seconds=60)) -> followup.RunReport:
+    """The deadline follow-up's actions, then the renewal's (its table refreshed with DS's clock, its
+    reminders when enabled); ``report.renewals`` holds the renewal plans."""
     db = open_db(config.database.path)  # synchronous=FULL: the journal's commits are on disk
     try:
         async with _client(config) as client:
             report = await followup.run(config, client, db, demarches=demarches or None, settle=settle,
                                         hook=sync_hooks(config).dossiers_changed)
+            if not report.stopped:
+                runner = followup.Runner(db, client, config, report, settle, sync_hooks(config).dossiers_changed)
+                report.renewals = await renewal_reminders.run(config, runner, act=True, demarches=demarches or None)
     finally:
         db.conn.close()
     log.info("followup.finished", summary=report.summary())
@@ -109,17 +128,20 @@ async def run_actions(config: Config, demarches: list[int] | None = None,
 async def after_sync_actions(config: Config) -> followup.RunReport | None:
     """After each successful sync: the statuses with DS's clock, and the enabled actions. Failures are
     logged, never raised (the sync itself succeeded)."""
-    enabled = any(d.deadline.reminders or d.deadline.classer_sans_suite for d in config.demarches)
+    enabled = (any(d.deadline.reminders or d.deadline.classer_sans_suite for d in config.demarches)
+               or renewal_reminders.reminders_on(config))
     try:
         if enabled:
             return await run_actions(config)
         db = open_db(config.database.path)
         try:
             targets = followup.deadline_demarches(db, config)
-            if not targets:
+            if not targets and not renewal_pairs(config):
                 return None
             async with _client(config) as client:
                 report = await followup.plan_only(config, client, db, targets=targets)
+                runner = followup.Runner(db, client, config, report, timedelta(), sync_hooks(config).dossiers_changed)
+                report.renewals = await renewal_reminders.run(config, runner, act=False)
         finally:
             db.conn.close()
         return report
@@ -243,3 +265,51 @@ def _count(items) -> dict:  # type: ignore[no-untyped-def]
     for item in items:
         out[item] = out.get(item, 0) + 1
     return out
+
+
+async def renewal_demo(config: Config, token, advance_to) -> list[str]:  # type: ignore[no-untyped-def]
+    """The demo's renewal part (a config with one campaign pair): a sync, the figures and the reminders
+    ``actions plan`` would send (reminders turned on for the plan only), then the clock moved past the
+    cut-off (``advance_to(when)``), a sync, the figures again."""
+    import dataclasses
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+
+    from connector.commands.hooks import sync_hooks
+    from connector.sync import run_sync
+
+    on = dataclasses.replace(config, demarches=tuple(
+        dataclasses.replace(d, renewal=dataclasses.replace(d.renewal, reminders=True)) if d.renewal else d
+        for d in config.demarches))
+
+    async def plans() -> list[renewal_reminders.RenewalPlan]:
+        report = await run_sync(config, token, kind="demo", hooks=sync_hooks(config))
+        for d in report.demarches:
+            if d.error is not None:
+                raise ConnectorError(f"démarche {d.number}: {d.error}")
+        db = open_db(config.database.path)
+        try:
+            async with _client(on) as client:
+                runner = followup.Runner(db, client, on, followup.RunReport(), timedelta(), sync_hooks(on).dossiers_changed)
+                return await renewal_reminders.run(on, runner, act=False)
+        finally:
+            db.conn.close()
+
+    def figures(rp: renewal_reminders.RenewalPlan) -> str:
+        s, c = rp.schools, rp.communes
+        last_year = ", ".join(f"{s[k]} {k}" for k in ("renouvelee", "en_attente", "non_renouvelee", "fermee") if s[k])
+        return (f"last year's schools: {last_year}; new schools: {s['nouvelle']}; communes: {c['renewed']} renewed, "
+                f"{c['pending']} pending, {c['not_renewed']} not renewed")
+
+    lines = []
+    rp, = await plans()
+    lines.append(f"     DS clock {rp.today}, cut-off in {rp.days_to_cutoff} day(s): {figures(rp)}")
+    todo = [d for d in rp.decisions if d.kind]
+    lines.append(f"     actions plan (with reminders on): {len(todo)} reminder(s) on last year's dossiers of the "
+                 "communes that have not filed")
+    lines += [f"     dossier {d.dossier}: nothing — {d.rule}" for d in rp.decisions if not d.kind]
+    cutoff = next(d.renewal.cutoff for d in config.demarches if d.renewal)
+    advance_to(datetime.combine(cutoff + timedelta(days=1), time(8), ZoneInfo("Europe/Paris")))
+    rp, = await plans()
+    lines.append(f"     DS clock {rp.today}, the cut-off passed: {figures(rp)}")
+    return lines

@@ -79,6 +79,7 @@ def _fresh(state_dir: Path) -> None:
     for name in ("ds-connector.sqlite", "ds-connector.sqlite-wal", "ds-connector.sqlite-shm"):
         (state_dir / name).unlink(missing_ok=True)
     shutil.rmtree(state_dir / "files", ignore_errors=True)
+    shutil.rmtree(state_dir / "renewal", ignore_errors=True)
 
 
 def _activity(sim, demarches: list[int]) -> list[str]:
@@ -204,6 +205,9 @@ async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
         click.echo("")
         for line in await demo_followup(config, lambda: app["sim"].mutation_log):
             click.echo(line)
+        click.echo("")
+        for line in await _renewal(app["sim"], state_dir, url, token, TECH_ACCOUNTS[occitanie]):
+            click.echo(line)
     finally:
         await runner.cleanup()
     click.echo("")
@@ -226,6 +230,30 @@ async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
     click.echo(f"  {ds} export anomalies --config {config_path} --demarche {demarches[0][0]}")
     click.echo(f"  {sqlite} {database} \"SELECT * FROM dossiers_overview LIMIT 5\" -t")
     click.echo(f"  {ds} sync --help")
+
+
+async def _renewal(sim, state_dir: Path, url: str, token: str, instructeur: str) -> list[str]:
+    """Step 8: two more Occitanie campaigns planted in the running simulator (2025-2026 closed, 2026-2027),
+    mirrored into their own database under ``state_dir/renewal`` (the main mirror is untouched): the
+    renewal before and after the cut-off, and the reminders ``actions plan`` would send."""
+    from connector.commands.actions import renewal_demo
+    from connector.simulator import renewal as campaigns
+
+    campaigns.plant(sim.world)
+    sim.changed()
+    directory = state_dir / "renewal"
+    path = write_demo_files(directory, url, token, [(n, sim.world.demarches[n].title)
+                                                    for n in (campaigns.PREVIOUS, campaigns.NEXT)])
+    text = path.read_text(encoding="utf-8").replace("[ds]\n", f'[ds]\ninstructeur_email = "{instructeur}"\n', 1)
+    text += (f"previous = {campaigns.PREVIOUS}\n\n[demarches.renewal]\nrentree = {campaigns.RENTREE}\n"
+             f"new_schools = {campaigns.NEW_SCHOOLS}\ncutoff = {campaigns.CUTOFF}\nreminders = false\n")
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path)
+    lines = [f"8. Renewal {campaigns.PREVIOUS} (2025-2026, closed) → {campaigns.NEXT} (2026-2027): two more "
+             f"campaigns planted, mirrored into {_relative(directory / 'ds-connector.sqlite')}"]
+    lines += await renewal_demo(config, load_token(config, environ={}),
+                                lambda when: sim.advance((when - sim.now()).total_seconds()))
+    return lines
 
 
 def _forms(config, state_dir: Path) -> None:

@@ -16,11 +16,11 @@ log = get_logger(__name__)
 
 
 class CompositeHooks(SyncHooks):
-    """Calls each hook in order (forms first: the deadlines read the forms' rows). For
-    ``descriptor_saved`` and ``demarche_done`` each hook's call runs in a savepoint of its own: one
-    that raises loses its own writes only, is logged (``sync.hook_failed`` with the hook), and the
-    next hooks still run. ``dossiers_changed`` lets a failure through to the door, which quarantines
-    the dossier it failed on."""
+    """Calls each hook in order (forms first: the deadlines read the forms' rows; the renewal last: it
+    reads both). For ``descriptor_saved`` and ``demarche_done`` each hook's call runs in a savepoint of
+    its own: one that raises loses its own writes only, is logged (``sync.hook_failed`` with the hook),
+    and the next hooks still run. ``dossiers_changed`` lets a failure through to the door, which
+    quarantines the dossier it failed on."""
 
     def __init__(self, hooks: list[Any]):
         self.hooks = list(hooks)
@@ -54,9 +54,10 @@ class CompositeHooks(SyncHooks):
 def sync_hooks(config: Config) -> SyncHooks:
     """The hooks of a sync with this config."""
     from connector.followup.hooks import FollowupHooks
+    from connector.followup.renewal_refresh import RenewalHooks
     from connector.forms.hooks import FormsHooks
 
-    return CompositeHooks([FormsHooks(config), FollowupHooks(config)])
+    return CompositeHooks([FormsHooks(config), FollowupHooks(config), RenewalHooks(config)])
 
 
 async def after_sync(config: Config, report: object) -> None:

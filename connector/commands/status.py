@@ -120,6 +120,15 @@ def text(s: dict[str, Any]) -> str:
             a = m["actions"]
             lines.append("  actions: " + (a["error"] if "error" in a else
                          f"{a['planned']} planned, {a['unknown']} unknown, {a['failed']} failed"))
+    for r in s.get("renewals", []):
+        sc, co = r["schools"], r["communes"]
+        lines.append("")
+        lines.append(f"renewal {r['previous']} → {r['demarche']}: cut-off {r['cutoff']} "
+                     f"({r['days_to_cutoff']} day(s) left)" if r["days_to_cutoff"] >= 0 else
+                     f"renewal {r['previous']} → {r['demarche']}: cut-off {r['cutoff']} passed")
+        lines.append(f"  communes: {co['renewed']} renewed, {co['pending']} pending, {co['not_renewed']} not renewed")
+        lines.append(f"  last year's schools: {sc['renouvelee']} renewed, {sc['en_attente']} pending, "
+                     f"{sc['non_renouvelee']} not renewed, {sc['fermee']} closed; new schools: {sc['nouvelle']}")
     return "\n".join(lines)
 
 
@@ -203,4 +212,15 @@ def prometheus(s: dict[str, Any]) -> str:
             if status != "error":
                 m.add(p + "conventions", "gauge", "Conventions awaited, due within 15 days, overdue.", count,
                       demarche=d["number"], status=status)
+    for r in s.get("renewals", []):
+        for statut, count in r["schools"].items():
+            m.add(p + "renewal_schools", "gauge", "Schools of a campaign pair by renewal status.", count,
+                  demarche=r["demarche"], previous=r["previous"], status=statut)
+    for r in s.get("renewals", []):
+        for state, count in r["communes"].items():
+            m.add(p + "renewal_communes", "gauge", "Last year's communes renewed, pending, not renewed.", count,
+                  demarche=r["demarche"], previous=r["previous"], state=state)
+    for r in s.get("renewals", []):
+        m.add(p + "renewal_cutoff_days", "gauge", "Days left to the renewal cut-off (negative: passed).",
+              r["days_to_cutoff"], demarche=r["demarche"], previous=r["previous"])
     return "\n".join(m.lines) + "\n"

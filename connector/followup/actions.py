@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlite_utils
 
-from connector.config import Config, DeadlineConfig, DemarcheConfig
+from connector.config import Config, DeadlineConfig, DemarcheConfig, superseded_by
 from connector.ds.client import DsClient
 from connector.errors import ApiError, AuthError, ConnectorError, MutationNotSent, MutationOutcomeUnknown
 from connector.followup import conventions, deadlines, journal, reconcile, templates
@@ -106,6 +106,7 @@ class RunReport:
     waiting: int = 0
     ds_now: datetime | None = None
     stopped: str | None = None
+    renewals: list[Any] = field(default_factory=list)  # renewal_reminders.RenewalPlan, per campaign pair
 
     def summary(self) -> str:
         return (f"actions: {self.planned} planned, {self.sent} sent, {self.failed} failed, {self.unknown} unknown, "
@@ -114,11 +115,15 @@ class RunReport:
 
 
 def deadline_demarches(db: sqlite_utils.Database, config: Config) -> list[tuple[DemarcheConfig, FollowupProfile]]:
-    """The configured démarches whose form profile has the convention deadline."""
+    """The configured démarches whose form profile has the convention deadline. A démarche a newer
+    campaign names as its previous one keeps its statuses but no longer acts (reminders and closure off):
+    the only writes to it are the renewal reminders (``followup.renewal_actions``)."""
     out = []
     for d in config.demarches:
         profile = resolve(db, d.number, d)
         if profile is not None and profile.convention_deadline:
+            if superseded_by(config, d.number) is not None:
+                d = replace(d, deadline=replace(d.deadline, reminders=False, classer_sans_suite=False))
             out.append((d, profile))
     return out
 
@@ -292,7 +297,8 @@ class Runner:
         if plan.problem:
             log.warning("followup.cannot_act", demarche=dcfg.number, problem=plan.problem)
         self.report.planned += record_intents(self.db, plan)
-        pending = store.actions(self.db, states=("planned",), demarche=dcfg.number)
+        pending = [a for a in store.actions(self.db, states=("planned",), demarche=dcfg.number)
+                   if a.kind in OPERATIONS]  # the renewal reminders run in followup.renewal_reminders
         by_dossier: dict[int, list[store.Action]] = {}
         for a in pending:
             by_dossier.setdefault(a.dossier_number, []).append(a)
@@ -317,7 +323,7 @@ class Runner:
             self.report.reconciled += 1
             if happened:
                 journal.sent(self.db, a.id, {"read_back": evidence}, remote_id=evidence if a.kind in (
-                    "reminder", "closure_message") else None, note=f"read back from DS after {a.state}")
+                    "reminder", "closure_message", "renewal_reminder") else None, note=f"read back from DS after {a.state}")
                 log.info("followup.reconciled", demarche=a.demarche_number, dossier=a.dossier_number, action=a.id,
                          kind=a.kind, outcome="sent", evidence=evidence)
             else:

@@ -66,7 +66,7 @@ def annotation_values_match(db: sqlite_utils.Database, action: store.Action) -> 
 
 def happened(db: sqlite_utils.Database, action: store.Action, state: str | None) -> tuple[bool, str | None]:
     """(did DS do it, the remote id or evidence)."""
-    if action.kind in ("reminder", "closure_message"):
+    if action.kind in ("reminder", "closure_message", "renewal_reminder"):
         m = find_message(db, action)
         return (m is not None, m["id"] if m else None)
     if action.kind == "closure_annotations":

@@ -39,6 +39,20 @@ MOTIVATION = (
     "classée sans suite, accès à l'ENT-École fermé."
 )
 
+RENEWAL_REMINDER = (
+    "Bonjour,\n\n"
+    "L'adhésion à l'ENT-École est annuelle : toutes les communes doivent renouveler leur demande pour la "
+    "nouvelle année scolaire. Sauf erreur de notre part, {collectivite} n'a pas encore déposé la demande "
+    "de cette année.\n\n"
+    "Vos écoles conventionnées l'an dernier ({nombre_ecoles} école(s)) gardent leur accès à l'ENT jusqu'au "
+    "{date_limite} (dans {jours} jour(s)) : pour le conserver au-delà, merci de remplir le formulaire en ligne "
+    "de la nouvelle campagne avant cette date, puis de nous renvoyer la convention signée dans un délai de "
+    "deux mois.\n\n"
+    "Si vous l'avez déjà fait, ou si vos écoles sont désormais gérées par une autre collectivité, merci de ne "
+    "pas tenir compte de ce message.\n\n"
+    "Bien cordialement,\nLa DRANE"
+)
+
 DEFAULTS = {"reminder_template": REMINDER, "closure_template": CLOSURE, "motivation_template": MOTIVATION}
 
 

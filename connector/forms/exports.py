@@ -10,7 +10,11 @@ comma (both configurable), ISO dates. JSON (an array of objects, numbers as numb
   been accepted;
 - ``facturation``: one line per collectivité (SIRET, name, schools, unit fee, amount) with the object
   line of the titre de perception;
-- ``anomalies``: the anomalies still open, per dossier, for the instructeurs.
+- ``anomalies``: the anomalies still open, per dossier, for the instructeurs;
+- ``renouvellements``: every school of the previous campaign of a démarche configured with
+  ``previous = N``, with its renewal status (table ``renouvellements``). For such a démarche,
+  ``ouvertures`` also says ``nouvelle`` or ``renouvelee`` and the opening date, and ``fermetures`` adds
+  last year's schools not renewed at the cut-off (or whose new request was refused), with the reason.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ import sqlite_utils
 from connector.forms.profiles import PROFILES, resolve
 from connector.forms.rules import Settings, euros
 from connector.store import forms as store
+from connector.store import renewal as renewal_store
 
-KINDS = ("ecoles", "ouvertures", "fermetures", "facturation", "anomalies")
+KINDS = ("ecoles", "ouvertures", "fermetures", "facturation", "anomalies", "renouvellements")
 FORMATS = ("csv", "json")
 
 
@@ -98,13 +103,57 @@ def openings(db: sqlite_utils.Database, config: Any, demarches: list[int] | None
     return store.export_openings(db, numbers, need)
 
 
+# --- the renewal from one school year to the next (rows of table ``renouvellements``) -------------
+
+
+def _renewal_rows(db: sqlite_utils.Database, demarches: list[int] | None, statuts: tuple[str, ...] = ()) -> list[dict]:
+    return [r for r in renewal_store.rows(db, None, statuts) if not demarches or r["demarche_number"] in demarches]
+
+
+def renewal_openings(db: sqlite_utils.Database, config: Any, demarches: list[int] | None) -> list[dict]:
+    """``ouvertures`` with, for a démarche renewing a previous campaign, ``type`` and ``date_ouverture``."""
+    rows = openings(db, config, demarches)
+    known = {(r["demarche_number"], r["uai"]): r for r in _renewal_rows(db, demarches)}
+    for row in rows:
+        r = known.get((row["demarche"], row["uai"]))
+        if r is not None and r["type"]:
+            row["type"], row["date_ouverture"] = r["type"], r["ouverture"]
+    return rows
+
+
+def renewal_closings(db: sqlite_utils.Database, config: Any, demarches: list[int] | None) -> list[dict]:
+    """``fermetures`` plus last year's schools not renewed at the cut-off, or whose new request was
+    refused or classée sans suite (when that dossier is not already listed), with the reason."""
+    rows = store.export_closings(db, demarches)
+    listed = {(r["demarche"], r["uai"]) for r in rows}
+    cutoffs = {d.number: d.renewal.cutoff for d in getattr(config, "demarches", ()) or ()
+               if getattr(d, "renewal", None) is not None}
+    for r in _renewal_rows(db, demarches, ("non_renouvelee", "fermee")):
+        if (r["demarche_number"], r["uai"]) in listed:
+            continue
+        cutoff = cutoffs.get(r["demarche_number"])
+        rows.append({"uai": r["uai"], "ecole": r["ecole"], "commune": r["commune"], "siret": r["siret_precedent"],
+                     "collectivite": r["collectivite_precedente"], "dossier": r["dossier_precedent"],
+                     "date": cutoff.isoformat() if cutoff and r["statut"] == "non_renouvelee" else None,
+                     "etat": r["statut"], "demarche": r["demarche_number"], "motif": r["motif"]})
+    return rows
+
+
+def renewals(db: sqlite_utils.Database, config: Any, demarches: list[int] | None) -> list[dict]:
+    """Every school of the previous campaigns (not the new ones) with its status."""
+    return [{**r, "demarche": r["demarche_number"], "demarche_precedente": r["previous_demarche_number"]}
+            for r in _renewal_rows(db, demarches) if r["statut"] != "nouvelle"]
+
+
 def rows_of(db: sqlite_utils.Database, config: Any, kind: str, demarches: list[int] | None) -> list[dict]:
     if kind == "ecoles":
         return store.export_ecoles(db, demarches)
     if kind == "ouvertures":
-        return openings(db, config, demarches)
+        return renewal_openings(db, config, demarches)
     if kind == "fermetures":
-        return store.export_closings(db, demarches)
+        return renewal_closings(db, config, demarches)
+    if kind == "renouvellements":
+        return renewals(db, config, demarches)
     if kind == "facturation":
         return billing(db, config, demarches)
     if kind == "anomalies":
@@ -115,10 +164,15 @@ def rows_of(db: sqlite_utils.Database, config: Any, kind: str, demarches: list[i
 COLUMNS = {
     "ecoles": ("demarche", "dossier", "etat", "rang", "uai_saisi", "uai", "uai_valide", "ecole", "commune", "siret",
                "collectivite"),
-    "ouvertures": ("uai", "ecole", "commune", "siret", "collectivite", "dossier", "date", "demarche"),
-    "fermetures": ("uai", "ecole", "commune", "siret", "collectivite", "dossier", "date", "etat", "demarche"),
+    "ouvertures": ("uai", "ecole", "commune", "siret", "collectivite", "dossier", "date", "demarche", "type",
+                   "date_ouverture"),
+    "fermetures": ("uai", "ecole", "commune", "siret", "collectivite", "dossier", "date", "etat", "demarche",
+                   "motif"),
     "facturation": ("demarche", "siret", "collectivite", "dossiers", "nombre_ecoles", "tarif", "montant", "objet"),
     "anomalies": ("demarche", "dossier", "etat", "collectivite", "code", "gravite", "champ", "message", "depuis"),
+    "renouvellements": ("demarche", "demarche_precedente", "uai", "ecole", "commune", "statut", "dossier_precedent",
+                        "siret_precedent", "collectivite_precedente", "dossier", "siret", "collectivite",
+                        "changement_titulaire", "convention", "ouverture", "motif"),
 }
 
 

@@ -35,6 +35,8 @@ def write_exports(db: sqlite_utils.Database, config: Any, directory: Path) -> li
     lines = []
     for kind in exports.KINDS:
         rows = exports.rows_of(db, config, kind, None)
+        if kind == "renouvellements" and not rows:
+            continue  # no démarche renews a previous campaign (previous = N)
         path = directory / f"{kind}.csv"
         path.write_text(exports.to_csv(kind, rows), encoding="utf-8", newline="")
         lines.append(f"  {path}: {len(rows)} line(s)")

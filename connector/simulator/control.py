@@ -16,6 +16,8 @@ and demos running in another thread or process can drive the world safely:
     planted {demarche?} (the facts planted in each dossier: ``Dossier.anomalies``, see anomalies.py)
     refuse {seconds} (stop listening for that long: every new connection is refused, as from a
                       wrong port or a stopped proxy; needs the server started with ``Listener``)
+    renewal/truth (read: each school's expected renewal status at the clock; a world seeded with renewal)
+    renewal/late (the commune that renews after the cut-off files now; the clock must be past the cut-off)
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from connector.simulator import renewal
 from connector.simulator.state import Dossier, typed_id
 
 if TYPE_CHECKING:
@@ -56,6 +59,23 @@ def _planted(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
     demarche = p.get("demarche")
     return {"dossiers": {str(d.number): list(d.anomalies) for d in sim.world.dossiers.values()
                          if demarche is None or d.demarche_number == int(demarche)}}
+
+
+def _renewal(sim: Simulator) -> None:
+    if renewal.PREVIOUS not in sim.world.demarches:
+        raise ValueError("this world has no renewal campaigns: seed it with renewal (simulate --renewal)")
+
+
+def _renewal_truth(sim: Simulator, _p: dict[str, Any]) -> dict[str, Any]:
+    _renewal(sim)
+    return renewal.truth(sim.world)
+
+
+def _renewal_late(sim: Simulator, _p: dict[str, Any]) -> dict[str, Any]:
+    _renewal(sim)
+    number = renewal.file_late(sim.world)
+    sim.changed(sim.world.dossiers[number])
+    return {"number": number}
 
 
 def _rate_limit(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
@@ -170,6 +190,8 @@ OPERATIONS: dict[str, Callable[[Simulator, dict[str, Any]], Any]] = {
     "planted": _planted,
     "refuse": _refuse,
     "revision": lambda sim, p: {"revision": sim.publish_revision(**p)},
+    "renewal/truth": _renewal_truth,
+    "renewal/late": _renewal_late,
 }
 
 

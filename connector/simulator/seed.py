@@ -24,7 +24,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from connector.simulator import crossings, ident, referentiel as ref
+from connector.simulator import crossings, ident, referentiel as ref, renewal as renewal_campaigns
 from connector.simulator.anomalies import (
     BROUILLON, CONVENTION_LATE, CONVENTION_MISSING, CONVENTION_ON_TIME, FATES, FRESH_PDF_REPLIES,
     HIDDEN_BY_ADMINISTRATION, HIDDEN_BY_EXPIRY, HIDDEN_BY_USER_EN_CONSTRUCTION, HIDDEN_BY_USER_TERMINATED,
@@ -274,15 +274,19 @@ def _token(rng: random.Random) -> str:
 
 
 def seed_world(seed: int = 2026, dossiers: int = 300, token: str | None = None,
-               start: datetime | None = None) -> World:
+               start: datetime | None = None, renewal: bool = False) -> World:
     """A deterministic world: the three démarches, ``dossiers`` dossiers (brouillons and hidden ones
-    included) plus about 3 % purged ones in ``world.deleted``, and one read-write token for all three."""
+    included) plus about 3 % purged ones in ``world.deleted``, and one read-write token for all three.
+    ``renewal``: add the two successive Occitanie campaigns of ``renewal.py`` (the rest is unchanged)."""
     if dossiers < 0:
         raise ValueError(f"dossiers must be >= 0, not {dossiers}")
     collecting = gc.isenabled()
     gc.disable()  # millions of acyclic objects: the cyclic collector would only re-scan them
     try:
-        return _seed(seed, dossiers, token, (start or DEFAULT_START).astimezone(UTC))
+        world = _seed(seed, dossiers, token, (start or DEFAULT_START).astimezone(UTC))
+        if renewal:
+            renewal_campaigns.plant(world)
+        return world
     finally:
         if collecting:
             gc.enable()

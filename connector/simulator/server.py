@@ -54,12 +54,13 @@ async def _serve(world: World, host: str, port: int, rate_limit: int, latency: f
 
 
 def serve(host: str = "127.0.0.1", port: int = 8484, seed: int = 2026, dossiers: int = 300,
-          rate_limit: int = 400, token: str | None = None, latency: float = 0.0) -> None:
+          rate_limit: int = 400, token: str | None = None, latency: float = 0.0,
+          renewal: bool = False) -> None:
     """Seed a world (``token``: the API token to accept, default derived from the seed) and serve it;
     ``port`` 0 picks a free port; ``latency`` seconds are added to every GraphQL answer. Returns on
-    Ctrl-C or SIGTERM."""
+    Ctrl-C or SIGTERM. ``renewal``: add the two planted renewal campaigns (``renewal.py``)."""
     from connector.simulator.seed import seed_world
 
-    world = seed_world(seed=seed, dossiers=dossiers, token=token)
+    world = seed_world(seed=seed, dossiers=dossiers, token=token, renewal=renewal)
     gc.freeze()  # the seeded world lives as long as the process: keep it out of every collection
     asyncio.run(_serve(world, host, port, rate_limit, latency))

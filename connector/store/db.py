@@ -77,6 +77,15 @@ def _file_failures(db: sqlite_utils.Database) -> None:
         db.execute(f"ALTER TABLE files ADD COLUMN {ddl}")
 
 
+@MIGRATIONS(name="0007_renewal")
+def _renewal(db: sqlite_utils.Database) -> None:
+    """Table ``renouvellements``; the journal accepts the ``renewal_reminder`` kind."""
+    from connector.store import followup, renewal
+
+    renewal.migrate(db)
+    followup.allow_new_kinds(db)
+
+
 def open_db(path: Path) -> sqlite_utils.Database:
     """Open (creating it and its parent directories if needed) the mirror for writing.
 

@@ -25,7 +25,7 @@ CONVENTION_STATUSES = ("awaiting", "received_on_time", "received_late", "overdue
                        "to_confirm", "not_applicable")
 ACTION_STATES = ("planned", "sending", "sent", "failed", "unknown", "cancelled")
 ACTION_KINDS = ("reminder", "closure_message", "closure_annotations", "passer_en_instruction", "repasser_en_instruction",
-                "classer_sans_suite")
+                "classer_sans_suite", "renewal_reminder")
 
 DESCRIBED = (
     ("conventions", "per dossier of a démarche with the signed-convention deadline: reference date, deadline, "
@@ -104,6 +104,17 @@ def migrate(db: sqlite_utils.Database) -> None:
     """Migration ``0003_followup`` (registered in ``connector/store/db.py``)."""
     db.execute(CONVENTIONS_DDL)
     db.execute(ACTIONS_DDL)
+    ensure_shape(db)
+
+
+def allow_new_kinds(db: sqlite_utils.Database) -> None:
+    """Rebuild ``actions`` with the CHECK of today's :data:`ACTION_KINDS` (SQLite cannot alter a CHECK),
+    rows and ids kept; the view and indexes are re-created."""
+    db.execute(f"DROP VIEW IF EXISTS {VIEW_NAME}")
+    db.execute(ACTIONS_DDL.replace("CREATE TABLE actions (", "CREATE TABLE actions_new (", 1))
+    db.execute("INSERT INTO actions_new SELECT * FROM actions")
+    db.execute("DROP TABLE actions")
+    db.execute("ALTER TABLE actions_new RENAME TO actions")
     ensure_shape(db)
 
 

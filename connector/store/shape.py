@@ -398,6 +398,7 @@ VIEWS: dict[str, str] = {
 
 def describe_tables() -> list[tuple[str, str]]:
     """(name, one-line purpose) for every table, in creation order: the README's table of tables."""
-    from connector.store import followup, forms  # later migrations' tables
+    from connector.store import followup, forms, renewal  # later migrations' tables
 
-    return [(t.name, t.purpose) for t in TABLES + LATER_TABLES] + list(forms.DESCRIBED) + list(followup.DESCRIBED)
+    return ([(t.name, t.purpose) for t in TABLES + LATER_TABLES] + list(forms.DESCRIBED) + list(followup.DESCRIBED)
+            + list(renewal.DESCRIBED))
