@@ -23,7 +23,7 @@ from typing import Any
 import sqlite_utils
 
 from connector.store import followup as store
-from connector.store.db import now_utc
+from connector.store.sql import now_utc
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {  # to -> from
     "sending": ("planned",),

@@ -20,7 +20,7 @@ from connector.forms.dossier import DossierForm, FormReader
 from connector.forms.profiles import Resolution
 from connector.logs import get_logger
 from connector.store import forms as store
-from connector.store.db import now_utc
+from connector.store.sql import now_utc
 
 log = get_logger(__name__)
 

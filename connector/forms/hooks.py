@@ -12,7 +12,7 @@ from connector.forms.evaluate import evaluate_cross, evaluate_dossiers
 from connector.forms.profiles import Resolution, kind, resolve
 from connector.logs import get_logger
 from connector.store import forms as store
-from connector.store.db import now_utc
+from connector.store.sql import now_utc
 
 log = get_logger(__name__)
 

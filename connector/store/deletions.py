@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from connector.store.db import in_chunks, now_utc, require_transaction
+from connector.store.sql import in_chunks, now_utc, require_transaction
 
 
 def save_deleted(db: sqlite_utils.Database, demarche_number: int, nodes: list[dict]) -> list[Path]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from connector.store.db import now_utc
+from connector.store.sql import now_utc
 
 
 def files_to_download(

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
-from connector.store.db import in_chunks, now_utc, require_transaction
+from connector.store.sql import in_chunks, now_utc, require_transaction
 
 CONVENTION_STATUSES = ("awaiting", "received_on_time", "received_late", "overdue", "to_review",
                        "to_confirm", "not_applicable")

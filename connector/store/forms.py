@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import sqlite_utils
 
-from connector.store.db import in_chunks, insert_many, require_transaction
+from connector.store.sql import in_chunks, insert_many, require_transaction
 
 TABLES_DDL = (
     """

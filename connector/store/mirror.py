@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from connector.store.db import in_chunks
+from connector.store.sql import in_chunks
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
-from connector.store.db import in_chunks, now_utc, require_transaction
+from connector.store.sql import in_chunks, now_utc, require_transaction
 
 STATUSES = ("renouvelee", "en_attente", "non_renouvelee", "fermee", "nouvelle")
 

@@ -10,7 +10,7 @@ import json
 
 import sqlite_utils
 
-from connector.store.db import now_utc
+from connector.store.sql import now_utc
 
 RUN_STATUSES = ("ok", "partial", "failed", "interrupted", "stopped")
 

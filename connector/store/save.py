@@ -17,7 +17,7 @@ import orjson
 import sqlite_utils
 
 from connector.logs import get_logger
-from connector.store.db import insert_many, now_utc, require_transaction, upsert, upsert_many
+from connector.store.sql import insert_many, now_utc, require_transaction, upsert, upsert_many
 from connector.store.values import (
     canonical_json,
     champ_value,

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
-from connector.store.db import now_utc, require_transaction
+from connector.store.sql import now_utc, require_transaction
 from connector.store.values import instant
 
 STREAMS = ("dossiers", "deleted", "pending_deleted", "listing")
