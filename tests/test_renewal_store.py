@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from connector.store import followup
+from connector.store import followup, shape
 from connector.store.db import open_db
 
 
@@ -24,7 +24,7 @@ def test_an_older_database_gets_the_table_and_keeps_its_journal(tmp_path):
     # Back to the shape before 0007: the table gone, the journal's CHECK without the new kind.
     db.execute("DROP TABLE renouvellements")
     db.execute("DROP VIEW convention_followup")
-    ddl = followup.ACTIONS_DDL.replace(", 'renewal_reminder'", "")
+    ddl = shape.ACTIONS_DDL.replace(", 'renewal_reminder'", "")
     db.execute("DROP TABLE actions")
     db.execute(ddl)
     db.execute("DELETE FROM _sqlite_migrations WHERE name = '0007_renewal'")

@@ -21,7 +21,7 @@ from connector import store
 from connector.ds import operations
 from connector.errors import ConnectorError
 from connector.schema import schema
-from connector.store.db import MIGRATIONS
+from connector.store.migrations import MIGRATIONS
 from connector.store.shape import LATER_TABLES, TABLES
 
 DATA = Path(__file__).parent / "data"

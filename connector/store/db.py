@@ -1,4 +1,4 @@
-"""Opening the database: the writer (pragmas, migrations, indexes, views) and the read-only reader.
+"""Opening the database: the writer (pragmas, then ``store/migrations.py``) and the read-only reader.
 
 OPS.md §3: WAL, ``synchronous=FULL``, a 5 s busy timeout, foreign keys on. Only the holder of the
 instance lock (``connector.lock``) opens the writer; ``status`` opens the reader without the lock.
@@ -11,77 +11,12 @@ import sqlite3
 from pathlib import Path
 
 import sqlite_utils
-from sqlite_utils import Migrations
 
 from connector import private
 from connector.errors import ConnectorError, machine_fault
-from connector.store.shape import FILE_FAILURE_COLUMNS, INDEXES, TABLES, VIEWS, champ_table_rebuild_sql
+from connector.store.migrations import MIGRATIONS, ensure_indexes_and_views
 
-MIGRATIONS = Migrations("ds_mirror")
 _opened: list[Path] = []  # the databases this process opened for writing, latest last
-
-
-@MIGRATIONS(name="0001_initial")
-def _initial(db: sqlite_utils.Database) -> None:
-    for table in TABLES:
-        db.execute(table.ddl)
-
-
-@MIGRATIONS(name="0002_forms")
-def _forms(db: sqlite_utils.Database) -> None:
-    from connector.store import forms  # it imports this module's helpers
-
-    forms.migrate(db)
-
-
-@MIGRATIONS(name="0003_followup")
-def _followup(db: sqlite_utils.Database) -> None:
-    from connector.store import followup
-
-    followup.migrate(db)
-
-
-@MIGRATIONS(name="run_reports")
-def _run_reports(db: sqlite_utils.Database) -> None:
-    """Issue 11: each run's per-démarche errors and counters, for ``status``."""
-    from connector.store.status import RUN_REPORTS_DDL
-
-    db.execute(RUN_REPORTS_DDL)
-
-
-@MIGRATIONS(name="0004_cross_fingerprint")
-def _cross_fingerprint(db: sqlite_utils.Database) -> None:
-    from connector.store import forms
-
-    forms.add_cross_fingerprint(db)
-
-
-@MIGRATIONS(name="0005_champ_rows")
-def _champ_rows(db: sqlite_utils.Database) -> None:
-    """Champs keyed by their id AND their repetition row (see ``shape.champ_table_rebuild_sql``).
-    Views are dropped first (a rename checks them); ``_ensure_indexes_and_views`` puts them back."""
-    for (view,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'view'").fetchall():
-        db.execute(f"DROP VIEW {view}")
-    for name in ("champs", "annotations"):
-        for sql in champ_table_rebuild_sql(name):
-            db.execute(sql)
-
-
-@MIGRATIONS(name="0006_file_failures")
-def _file_failures(db: sqlite_utils.Database) -> None:
-    """Issue 15: a file that fails is tried again with a backoff across runs, then given up with its
-    reason (``files.attempts``, ``failed_reason``, ``next_try_at``, ``given_up_at``)."""
-    for ddl in FILE_FAILURE_COLUMNS:
-        db.execute(f"ALTER TABLE files ADD COLUMN {ddl}")
-
-
-@MIGRATIONS(name="0007_renewal")
-def _renewal(db: sqlite_utils.Database) -> None:
-    """Table ``renouvellements``; the journal accepts the ``renewal_reminder`` kind."""
-    from connector.store import followup, renewal
-
-    renewal.migrate(db)
-    followup.allow_new_kinds(db)
 
 
 def open_db(path: Path) -> sqlite_utils.Database:
@@ -110,7 +45,7 @@ def open_db(path: Path) -> sqlite_utils.Database:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA cache_size=-32000")  # 32 MB of pages (default 2 MB): fewer re-reads
         MIGRATIONS.apply(db)
-        _ensure_indexes_and_views(db)
+        ensure_indexes_and_views(db)
     except sqlite3.Error as exc:
         conn.close()
         raise machine_fault(exc, path) or ConnectorError(f"Cannot open the database {path}: {exc}") from None
@@ -177,21 +112,3 @@ def open_db_readonly(path: Path) -> sqlite_utils.Database:
             f"(missing migrations: {', '.join(m.name for m in pending)}); run a sync to upgrade it."
         )
     return db
-
-
-def _ensure_indexes_and_views(db: sqlite_utils.Database) -> None:
-    from connector.store import followup as followup_shape
-    from connector.store import forms as forms_shape
-
-    stored = {
-        name: sql
-        for name, sql in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'").fetchall()
-    }
-    with db.atomic():
-        for name, columns in {**INDEXES, **forms_shape.INDEXES, **followup_shape.INDEXES}.items():
-            db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {columns}")
-        for name, select in {**VIEWS, **forms_shape.VIEWS}.items():
-            create = f"CREATE VIEW {name} AS {select}"
-            if stored.get(name) != create:
-                db.execute(f"DROP VIEW IF EXISTS {name}")
-                db.execute(create)

@@ -1,5 +1,6 @@
-"""Every SQL statement of the convention follow-up: tables ``conventions`` and ``actions``, the view
-``convention_followup``, and the reads of the mirror the follow-up needs (migration ``0003_followup``).
+"""Every SQL statement of the convention follow-up: tables ``conventions`` and ``actions``, and the reads
+of the mirror the follow-up needs. The tables, their indexes and the view ``convention_followup`` are
+declared in ``store/shape.py`` (``FOLLOWUP_TABLES``: migrations ``0003_followup`` and ``0007_renewal``).
 
 - ``conventions``: one row per dossier of a démarche with the convention deadline, derived from the
   mirror (rewritten in the sync page's transaction and after each sync); it goes with its dossier
@@ -20,114 +21,6 @@ from typing import Any
 import sqlite_utils
 
 from connector.store.sql import in_chunks, now_utc, require_transaction
-
-CONVENTION_STATUSES = ("awaiting", "received_on_time", "received_late", "overdue", "to_review",
-                       "to_confirm", "not_applicable")
-ACTION_STATES = ("planned", "sending", "sent", "failed", "unknown", "cancelled")
-ACTION_KINDS = ("reminder", "closure_message", "closure_annotations", "passer_en_instruction", "repasser_en_instruction",
-                "classer_sans_suite", "renewal_reminder")
-
-DESCRIBED = (
-    ("conventions", "per dossier of a démarche with the signed-convention deadline: reference date, deadline, "
-                    "status, when and by which message, file or annotation it was received, next action"),
-    ("actions", "the side-effect journal: one row per message, annotation or state change on DS, with its "
-                "deduplication key, exact payload and state (planned, sending, sent, failed, unknown, cancelled)"),
-)
-
-CONVENTIONS_DDL = f"""
-    CREATE TABLE conventions (
-        dossier_number INTEGER PRIMARY KEY REFERENCES dossiers(number) ON DELETE CASCADE,
-        demarche_number INTEGER NOT NULL,
-        reference TEXT NOT NULL,
-        reference_at TEXT,
-        deadline TEXT,
-        status TEXT NOT NULL CHECK (status IN ({", ".join(repr(s) for s in CONVENTION_STATUSES)})),
-        rule TEXT NOT NULL,
-        received_at TEXT,
-        proof_message_id TEXT,
-        proof_file_key TEXT,
-        proof_annotation_id TEXT,
-        next_action TEXT,
-        next_action_at TEXT,
-        updated_at TEXT NOT NULL
-    )"""
-
-ACTIONS_DDL = f"""
-    CREATE TABLE actions (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        demarche_number INTEGER NOT NULL,
-        dossier_number INTEGER NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ({", ".join(repr(k) for k in ACTION_KINDS)})),
-        step INTEGER NOT NULL DEFAULT 0,
-        dedup_key TEXT NOT NULL UNIQUE,
-        rule TEXT NOT NULL,
-        deadline TEXT,
-        operation TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        instructeur_id TEXT,
-        instructeur_email TEXT,
-        state TEXT NOT NULL DEFAULT 'planned' CHECK (state IN ({", ".join(repr(s) for s in ACTION_STATES)})),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        not_before TEXT,
-        ds_answer TEXT,
-        last_error TEXT,
-        remote_id TEXT,
-        created_at TEXT NOT NULL,
-        sending_at TEXT,
-        sending_ds_at TEXT,
-        sent_at TEXT,
-        updated_at TEXT NOT NULL
-    )"""
-
-INDEXES = {
-    "idx_conventions_demarche_status": "conventions(demarche_number, status)",
-    "idx_actions_state": "actions(state)",
-    "idx_actions_dossier": "actions(dossier_number, step)",
-    # covers usager_messages(): the usager's messages of a dossier without reading their bodies
-    "idx_messages_usager": "messages(dossier_number, created_at, id, email) WHERE sender = 'usager' AND discarded = 0",
-}
-
-VIEW_NAME = "convention_followup"
-VIEW = """
-    SELECT c.demarche_number, c.dossier_number, d.state AS dossier_state, d.demandeur_name,
-           c.reference, c.reference_at, c.deadline, c.status, c.rule, c.received_at,
-           c.proof_message_id, c.proof_file_key, c.next_action, c.next_action_at,
-           (SELECT count(*) FROM actions a WHERE a.dossier_number = c.dossier_number AND a.state = 'sent')
-               AS actions_sent,
-           (SELECT group_concat(a.kind || ':' || a.state, ', ') FROM actions a
-             WHERE a.dossier_number = c.dossier_number AND a.state != 'sent') AS actions_open,
-           c.updated_at
-    FROM conventions c LEFT JOIN dossiers d ON d.number = c.dossier_number"""
-
-
-def migrate(db: sqlite_utils.Database) -> None:
-    """Migration ``0003_followup`` (registered in ``connector/store/db.py``)."""
-    db.execute(CONVENTIONS_DDL)
-    db.execute(ACTIONS_DDL)
-    ensure_shape(db)
-
-
-def allow_new_kinds(db: sqlite_utils.Database) -> None:
-    """Rebuild ``actions`` with the CHECK of today's :data:`ACTION_KINDS` (SQLite cannot alter a CHECK),
-    rows and ids kept; the view and indexes are re-created."""
-    db.execute(f"DROP VIEW IF EXISTS {VIEW_NAME}")
-    db.execute(ACTIONS_DDL.replace("CREATE TABLE actions (", "CREATE TABLE actions_new (", 1))
-    db.execute("INSERT INTO actions_new SELECT * FROM actions")
-    db.execute("DROP TABLE actions")
-    db.execute("ALTER TABLE actions_new RENAME TO actions")
-    ensure_shape(db)
-
-
-def ensure_shape(db: sqlite_utils.Database) -> None:
-    """Indexes and the browsing view (idempotent; re-created when its definition changed). The
-    indexes are also ensured on every open (``connector/store/db.py``)."""
-    for name, columns in INDEXES.items():
-        db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {columns}")
-    create = f"CREATE VIEW {VIEW_NAME} AS {VIEW}"
-    stored = db.execute("SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?", [VIEW_NAME]).fetchone()
-    if stored is None or stored[0] != create:
-        db.execute(f"DROP VIEW IF EXISTS {VIEW_NAME}")
-        db.execute(create)
 
 
 def _rows(db: sqlite_utils.Database, sql: str, params: list | tuple = ()) -> list[dict[str, Any]]:

@@ -1,14 +1,8 @@
-"""Every SQL statement of the forms layer: role mappings, form summaries, schools, anomalies, views.
+"""Every SQL statement of the forms layer: role mappings, form summaries, schools, anomalies.
 
-Tables (migration ``0002_forms``):
-
-- ``form_profiles``: per démarche, the profile in use (configured or detected) and the problems of its
-  last resolution;
-- ``form_roles``: which champ descriptor plays which role, with history (``active`` = in the active
-  revision's mapping; old ones stay so that dossiers filed under an old revision keep their meaning);
-- ``dossier_forms``: one row per dossier: what its form says (collectivité, declared count and cost);
-- ``ecoles``: one row per school per dossier, rebuilt whenever the dossier changes;
-- ``anomalies``: what is wrong in a dossier, with history (first seen, last seen, resolved at).
+Its tables (``form_profiles``, ``form_roles``, ``dossier_forms``, ``ecoles``, ``anomalies``) and views
+(``dossiers_overview``, ``anomalies_ouvertes``) are declared in ``store/shape.py`` (``FORMS_TABLES``,
+``FORMS_INDEXES``, ``FORMS_VIEWS``: migrations ``0002_forms`` and ``0004_cross_fingerprint``).
 
 Derived rows go with their dossier (``ON DELETE CASCADE`` on ``dossiers.number``). Writers run inside
 the caller's transaction (the sync page's, or ``check``'s own ``db.atomic()``).
@@ -23,124 +17,9 @@ import sqlite_utils
 
 from connector.store.sql import in_chunks, insert_many, require_transaction
 
-TABLES_DDL = (
-    """
-    CREATE TABLE form_profiles (
-        demarche_number INTEGER PRIMARY KEY,
-        profile TEXT NOT NULL,
-        detected INTEGER NOT NULL DEFAULT 0,
-        problems TEXT,
-        resolved_at TEXT NOT NULL
-    )""",
-    """
-    CREATE TABLE form_roles (
-        demarche_number INTEGER NOT NULL,
-        role TEXT NOT NULL,
-        descriptor_id TEXT NOT NULL,
-        label TEXT,
-        type TEXT,
-        active INTEGER NOT NULL DEFAULT 1,
-        first_seen_at TEXT NOT NULL,
-        last_seen_at TEXT NOT NULL,
-        PRIMARY KEY (demarche_number, role, descriptor_id)
-    )""",
-    """
-    CREATE TABLE dossier_forms (
-        dossier_number INTEGER PRIMARY KEY REFERENCES dossiers(number) ON DELETE CASCADE,
-        demarche_number INTEGER NOT NULL,
-        profile TEXT,
-        siret TEXT,
-        collectivite TEXT,
-        nombre_ecoles INTEGER,
-        nombre_ecoles_saisi TEXT,
-        cout REAL,
-        cout_saisi TEXT,
-        ecoles_listees INTEGER NOT NULL DEFAULT 0,
-        problems TEXT,
-        evaluated_at TEXT NOT NULL
-    )""",
-    """
-    CREATE TABLE ecoles (
-        demarche_number INTEGER NOT NULL,
-        dossier_number INTEGER NOT NULL REFERENCES dossiers(number) ON DELETE CASCADE,
-        position INTEGER NOT NULL,
-        uai_saisi TEXT,
-        uai TEXT,
-        uai_valide INTEGER NOT NULL DEFAULT 0,
-        nom TEXT,
-        commune TEXT,
-        source TEXT,
-        champ TEXT,
-        PRIMARY KEY (dossier_number, position)
-    )""",
-    """
-    CREATE TABLE anomalies (
-        id INTEGER PRIMARY KEY,
-        demarche_number INTEGER NOT NULL,
-        dossier_number INTEGER NOT NULL REFERENCES dossiers(number) ON DELETE CASCADE,
-        code TEXT NOT NULL,
-        severity TEXT NOT NULL CHECK (severity IN ('error', 'warning')),
-        champ TEXT,
-        key TEXT NOT NULL DEFAULT '',
-        message TEXT NOT NULL,
-        first_seen_at TEXT NOT NULL,
-        last_seen_at TEXT NOT NULL,
-        resolved_at TEXT
-    )""",
-)
-
-DESCRIBED = (
-    ("form_profiles", "per démarche, the form profile in use (configured or detected) and its role problems"),
-    ("form_roles", "which champ descriptor plays which role (active = in the active revision's mapping; "
-                   "old ones kept for dossiers filed under an old revision)"),
-    ("dossier_forms", "one row per dossier: what its form says (collectivité, declared count and cost, "
-                      "schools listed)"),
-    ("ecoles", "one row per school per dossier: UAI as typed and normalised, valid flag, name, commune; "
-               "rebuilt with the dossier's page"),
-    ("anomalies", "what is wrong in a dossier (stable code, severity, champ, French message), with first "
-                  "seen, last seen and resolved at (NULL while open)"),
-)
-
-INDEXES: dict[str, str] = {
-    "idx_ecoles_demarche_uai": "ecoles(demarche_number, uai)",
-    "idx_dossier_forms_demarche_siret": "dossier_forms(demarche_number, siret)",
-    "idx_anomalies_dossier": "anomalies(dossier_number, code)",
-    "idx_anomalies_open": "anomalies(demarche_number, code) WHERE resolved_at IS NULL",
-}
-
 # A dossier whose ENT access is (or will be) open: the cross-dossier rules only count these.
 LIVE_STATES = ("en_construction", "en_instruction", "accepte")
 _LIVE = "('en_construction', 'en_instruction', 'accepte')"
-
-VIEWS: dict[str, str] = {
-    "dossiers_overview": f"""
-        SELECT d.demarche_number, d.number AS dossier_number, d.state,
-               coalesce(f.siret, d.demandeur_siret) AS siret,
-               coalesce(f.collectivite, d.demandeur_name) AS collectivite,
-               f.ecoles_listees, f.nombre_ecoles, f.cout, f.profile,
-               (SELECT count(*) FROM anomalies a WHERE a.dossier_number = d.number
-                  AND a.resolved_at IS NULL) AS anomalies_ouvertes,
-               (SELECT group_concat(DISTINCT a.code) FROM anomalies a WHERE a.dossier_number = d.number
-                  AND a.resolved_at IS NULL) AS codes,
-               d.date_depot, d.date_traitement
-        FROM dossiers d LEFT JOIN dossier_forms f ON f.dossier_number = d.number""",
-    "anomalies_ouvertes": """
-        SELECT a.demarche_number, a.dossier_number, d.state, d.demandeur_name AS collectivite,
-               a.code, a.severity, a.champ, a.message, a.first_seen_at, a.last_seen_at
-        FROM anomalies a JOIN dossiers d ON d.number = a.dossier_number
-        WHERE a.resolved_at IS NULL""",
-}
-
-
-def migrate(db: sqlite_utils.Database) -> None:
-    """Migration 0002_forms (registered in ``store/db.py``)."""
-    for ddl in TABLES_DDL:
-        db.execute(ddl)
-    db.execute("CREATE UNIQUE INDEX idx_anomalies_one_open ON anomalies(dossier_number, code, key) "
-               "WHERE resolved_at IS NULL")
-
-
-# --- The démarche's descriptors and role mappings ---------------------------------------------------
 
 
 def champ_descriptors(db: sqlite_utils.Database, demarche: int) -> list[dict]:
@@ -186,12 +65,6 @@ def save_resolution(db: sqlite_utils.Database, demarche: int, profile: str, dete
         [[demarche, role, did, label, kind, now, now]
          for role, items in mapping.items() for did, label, kind in items])
     return previous
-
-
-def add_cross_fingerprint(db: sqlite_utils.Database) -> None:
-    """Migration 0004_cross_fingerprint (registered in ``store/db.py``): what the cross-dossier rules
-    last read, so that a sync that changed none of it does not evaluate them again."""
-    db.execute("ALTER TABLE form_profiles ADD COLUMN cross_fingerprint TEXT")
 
 
 def cross_fingerprint(db: sqlite_utils.Database, demarche: int) -> str | None:

@@ -1,5 +1,6 @@
 """Every SQL statement of the renewal from one school year to the next: table ``renouvellements``
-(migration ``0007_renewal``) and the reads of the mirror the decision needs.
+(declared in ``store/shape.py``, ``RENEWAL_TABLES``: migration ``0007_renewal``) and the reads of the
+mirror the decision needs.
 
 ``renouvellements``: one row per school and new campaign: every school open at the end of the
 previous campaign (statut ``renouvelee``, ``en_attente``, ``non_renouvelee``, ``fermee``) and every
@@ -18,48 +19,9 @@ import sqlite_utils
 
 from connector.store.sql import in_chunks, now_utc, require_transaction
 
-STATUSES = ("renouvelee", "en_attente", "non_renouvelee", "fermee", "nouvelle")
-
-DESCRIBED = (
-    ("renouvellements", "per new campaign and school: renewed, pending, not renewed at the cut-off, closed "
-                        "(last year's schools) or new; previous and new dossier and SIRET, change of holder, "
-                        "convention status, opening date, reason of a closure"),
-)
-
 COLUMNS = ("demarche_number", "uai", "previous_demarche_number", "statut", "ecole", "commune", "dossier_precedent",
            "siret_precedent", "collectivite_precedente", "dossier", "siret", "collectivite", "changement_titulaire",
            "convention", "type", "ouverture", "motif", "calcule_au")
-
-DDL = f"""
-    CREATE TABLE renouvellements (
-        demarche_number INTEGER NOT NULL,
-        uai TEXT NOT NULL,
-        previous_demarche_number INTEGER NOT NULL,
-        statut TEXT NOT NULL CHECK (statut IN ({", ".join(repr(s) for s in STATUSES)})),
-        ecole TEXT,
-        commune TEXT,
-        dossier_precedent INTEGER,
-        siret_precedent TEXT,
-        collectivite_precedente TEXT,
-        dossier INTEGER,
-        siret TEXT,
-        collectivite TEXT,
-        changement_titulaire INTEGER NOT NULL DEFAULT 0,
-        convention TEXT,
-        type TEXT,
-        ouverture TEXT,
-        motif TEXT,
-        calcule_au TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (demarche_number, uai)
-    )"""
-
-
-def migrate(db: sqlite_utils.Database) -> None:
-    """Migration ``0007_renewal`` (registered in ``connector/store/db.py``)."""
-    db.execute(DDL)
-    db.execute("CREATE INDEX idx_renouvellements_statut ON renouvellements(demarche_number, statut)")
-
 
 def _rows(db: sqlite_utils.Database, sql: str, params: list | tuple = ()) -> list[dict[str, Any]]:
     cursor = db.conn.execute(sql, list(params))

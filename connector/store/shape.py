@@ -1,8 +1,11 @@
-"""The database shape, declared once: tables (with their purpose), indexes and views.
+"""The database's shape, declared once: every table (with its purpose and key), index and view.
 
-``TABLES`` is migration 1 (``db.py`` creates them in this order); a later change to a table is a new
-migration in ``db.py``, never an edit of an applied one. Indexes and views are re-applied on every
-open, idempotently. ``describe_tables()`` feeds the README's table of tables.
+Each table is created by one named migration (``store/migrations.py``, which imports this module and
+nothing else of the connector but the SQL helpers): ``TABLES`` by ``0001_initial``, ``RUN_REPORTS`` by
+``run_reports``, ``FORMS_TABLES`` by ``0002_forms``, ``FOLLOWUP_TABLES`` by ``0003_followup``,
+``RENEWAL_TABLES`` by ``0007_renewal``; a later change to a table is a new migration, never an edit of an
+applied one. The indexes (``ENSURED_INDEXES``) and views (``ENSURED_VIEWS``) are re-applied on every open,
+idempotently. ``describe_tables()`` feeds the README's table of tables.
 
 Conventions: DS dates are stored as DS sends them (ISO 8601 with the Paris offset, to the second);
 the connector's own timestamps (``*_at`` columns it sets: ``synced_at``, ``recorded_at``...) are UTC.
@@ -354,23 +357,245 @@ TABLES: tuple[Table, ...] = (
     ),
 )
 
-# Tables added by later migrations (``db.py``, one named migration each), described here too.
-LATER_TABLES: tuple[Table, ...] = (
+# --- run_reports: what a run's row lacks -----------------------------------------------------------
+
+# error: what stopped the whole run (bad token...), NULL if none; errors: a JSON object
+# {"<démarche>": "<its error>"} of the démarches that failed.
+RUN_REPORTS = Table(
+    "run_reports",
+    "what a sync run's row lacks, recorded after it: each démarche's error, a fatal error, "
+    "retries, rate-limited requests (for status)",
+    "run_id",
+    """
+    CREATE TABLE run_reports (
+        run_id INTEGER PRIMARY KEY REFERENCES sync_runs(id) ON DELETE CASCADE,
+        retries INTEGER NOT NULL DEFAULT 0,
+        rate_limited INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        errors TEXT NOT NULL
+    )""",
+)
+
+
+# --- 0002_forms: what the ENT-École forms say (0004 adds ``form_profiles.cross_fingerprint``) ------------
+
+FORMS_TABLES: tuple[Table, ...] = (
     Table(
-        "run_reports",
-        "what a sync run's row lacks, recorded after it: each démarche's error, a fatal error, "
-        "retries, rate-limited requests (for status)",
-        "run_id",
+        "form_profiles",
+        "per démarche, the form profile in use (configured or detected) and its role problems",
+        "demarche_number",
         """
-        CREATE TABLE run_reports (
-            run_id INTEGER PRIMARY KEY REFERENCES sync_runs(id) ON DELETE CASCADE,
-            retries INTEGER NOT NULL DEFAULT 0,
-            rate_limited INTEGER NOT NULL DEFAULT 0,
-            error TEXT,
-            errors TEXT NOT NULL
-        )""",
+    CREATE TABLE form_profiles (
+        demarche_number INTEGER PRIMARY KEY,
+        profile TEXT NOT NULL,
+        detected INTEGER NOT NULL DEFAULT 0,
+        problems TEXT,
+        resolved_at TEXT NOT NULL
+    )""",
+    ),
+    Table(
+        "form_roles",
+        "which champ descriptor plays which role (active = in the active revision's mapping; "
+        "old ones kept for dossiers filed under an old revision)",
+        "demarche_number, role, descriptor_id",
+        """
+    CREATE TABLE form_roles (
+        demarche_number INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        descriptor_id TEXT NOT NULL,
+        label TEXT,
+        type TEXT,
+        active INTEGER NOT NULL DEFAULT 1,
+        first_seen_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL,
+        PRIMARY KEY (demarche_number, role, descriptor_id)
+    )""",
+    ),
+    Table(
+        "dossier_forms",
+        "one row per dossier: what its form says (collectivité, declared count and cost, "
+        "schools listed)",
+        "dossier_number",
+        """
+    CREATE TABLE dossier_forms (
+        dossier_number INTEGER PRIMARY KEY REFERENCES dossiers(number) ON DELETE CASCADE,
+        demarche_number INTEGER NOT NULL,
+        profile TEXT,
+        siret TEXT,
+        collectivite TEXT,
+        nombre_ecoles INTEGER,
+        nombre_ecoles_saisi TEXT,
+        cout REAL,
+        cout_saisi TEXT,
+        ecoles_listees INTEGER NOT NULL DEFAULT 0,
+        problems TEXT,
+        evaluated_at TEXT NOT NULL
+    )""",
+    ),
+    Table(
+        "ecoles",
+        "one row per school per dossier: UAI as typed and normalised, valid flag, name, commune; "
+        "rebuilt with the dossier's page",
+        "dossier_number, position",
+        """
+    CREATE TABLE ecoles (
+        demarche_number INTEGER NOT NULL,
+        dossier_number INTEGER NOT NULL REFERENCES dossiers(number) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        uai_saisi TEXT,
+        uai TEXT,
+        uai_valide INTEGER NOT NULL DEFAULT 0,
+        nom TEXT,
+        commune TEXT,
+        source TEXT,
+        champ TEXT,
+        PRIMARY KEY (dossier_number, position)
+    )""",
+    ),
+    Table(
+        "anomalies",
+        "what is wrong in a dossier (stable code, severity, champ, French message), with first "
+        "seen, last seen and resolved at (NULL while open)",
+        "id (one open anomaly per dossier_number, code, key)",
+        """
+    CREATE TABLE anomalies (
+        id INTEGER PRIMARY KEY,
+        demarche_number INTEGER NOT NULL,
+        dossier_number INTEGER NOT NULL REFERENCES dossiers(number) ON DELETE CASCADE,
+        code TEXT NOT NULL,
+        severity TEXT NOT NULL CHECK (severity IN ('error', 'warning')),
+        champ TEXT,
+        key TEXT NOT NULL DEFAULT '',
+        message TEXT NOT NULL,
+        first_seen_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL,
+        resolved_at TEXT
+    )""",
     ),
 )
+
+# Migration 0002: one open anomaly per dossier, code and key.
+ANOMALIES_ONE_OPEN = ("CREATE UNIQUE INDEX idx_anomalies_one_open ON anomalies(dossier_number, code, key) "
+                      "WHERE resolved_at IS NULL")
+# Migration 0004: what the cross-dossier rules last read, so that a sync that changed none of it does
+# not evaluate them again.
+CROSS_FINGERPRINT_COLUMN = "cross_fingerprint TEXT"
+
+# --- 0003_followup: conventions and the side-effect journal (0007 rebuilds ``actions``) -------------------
+
+CONVENTION_STATUSES = ("awaiting", "received_on_time", "received_late", "overdue", "to_review",
+                       "to_confirm", "not_applicable")
+ACTION_STATES = ("planned", "sending", "sent", "failed", "unknown", "cancelled")
+ACTION_KINDS = ("reminder", "closure_message", "closure_annotations", "passer_en_instruction", "repasser_en_instruction",
+                "classer_sans_suite", "renewal_reminder")
+
+CONVENTIONS_DDL = f"""
+    CREATE TABLE conventions (
+        dossier_number INTEGER PRIMARY KEY REFERENCES dossiers(number) ON DELETE CASCADE,
+        demarche_number INTEGER NOT NULL,
+        reference TEXT NOT NULL,
+        reference_at TEXT,
+        deadline TEXT,
+        status TEXT NOT NULL CHECK (status IN ({", ".join(repr(s) for s in CONVENTION_STATUSES)})),
+        rule TEXT NOT NULL,
+        received_at TEXT,
+        proof_message_id TEXT,
+        proof_file_key TEXT,
+        proof_annotation_id TEXT,
+        next_action TEXT,
+        next_action_at TEXT,
+        updated_at TEXT NOT NULL
+    )"""
+
+ACTIONS_DDL = f"""
+    CREATE TABLE actions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        demarche_number INTEGER NOT NULL,
+        dossier_number INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ({", ".join(repr(k) for k in ACTION_KINDS)})),
+        step INTEGER NOT NULL DEFAULT 0,
+        dedup_key TEXT NOT NULL UNIQUE,
+        rule TEXT NOT NULL,
+        deadline TEXT,
+        operation TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        instructeur_id TEXT,
+        instructeur_email TEXT,
+        state TEXT NOT NULL DEFAULT 'planned' CHECK (state IN ({", ".join(repr(s) for s in ACTION_STATES)})),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        not_before TEXT,
+        ds_answer TEXT,
+        last_error TEXT,
+        remote_id TEXT,
+        created_at TEXT NOT NULL,
+        sending_at TEXT,
+        sending_ds_at TEXT,
+        sent_at TEXT,
+        updated_at TEXT NOT NULL
+    )"""
+
+FOLLOWUP_TABLES: tuple[Table, ...] = (
+    Table(
+        "conventions",
+        "per dossier of a démarche with the signed-convention deadline: reference date, deadline, "
+        "status, when and by which message, file or annotation it was received, next action",
+        "dossier_number",
+        CONVENTIONS_DDL,
+    ),
+    Table(
+        "actions",
+        "the side-effect journal: one row per message, annotation or state change on DS, with its "
+        "deduplication key, exact payload and state (planned, sending, sent, failed, unknown, cancelled)",
+        "id (dedup_key unique)",
+        ACTIONS_DDL,
+    ),
+)
+
+# --- 0007_renewal: the renewal from one school year to the next ---------------------------------------
+
+RENEWAL_STATUSES = ("renouvelee", "en_attente", "non_renouvelee", "fermee", "nouvelle")
+
+RENEWAL_DDL = f"""
+    CREATE TABLE renouvellements (
+        demarche_number INTEGER NOT NULL,
+        uai TEXT NOT NULL,
+        previous_demarche_number INTEGER NOT NULL,
+        statut TEXT NOT NULL CHECK (statut IN ({", ".join(repr(s) for s in RENEWAL_STATUSES)})),
+        ecole TEXT,
+        commune TEXT,
+        dossier_precedent INTEGER,
+        siret_precedent TEXT,
+        collectivite_precedente TEXT,
+        dossier INTEGER,
+        siret TEXT,
+        collectivite TEXT,
+        changement_titulaire INTEGER NOT NULL DEFAULT 0,
+        convention TEXT,
+        type TEXT,
+        ouverture TEXT,
+        motif TEXT,
+        calcule_au TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (demarche_number, uai)
+    )"""
+
+RENEWAL_TABLES: tuple[Table, ...] = (
+    Table(
+        "renouvellements",
+        "per new campaign and school: renewed, pending, not renewed at the cut-off, closed (last year's "
+        "schools) or new; previous and new dossier and SIRET, change of holder, convention status, "
+        "opening date, reason of a closure",
+        "demarche_number, uai",
+        RENEWAL_DDL,
+    ),
+)
+RENEWAL_INDEX = "CREATE INDEX idx_renouvellements_statut ON renouvellements(demarche_number, statut)"
+
+# Every table after migration 1, in the order of the README's table of tables.
+LATER_TABLES: tuple[Table, ...] = (RUN_REPORTS, *FORMS_TABLES, *FOLLOWUP_TABLES, *RENEWAL_TABLES)
+
+
+# --- indexes and views, re-applied on every open ---------------------------------------------------------
 
 # name -> columns (with an optional WHERE for partial indexes). Applied with CREATE INDEX IF NOT EXISTS.
 INDEXES: dict[str, str] = {
@@ -387,6 +612,22 @@ INDEXES: dict[str, str] = {
     "idx_quarantine_dossier": "quarantine(dossier_number)",
 }
 
+FORMS_INDEXES: dict[str, str] = {
+    "idx_ecoles_demarche_uai": "ecoles(demarche_number, uai)",
+    "idx_dossier_forms_demarche_siret": "dossier_forms(demarche_number, siret)",
+    "idx_anomalies_dossier": "anomalies(dossier_number, code)",
+    "idx_anomalies_open": "anomalies(demarche_number, code) WHERE resolved_at IS NULL",
+}
+
+# Also created by migration 0003 (before the open that ensures the others).
+FOLLOWUP_INDEXES: dict[str, str] = {
+    "idx_conventions_demarche_status": "conventions(demarche_number, status)",
+    "idx_actions_state": "actions(state)",
+    "idx_actions_dossier": "actions(dossier_number, step)",
+    # covers usager_messages(): the usager's messages of a dossier without reading their bodies
+    "idx_messages_usager": "messages(dossier_number, created_at, id, email) WHERE sender = 'usager' AND discarded = 0",
+}
+
 # name -> SELECT. Re-created when the stored definition differs.
 VIEWS: dict[str, str] = {
     "dossier_counts": """
@@ -395,10 +636,43 @@ VIEWS: dict[str, str] = {
         FROM dossiers GROUP BY demarche_number, state""",
 }
 
+FORMS_VIEWS: dict[str, str] = {
+    "dossiers_overview": """
+        SELECT d.demarche_number, d.number AS dossier_number, d.state,
+               coalesce(f.siret, d.demandeur_siret) AS siret,
+               coalesce(f.collectivite, d.demandeur_name) AS collectivite,
+               f.ecoles_listees, f.nombre_ecoles, f.cout, f.profile,
+               (SELECT count(*) FROM anomalies a WHERE a.dossier_number = d.number
+                  AND a.resolved_at IS NULL) AS anomalies_ouvertes,
+               (SELECT group_concat(DISTINCT a.code) FROM anomalies a WHERE a.dossier_number = d.number
+                  AND a.resolved_at IS NULL) AS codes,
+               d.date_depot, d.date_traitement
+        FROM dossiers d LEFT JOIN dossier_forms f ON f.dossier_number = d.number""",
+    "anomalies_ouvertes": """
+        SELECT a.demarche_number, a.dossier_number, d.state, d.demandeur_name AS collectivite,
+               a.code, a.severity, a.champ, a.message, a.first_seen_at, a.last_seen_at
+        FROM anomalies a JOIN dossiers d ON d.number = a.dossier_number
+        WHERE a.resolved_at IS NULL""",
+}
+
+# Also created by migration 0003 and re-created by 0007 (which rebuilds ``actions``).
+FOLLOWUP_VIEWS: dict[str, str] = {
+    "convention_followup": """
+    SELECT c.demarche_number, c.dossier_number, d.state AS dossier_state, d.demandeur_name,
+           c.reference, c.reference_at, c.deadline, c.status, c.rule, c.received_at,
+           c.proof_message_id, c.proof_file_key, c.next_action, c.next_action_at,
+           (SELECT count(*) FROM actions a WHERE a.dossier_number = c.dossier_number AND a.state = 'sent')
+               AS actions_sent,
+           (SELECT group_concat(a.kind || ':' || a.state, ', ') FROM actions a
+             WHERE a.dossier_number = c.dossier_number AND a.state != 'sent') AS actions_open,
+           c.updated_at
+    FROM conventions c LEFT JOIN dossiers d ON d.number = c.dossier_number""",
+}
+
+ENSURED_INDEXES: dict[str, str] = {**INDEXES, **FORMS_INDEXES, **FOLLOWUP_INDEXES}
+ENSURED_VIEWS: dict[str, str] = {**VIEWS, **FORMS_VIEWS, **FOLLOWUP_VIEWS}
+
 
 def describe_tables() -> list[tuple[str, str]]:
     """(name, one-line purpose) for every table, in creation order: the README's table of tables."""
-    from connector.store import followup, forms, renewal  # later migrations' tables
-
-    return ([(t.name, t.purpose) for t in TABLES + LATER_TABLES] + list(forms.DESCRIBED) + list(followup.DESCRIBED)
-            + list(renewal.DESCRIBED))
+    return [(t.name, t.purpose) for t in TABLES + LATER_TABLES]

@@ -1,6 +1,6 @@
 """SQL for ``ds-connector status`` (read-only) and the per-run report the sync entry points record.
 
-``run_reports`` (migration ``run_reports``) completes ``sync_runs`` with what the engine's row lacks:
+``run_reports`` (``shape.RUN_REPORTS``, migration ``run_reports``) completes ``sync_runs`` with what the engine's row lacks:
 each démarche's error, a run-wide fatal error, retries and rate-limited requests. It is written by the
 commands layer right after a run (``record_run_report``), under the instance lock.
 
@@ -16,12 +16,6 @@ from datetime import date, timedelta
 from typing import Any
 
 import sqlite_utils
-
-from connector.store.shape import LATER_TABLES
-
-# error: what stopped the whole run (bad token...), NULL if none; errors: a JSON object
-# {"<démarche>": "<its error>"} of the démarches that failed.
-RUN_REPORTS_DDL = next(t.ddl for t in LATER_TABLES if t.name == "run_reports")
 
 STREAMS_OF_A_SYNC = ("dossiers", "deleted", "pending_deleted")
 SCAN_NEVER = ("infected", "integrity_error")  # files that will never be downloaded
