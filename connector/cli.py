@@ -107,11 +107,12 @@ def check_config(config_path: Path | None) -> None:
     Also warns (exit 0) when an existing database, its -wal/-shm or the files directory is readable
     beyond its owner."""
     from connector.commands.check import forms_report
-    from connector.config import check, load_config
+    from connector.commands.check_config import summary as config_summary
+    from connector.config import load_config
     from connector.errors import ConfigError
     from connector.store.db import mirror_modes
 
-    summary = check(config_path)
+    summary = config_summary(config_path)
     config = load_config(config_path)
     modes = [f"  WARNING: {line}" for line in mirror_modes(config)]
     if not modes and config.database.path.exists():

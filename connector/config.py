@@ -2,7 +2,8 @@
 
 Search order: ``--config PATH``, then ``./config.toml``, then ``/etc/ds-connector/config.toml``.
 Relative paths in the file resolve against the file's own directory. The API token is never in the
-file (see :mod:`connector.credentials`); ``check()`` backs ``ds-connector check-config``.
+file (see :mod:`connector.credentials`, which reads the token a config names); ``ds-connector
+check-config`` (:mod:`connector.commands.check_config`) validates both.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from connector.credentials import load_token
-from connector.errors import ConfigError, CredentialError
+from connector.errors import ConfigError
 from connector.forms.roles import FEE_2026_2027, PROFILE_CHOICES, ROLES
 
 SEARCH_PATHS = (Path("config.toml"), Path("/etc/ds-connector/config.toml"))
@@ -657,35 +657,8 @@ def load_config(path: Path | None = None) -> Config:
     return parse_config(_read(found), found.parent, str(found))
 
 
-def check(path: Path | None = None) -> str:
-    """Validate the config and the token lookup; a summary, or one error listing every problem."""
-    found = find_config(path)
-    config, problems = _build(_read(found), found.parent, str(found))
-    try:
-        token = load_token(config)
-    except CredentialError as exc:
-        if not problems:
-            raise
-        problems += [f"API token: {p}" for p in (exc.message, *exc.problems)]
-    if problems:
-        raise ConfigError(f"invalid configuration in {found}", problems)
-
-    sync = config.sync
-    demarches = [f"{d.number}  {d.label or ''}".rstrip()
-                 + (f"  (renews {d.previous}, cut-off {d.renewal.cutoff}, reminders "
-                    f"{'on' if d.renewal.reminders else 'off'})" if d.previous and d.renewal else "")
-                 for d in config.demarches]
-    lines = [
-        f"Config OK: {config.path}",
-        f"  DS API:       {config.ds.url}",
-        f"  Budget:       {config.ds.requests_per_minute} requests/min, timeouts connect "
-        f"{config.ds.connect_timeout_seconds:g} s / read {config.ds.read_timeout_seconds:g} s",
-        f"  Token:        found in {token.source}",
-        f"  Database:     {config.database.path}",
-        f"  Sync:         every {sync.interval_minutes} min, {sync.page_size} dossiers per page, "
-        f"{sync.overlap_minutes} min overlap, daily reconciliation at {sync.reconcile_at:%H:%M}",
-        f"  Attachments:  {sync.attachments}" + (f" -> {sync.download_dir}" if sync.attachments != "none" else ""),
-        f"  Démarches ({len(demarches)}):",
-        *(f"    {d}" for d in demarches),
-    ]
-    return "\n".join(lines)
+def config_problems(found: Path) -> tuple[Config, list[str]]:
+    """Read and validate the config file ``found`` (see :func:`find_config`) without raising on its
+    problems: the config as far as it could be built, and every problem (``check-config`` adds the
+    token lookup's before it reports them all at once)."""
+    return _build(_read(found), found.parent, str(found))

@@ -12,13 +12,10 @@ import os
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from connector.config import Config
 from connector.errors import CredentialError
 from connector.logs import get_logger
-
-if TYPE_CHECKING:
-    from connector.config import Config
 
 CREDENTIAL_NAME = "ds-api-token"
 ENV_VAR = "DS_API_TOKEN"

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from connector import config as config_module
 from connector.cli import cli
+from connector.commands.check_config import summary as check
 from connector.config import (
     DEFAULT_URL,
     Config,
@@ -24,7 +25,6 @@ from connector.config import (
     DsConfig,
     LogConfig,
     SyncConfig,
-    check,
     load_config,
     parse_config,
 )

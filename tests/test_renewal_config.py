@@ -71,7 +71,7 @@ def test_bad_renewal_values_listed_at_once():
 
 
 def test_check_config_shows_the_pair_of_the_example(tmp_path, monkeypatch):
-    from connector.config import check
+    from connector.commands.check_config import summary as check
 
     example = Path(__file__).resolve().parent.parent / "config.example.toml"
     creds = tmp_path / "creds"
