@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from connector import templates
 from connector.errors import ConfigError
-from connector.forms.roles import FEE_2026_2027, PROFILE_CHOICES, ROLES
+from connector.roles import FEE_2026_2027, PROFILE_CHOICES, ROLES
 
 SEARCH_PATHS = (Path("config.toml"), Path("/etc/ds-connector/config.toml"))
 DEFAULT_URL = "https://demarche.numerique.gouv.fr/api/v2/graphql"
@@ -124,8 +125,6 @@ class RenewalConfig:
 
 
 def _parse_renewal(t: _Table) -> RenewalConfig | None:
-    from connector.followup import templates
-
     dates = {}
     for key, example in (("cutoff", "2026-10-29"), ("new_schools", "2026-08-29"), ("rentree", "2026-09-01")):
         dates[key] = t.date(key, None)
@@ -423,8 +422,6 @@ def _parse_sync(t: _Table, state_dir: Path) -> SyncConfig:
 
 
 def _parse_deadline(t: _Table) -> DeadlineConfig:
-    from connector.followup import templates
-
     d = DeadlineConfig()
 
     def flag(key: str, default: bool) -> bool:

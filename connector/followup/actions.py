@@ -32,10 +32,11 @@ from typing import Any
 
 import sqlite_utils
 
+from connector import templates
 from connector.config import Config, DeadlineConfig, DemarcheConfig, superseded_by
 from connector.ds.client import DsClient
 from connector.errors import ApiError, AuthError, ConnectorError, MutationNotSent, MutationOutcomeUnknown
-from connector.followup import conventions, deadlines, journal, reconcile, templates
+from connector.followup import conventions, deadlines, journal, reconcile
 from connector.followup.conventions import Status
 from connector.followup.profile import FollowupProfile, resolve
 from connector.logs import get_logger

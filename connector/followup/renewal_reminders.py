@@ -24,8 +24,9 @@ from typing import Any
 
 import sqlite_utils
 
+from connector import templates
 from connector.config import Config
-from connector.followup import conventions, deadlines, journal, templates
+from connector.followup import conventions, deadlines, journal
 from connector.followup.actions import Decision, RunReport, Runner, crash_point
 from connector.followup.renewal import days_to_cutoff, fr_date, reminder_due
 from connector.followup.renewal_refresh import Pair, pairs, refresh

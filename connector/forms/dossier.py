@@ -18,7 +18,7 @@ import sqlite_utils
 
 from connector.forms.identifiers import normalize_siret
 from connector.forms.profiles import SPECS, Descriptor, Resolution, descriptors_from_rows, kind, match, resolve
-from connector.forms.roles import ROLES, SCHOOL_COLUMNS
+from connector.roles import ROLES, SCHOOL_COLUMNS
 from connector.forms.schools import School, make_school, parse_school_text
 from connector.store import forms as store
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-from connector.forms.roles import PRIVATE_ROLES, PROFILE_NAMES, ROLES, SCHOOL_COLUMNS, SEVERAL
+from connector.roles import PRIVATE_ROLES, PROFILE_NAMES, ROLES, SCHOOL_COLUMNS, SEVERAL
 from connector.store import forms as store
 
 

@@ -19,7 +19,7 @@ import sqlite_utils
 from connector.forms.dossier import DossierForm
 from connector.forms.identifiers import is_collectivite, siret_problem, uai_departement
 from connector.forms.profiles import Resolution
-from connector.forms.roles import FEE_2026_2027, FEES_BY_YEAR
+from connector.roles import FEE_2026_2027, FEES_BY_YEAR
 from connector.logs import get_logger
 from connector.store import forms as store
 

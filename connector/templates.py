@@ -3,7 +3,8 @@ config, ``[demarches.deadline] reminder_template`` etc.).
 
 Placeholders: ``{collectivite}`` (the demandeur), ``{dossier}`` (number), ``{date_limite}`` (the
 deadline in French: "30 septembre 2026"), ``{nombre_ecoles}``, ``{jours}`` (days left, reminders).
-A template with an unknown placeholder is a config error, found when the config is read.
+A template with an unknown placeholder is a config error, found when the config is read: this module
+sits beside ``connector.config`` (it imports nothing of the connector); ``connector.followup`` renders them.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Role and profile names, and nothing else: ``connector.config`` validates a config against them
-without importing the rest of ``connector.forms`` (which reads the database)."""
+"""Role and profile names and the fees per school: the words ``connector.config`` validates a config
+against, beside it at the ground floor (it imports nothing); ``connector.forms`` reads them too."""
 
 from __future__ import annotations
 
