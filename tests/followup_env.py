@@ -96,7 +96,7 @@ def paris_at(world: World, when: Any, simulator: Any) -> None:
 def sync_and_refresh(config: Config) -> Any:
     """A sync as the ``sync`` command runs it: the hooks, then after_sync (statuses with DS's clock,
     and the actions when enabled)."""
-    from connector.commands.hooks import after_sync
+    from connector.commands.actions import after_sync
 
     report = sync(config, hooks=sync_hooks(config))
     assert report.exit_code == 0, report.summary()

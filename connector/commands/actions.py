@@ -16,14 +16,15 @@ from connector.ds.budget import RequestBudget
 from connector.ds.client import DsClient
 from connector.ds.verdicts import FILE_NAME as VERDICTS_FILE
 from connector.errors import ConnectorError
-from connector.followup import actions as followup
 from connector.commands.hooks import sync_hooks
+from connector.followup import actions as followup
 from connector.followup import journal, renewal_reminders
 from connector.followup.renewal_refresh import pairs as renewal_pairs
 from connector.lock import InstanceLock
 from connector.logs import get_logger
 from connector.store import followup as store
 from connector.store.db import open_db, open_db_readonly
+from connector.sync import run_sync
 
 log = get_logger(__name__)
 
@@ -150,6 +151,12 @@ async def after_sync_actions(config: Config) -> followup.RunReport | None:
         return None
 
 
+async def after_sync(config: Config, report: object) -> None:
+    """What runs after each successful sync, outside the sync's transactions (the daemon after every
+    run; ``sync`` after its one run): the convention statuses with DS's clock, and the enabled actions."""
+    await after_sync_actions(config)
+
+
 def list_actions(config_path: Path | None, states: list[str], dossier: int | None) -> int:
     config = load_config(config_path)
     db = open_db_readonly(config.database.path)
@@ -274,9 +281,6 @@ async def renewal_demo(config: Config, token, advance_to) -> list[str]:  # type:
     import dataclasses
     from datetime import datetime, time
     from zoneinfo import ZoneInfo
-
-    from connector.commands.hooks import sync_hooks
-    from connector.sync import run_sync
 
     on = dataclasses.replace(config, demarches=tuple(
         dataclasses.replace(d, renewal=dataclasses.replace(d.renewal, reminders=True)) if d.renewal else d

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from connector import logs
-from connector.commands.hooks import after_sync, sync_hooks
+from connector.commands.actions import after_sync
+from connector.commands.hooks import sync_hooks
 from connector.config import load_config
 from connector.credentials import load_token
 from connector.daemon.notify import Notifier

@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from connector.config import Config
+from connector.followup.hooks import FollowupHooks
+from connector.followup.renewal_refresh import RenewalHooks
+from connector.forms.hooks import FormsHooks
 from connector.logs import get_logger
 from connector.sync import SyncHooks
 
@@ -53,16 +56,4 @@ class CompositeHooks(SyncHooks):
 
 def sync_hooks(config: Config) -> SyncHooks:
     """The hooks of a sync with this config."""
-    from connector.followup.hooks import FollowupHooks
-    from connector.followup.renewal_refresh import RenewalHooks
-    from connector.forms.hooks import FormsHooks
-
     return CompositeHooks([FormsHooks(config), FollowupHooks(config), RenewalHooks(config)])
-
-
-async def after_sync(config: Config, report: object) -> None:
-    """What runs after each successful sync, outside the sync's transactions (the daemon after every
-    run; ``sync`` after its one run): the convention statuses with DS's clock, and the enabled actions."""
-    from connector.commands.actions import after_sync_actions
-
-    await after_sync_actions(config)

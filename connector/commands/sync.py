@@ -11,8 +11,9 @@ from typing import TextIO
 import click
 
 from connector import logs
+from connector.commands.actions import after_sync
+from connector.commands.hooks import sync_hooks
 from connector.config import load_config
-from connector.commands.hooks import after_sync, sync_hooks
 from connector.credentials import load_token
 from connector.daemon.runs import run_recorded
 from connector.errors import LockHeld

@@ -5,7 +5,7 @@ Jobs (``AsyncIOScheduler``): ``sync`` every ``interval_minutes`` (the first at s
 the process (an asyncio lock; ``max_instances=1`` per job, ``coalesce``, no misfire limit, so runs
 missed during a suspend are run once, late, not N times), and the instance lock, taken for the run
 only, against an operator's one-shot sync (the job waits for it). After each successful run
-:func:`connector.commands.hooks.after_sync` runs (deadlines, actions: later issues).
+:func:`connector.commands.actions.after_sync` runs (deadlines, actions: later issues).
 
 DS outages are survived: the run reports them, the next run comes sooner (1, 2, 4 ... minutes, never
 later than the interval). A permanent error (bad token, expired token, bad config) ends the daemon
