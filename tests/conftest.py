@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from connector.simulator.app import GRAPHQL_PATH, Simulator, create_app
+from connector.simulator.app import GRAPHQL_PATH, create_app
+from connector.simulator.core import Simulator
 from connector.simulator.control import PREFIX, Listener
 from connector.simulator.state import World
 

@@ -409,7 +409,7 @@ def test_bad_input_is_a_clear_error():
 def test_dossiers_created_later_are_the_same_for_a_seed_whatever_the_time():
     """The demo's activity makes the same dossiers on every run: a batch's generator is seeded by the
     seed and the batch, not by the simulated clock (which ticks with the real one)."""
-    from connector.simulator.app import Simulator
+    from connector.simulator.core import Simulator
 
     def created(advance: timedelta) -> list[tuple]:
         world = seed_world(seed=2026, dossiers=60)

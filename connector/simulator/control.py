@@ -27,15 +27,13 @@ import ipaddress
 import json
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from connector.simulator import renewal
+from connector.simulator.core import Simulator
 from connector.simulator.state import Dossier, typed_id
-
-if TYPE_CHECKING:
-    from connector.simulator.app import Simulator
 
 PREFIX = "/_sim/"
 

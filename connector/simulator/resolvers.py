@@ -1,7 +1,8 @@
 """DS's query resolvers on a private copy of the vendored schema (NOTES.md §2.3, §5-7).
 
 Resolvers read the request's :class:`RequestContext` (token, host, clock, fragments present in
-the document) and the app's :class:`~connector.simulator.app.Simulator` (world, caches).
+the document) and the served simulator (:class:`~connector.simulator.core.Simulator`: world, caches),
+seen through :class:`SimulatorView`, what the resolvers and mutations use of it.
 Everything else is read by graphql-core's default resolver from the shapes of ``shapes.py``.
 """
 
@@ -9,21 +10,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from graphql import GraphQLError
 
-from connector.simulator.listing import connection, paginate, trash_filter, visible
+from connector.simulator.listing import DemarcheIndex, connection, paginate, trash_filter, visible
 from connector.simulator.shapes import FALLBACK_TYPES, deleted_shape, is_degraded, pending_deleted_shape
-from connector.simulator.state import UTC, Token, parse_typed_id
+from connector.simulator.state import UTC, Dossier, Token, World, parse_typed_id
 
-if TYPE_CHECKING:
-    from connector.simulator.app import Simulator
+
+class SimulatorView(Protocol):
+    """What the resolvers and mutations use of :class:`~connector.simulator.core.Simulator` (which builds
+    the :class:`RequestContext`: core imports this module, so this module names the part it needs)."""
+
+    world: World
+    mutation_log: list[dict[str, Any]]
+    hidden_reasons: dict[int, str]
+    api_written: set[tuple[int, int, str | None]]
+
+    def changed(self, dossier: Dossier | None = None) -> None: ...
+
+    def index(self, demarche_number: int) -> DemarcheIndex: ...
+
+    def demarche(self, number: int) -> dict[str, Any]: ...
+
+    def node(self, d: Dossier) -> dict[str, Any]: ...
+
+    def file_url(self, base_url: str, key: str, filename: str, now: datetime) -> str: ...
 
 
 @dataclass
 class RequestContext:
-    sim: Simulator
+    sim: SimulatorView
     token: Token
     base_url: str  # scheme://host of the request: file URLs use the host that was called
     now: datetime  # the simulated DS clock when the request came in
