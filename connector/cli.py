@@ -2,6 +2,11 @@
 
 Commands parse arguments, load the config and call into ``connector``; errors meant for humans
 (:class:`connector.errors.ConnectorError`) are printed without a traceback and mapped to exit codes.
+
+Each command imports its ``connector.commands`` module (and the simulator, the store) inside its
+function, for start-up speed: ``--help`` and a mistyped option load neither sqlite_utils, aiohttp nor
+the simulator. These lazy imports are allowed here only, and only because none of them closes an import
+cycle (``tests/test_imports.py`` checks both).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 import click
 
 from connector import __version__
-from connector.errors import EX_SOFTWARE, ConnectorError, machine_fault
+from connector.errors import EX_SOFTWARE, ConfigError, ConnectorError, machine_fault
 
 # Every file the connector writes holds personal data or points at it (the mirror, its -wal/-shm,
 # attachments, exports, the lock and heartbeat files): readable by their owner only, whatever the
@@ -109,7 +114,6 @@ def check_config(config_path: Path | None) -> None:
     from connector.commands.check import forms_report
     from connector.commands.check_config import summary as config_summary
     from connector.config import load_config
-    from connector.errors import ConfigError
     from connector.store.db import mirror_modes
 
     summary = config_summary(config_path)

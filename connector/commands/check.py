@@ -9,13 +9,14 @@ import click
 
 from connector import logs
 from connector.config import load_config
+from connector.errors import ConnectorError
+from connector.forms.checking import check_demarches, render
+from connector.forms.profiles import resolve
 from connector.lock import InstanceLock
-from connector.store import open_db
+from connector.store import open_db, open_db_readonly
 
 
 def check(config_path: Path | None, demarches: list[int], full: bool) -> int:
-    from connector.forms.checking import check_demarches, render
-
     config = load_config(config_path)
     logs.configure(level="warning" if sys.stderr.isatty() else config.log.level, json=config.log.json,
                    stream=sys.stderr)
@@ -37,10 +38,6 @@ def check(config_path: Path | None, demarches: list[int], full: bool) -> int:
 def forms_report(config_path: Path | None) -> tuple[str, list[str]]:
     """check-config's forms section: per démarche, the profile and the role problems, resolved against
     the champ descriptors in the mirror (nothing to say before the first sync)."""
-    from connector.errors import ConnectorError
-    from connector.forms.profiles import resolve
-    from connector.store import open_db_readonly
-
     config = load_config(config_path)
     if not config.database.path.is_file():
         return "  Forms:        roles are resolved after the first sync (no database yet)", []

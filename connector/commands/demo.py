@@ -22,9 +22,17 @@ import click
 from aiohttp import web
 
 from connector import logs
-from connector.config import load_config
+from connector.commands.actions import add_demo_followup, demo_followup, renewal_demo
 from connector.commands.hooks import sync_hooks
+from connector.commands.sync import TerminalProgress
+from connector.config import load_config
 from connector.credentials import load_token
+from connector.forms.report import anomalies_by_rule, write_exports
+from connector.simulator import renewal as campaigns
+from connector.simulator.app import GRAPHQL_PATH, create_app
+from connector.simulator.listing import visible
+from connector.simulator.seed import TECH_ACCOUNTS, seed_world
+from connector.store import open_db
 from connector.sync import SyncReport, run_sync
 
 PREFERRED_PORT = 8484
@@ -84,8 +92,6 @@ def _fresh(state_dir: Path) -> None:
 
 def _activity(sim, demarches: list[int]) -> list[str]:
     """A day in DS, played with the simulator's own control methods."""
-    from connector.simulator.listing import visible
-
     done = []
     first = demarches[0]
     created = sim.create_dossiers(first, count=3)
@@ -120,8 +126,6 @@ def _activity(sim, demarches: list[int]) -> list[str]:
 def _progress():
     if not sys.stderr.isatty():
         return None
-    from connector.commands.sync import TerminalProgress
-
     return TerminalProgress(sys.stderr)
 
 
@@ -166,9 +170,6 @@ def _contents(database: Path) -> list[str]:
 
 
 async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
-    from connector.simulator.app import GRAPHQL_PATH, create_app
-    from connector.simulator.seed import seed_world
-
     world = seed_world(seed=seed, dossiers=dossiers)
     token = next(iter(world.tokens))
     port = _port()
@@ -181,9 +182,6 @@ async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
         demarches = [(d.number, d.title) for d in world.demarches.values()]
         _fresh(state_dir)
         config_path = write_demo_files(state_dir, url, token, demarches)
-        from connector.commands.actions import add_demo_followup, demo_followup
-        from connector.simulator.seed import TECH_ACCOUNTS
-
         occitanie = next(d.number for d in world.demarches.values() if d.kind == "occitanie")
         add_demo_followup(config_path, TECH_ACCOUNTS[occitanie], occitanie)
         config = load_config(config_path)
@@ -236,9 +234,6 @@ async def _renewal(sim, state_dir: Path, url: str, token: str, instructeur: str)
     """Step 8: two more Occitanie campaigns planted in the running simulator (2025-2026 closed, 2026-2027),
     mirrored into their own database under ``state_dir/renewal`` (the main mirror is untouched): the
     renewal before and after the cut-off, and the reminders ``actions plan`` would send."""
-    from connector.commands.actions import renewal_demo
-    from connector.simulator import renewal as campaigns
-
     campaigns.plant(sim.world)
     sim.changed()
     directory = state_dir / "renewal"
@@ -258,9 +253,6 @@ async def _renewal(sim, state_dir: Path, url: str, token: str, instructeur: str)
 
 def _forms(config, state_dir: Path) -> None:
     """Open anomalies per rule and the exports (schools, ENT openings and closings, billing) as files."""
-    from connector.forms.report import anomalies_by_rule, write_exports
-    from connector.store import open_db
-
     db = open_db(config.database.path)
     try:
         click.echo("Anomalies found in the forms (open, per rule and démarche):")

@@ -10,13 +10,12 @@ import click
 
 from connector.config import load_config
 from connector.errors import ConnectorError
+from connector.forms import exports
 from connector.store import open_db_readonly
 
 
 def export(config_path: Path | None, kind: str, demarches: list[int], fmt: str, output: Path | None,
            delimiter: str, decimal: str) -> int:
-    from connector.forms import exports
-
     config = load_config(config_path)
     db = open_db_readonly(config.database.path)
     try:

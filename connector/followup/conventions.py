@@ -28,6 +28,7 @@ from typing import Any
 from connector.config import DeadlineConfig
 from connector.followup import deadlines
 from connector.followup.profile import FollowupProfile
+from connector.store import followup as store
 
 REFERENCE_COLUMNS = {"date_depot": "date_depot", "date_passage_en_instruction": "date_passage_en_instruction"}
 UNSAFE_SCANS = ("infected", "integrity_error")
@@ -212,8 +213,6 @@ def refreshed(db: Any, settings: DeadlineConfig, demarche_number: int, profile: 
     """``refresh`` as it goes: REFRESH_CHUNK dossiers read, evaluated, saved, then yielded, so that a
     caller keeping only a few (the plan keeps what is due) holds one chunk at a time. Consume it whole
     inside a transaction: each chunk is saved in the caller's."""
-    from connector.store import followup as store
-
     numbers = store.demarche_dossier_numbers(db, demarche_number) if numbers is None else numbers
     wanted = [w for w in (profile.champ("date_reception"), profile.champ("convention_recue")) if w]
     for start in range(0, len(numbers), REFRESH_CHUNK):

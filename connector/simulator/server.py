@@ -12,6 +12,7 @@ from aiohttp import web
 from connector.simulator.app import GRAPHQL_PATH, create_app
 from connector.simulator.control import PREFIX, Listener
 from connector.simulator.listing import visible
+from connector.simulator.seed import seed_world
 from connector.simulator.state import World
 
 
@@ -59,8 +60,6 @@ def serve(host: str = "127.0.0.1", port: int = 8484, seed: int = 2026, dossiers:
     """Seed a world (``token``: the API token to accept, default derived from the seed) and serve it;
     ``port`` 0 picks a free port; ``latency`` seconds are added to every GraphQL answer. Returns on
     Ctrl-C or SIGTERM. ``renewal``: add the two planted renewal campaigns (``renewal.py``)."""
-    from connector.simulator.seed import seed_world
-
     world = seed_world(seed=seed, dossiers=dossiers, token=token, renewal=renewal)
     gc.freeze()  # the seeded world lives as long as the process: keep it out of every collection
     asyncio.run(_serve(world, host, port, rate_limit, latency))
