@@ -6,10 +6,10 @@ forms"): whether it has the convention deadline, and the descriptor ids of the r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import sqlite_utils
 
+from connector.config import DemarcheConfig
 from connector.forms import profiles
 
 ROLES = ("convention_recue", "date_reception", "statut", "nombre_ecoles", "collectivite", "siret")
@@ -25,7 +25,8 @@ class FollowupProfile:
         return self.champs.get(role)
 
 
-def resolve(db: sqlite_utils.Database, demarche_number: int, demarche_config: Any) -> FollowupProfile | None:
+def resolve(db: sqlite_utils.Database, demarche_number: int,
+            demarche_config: DemarcheConfig | None) -> FollowupProfile | None:
     resolution = profiles.resolve(db, demarche_number, demarche_config)
     if not resolution.profile:
         return None

@@ -7,10 +7,10 @@ every dossier (after a rule or config change). Each démarche is one transaction
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import sqlite_utils
 
+from connector.config import Config
 from connector.forms.evaluate import evaluate_cross, evaluate_dossiers
 from connector.forms.hooks import _config_of, record_resolution
 from connector.forms.rules import RULES, Settings
@@ -30,7 +30,7 @@ class DemarcheCheck:
     open_by_code: dict[str, int] = field(default_factory=dict)
 
 
-def check_demarches(db: sqlite_utils.Database, config: Any, demarches: list[int] | None,
+def check_demarches(db: sqlite_utils.Database, config: Config | None, demarches: list[int] | None,
                     full: bool) -> list[DemarcheCheck]:
     out = []
     for number in demarches or store.demarche_numbers(db):

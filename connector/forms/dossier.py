@@ -16,10 +16,11 @@ from typing import Any
 
 import sqlite_utils
 
+from connector.config import DemarcheConfig
 from connector.forms.identifiers import normalize_siret
 from connector.forms.profiles import SPECS, Descriptor, Resolution, descriptors_from_rows, kind, match, resolve
-from connector.roles import ROLES, SCHOOL_COLUMNS
 from connector.forms.schools import School, make_school, parse_school_text
+from connector.roles import ROLES, SCHOOL_COLUMNS
 from connector.store import forms as store
 
 
@@ -227,7 +228,7 @@ class FormReader:
 
 
 def dossier_form(db: sqlite_utils.Database, number: int, resolution: Resolution | None = None,
-                 demarche_config: Any = None) -> DossierForm | None:
+                 demarche_config: DemarcheConfig | None = None) -> DossierForm | None:
     """What the dossier's form says; None when the dossier is not in the mirror. Without a
     ``resolution``, the démarche's is computed (with ``demarche_config``'s profile and overrides)."""
     rows = store.dossier_rows(db, [number])

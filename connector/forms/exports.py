@@ -29,6 +29,7 @@ from typing import Any
 
 import sqlite_utils
 
+from connector.config import Config, DemarcheConfig
 from connector.forms.profiles import PROFILES, resolve
 from connector.forms.rules import Settings, euros
 from connector.store import forms as store
@@ -44,16 +45,16 @@ class CsvStyle:
     decimal: str = ","
 
 
-def _config_of(config: Any, number: int) -> Any:
+def _config_of(config: Config | None, number: int) -> DemarcheConfig | None:
     return next((d for d in getattr(config, "demarches", ()) or () if d.number == number), None)
 
 
-def _demarches(db: sqlite_utils.Database, config: Any, demarches: list[int] | None) -> list[int]:
+def _demarches(db: sqlite_utils.Database, config: Config | None, demarches: list[int] | None) -> list[int]:
     known = store.demarche_numbers(db)
     return [n for n in (demarches or known) if n in known]
 
 
-def _profile(db: sqlite_utils.Database, config: Any, number: int) -> str:
+def _profile(db: sqlite_utils.Database, config: Config | None, number: int) -> str:
     return store.stored_profile(db, number) or resolve(db, number, _config_of(config, number)).profile
 
 
@@ -67,7 +68,7 @@ def school_year(title: str | None, today: date | None = None) -> str:
     return f"{start}/{start + 1}"
 
 
-def billing(db: sqlite_utils.Database, config: Any, demarches: list[int] | None) -> list[dict]:
+def billing(db: sqlite_utils.Database, config: Config | None, demarches: list[int] | None) -> list[dict]:
     """One line per collectivité and démarche: the schools whose access opens (see ``ouvertures``),
     billed at the démarche's fee, with the titre de perception's object line."""
     numbers = _demarches(db, config, demarches)
@@ -97,7 +98,7 @@ def billing(db: sqlite_utils.Database, config: Any, demarches: list[int] | None)
     return out
 
 
-def openings(db: sqlite_utils.Database, config: Any, demarches: list[int] | None) -> list[dict]:
+def openings(db: sqlite_utils.Database, config: Config | None, demarches: list[int] | None) -> list[dict]:
     numbers = _demarches(db, config, demarches)
     need = {n for n in numbers if PROFILES[_profile(db, config, n)].convention_deadline}
     return store.export_openings(db, numbers, need)
@@ -110,7 +111,7 @@ def _renewal_rows(db: sqlite_utils.Database, demarches: list[int] | None, statut
     return [r for r in renewal_store.rows(db, None, statuts) if not demarches or r["demarche_number"] in demarches]
 
 
-def renewal_openings(db: sqlite_utils.Database, config: Any, demarches: list[int] | None) -> list[dict]:
+def renewal_openings(db: sqlite_utils.Database, config: Config | None, demarches: list[int] | None) -> list[dict]:
     """``ouvertures`` with, for a démarche renewing a previous campaign, ``type`` and ``date_ouverture``."""
     rows = openings(db, config, demarches)
     known = {(r["demarche_number"], r["uai"]): r for r in _renewal_rows(db, demarches)}
@@ -121,7 +122,7 @@ def renewal_openings(db: sqlite_utils.Database, config: Any, demarches: list[int
     return rows
 
 
-def renewal_closings(db: sqlite_utils.Database, config: Any, demarches: list[int] | None) -> list[dict]:
+def renewal_closings(db: sqlite_utils.Database, config: Config | None, demarches: list[int] | None) -> list[dict]:
     """``fermetures`` plus last year's schools not renewed at the cut-off, or whose new request was
     refused or classée sans suite (when that dossier is not already listed), with the reason."""
     rows = store.export_closings(db, demarches)
@@ -139,13 +140,13 @@ def renewal_closings(db: sqlite_utils.Database, config: Any, demarches: list[int
     return rows
 
 
-def renewals(db: sqlite_utils.Database, config: Any, demarches: list[int] | None) -> list[dict]:
+def renewals(db: sqlite_utils.Database, config: Config | None, demarches: list[int] | None) -> list[dict]:
     """Every school of the previous campaigns (not the new ones) with its status."""
     return [{**r, "demarche": r["demarche_number"], "demarche_precedente": r["previous_demarche_number"]}
             for r in _renewal_rows(db, demarches) if r["statut"] != "nouvelle"]
 
 
-def rows_of(db: sqlite_utils.Database, config: Any, kind: str, demarches: list[int] | None) -> list[dict]:
+def rows_of(db: sqlite_utils.Database, config: Config | None, kind: str, demarches: list[int] | None) -> list[dict]:
     if kind == "ecoles":
         return store.export_ecoles(db, demarches)
     if kind == "ouvertures":

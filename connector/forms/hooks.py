@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlite_utils
 
+from connector.config import Config, DemarcheConfig
 from connector.forms import rules
 from connector.forms.evaluate import evaluate_cross, evaluate_dossiers
 from connector.forms.profiles import Resolution, kind, resolve
@@ -17,14 +18,15 @@ from connector.store.sql import now_utc
 log = get_logger(__name__)
 
 
-def _config_of(config: Any, demarche: int) -> Any:
+def _config_of(config: Config | None, demarche: int) -> DemarcheConfig | None:
     for d in getattr(config, "demarches", ()) or ():
         if d.number == demarche:
             return d
     return None
 
 
-def record_resolution(db: sqlite_utils.Database, demarche: int, demarche_config: Any) -> Resolution:
+def record_resolution(db: sqlite_utils.Database, demarche: int,
+                      demarche_config: DemarcheConfig | None) -> Resolution:
     """Resolve the roles, log the chosen profile and every problem, record the mapping and report the
     mapped champs the active revision dropped (``forms.role_dropped``)."""
     resolution = resolve(db, demarche, demarche_config)
@@ -48,7 +50,7 @@ def record_resolution(db: sqlite_utils.Database, demarche: int, demarche_config:
 class FormsHooks:
     """``SyncHooks`` of the forms layer (``connector.commands.hooks.sync_hooks`` composes it)."""
 
-    def __init__(self, config: Any):
+    def __init__(self, config: Config):
         self.config = config
         self._resolutions: dict[int, Resolution] = {}
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import sqlite_utils
 
+from connector.config import DemarcheConfig
 from connector.roles import PRIVATE_ROLES, PROFILE_NAMES, ROLES, SCHOOL_COLUMNS, SEVERAL
 from connector.store import forms as store
-
 
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
 
@@ -353,7 +353,7 @@ def score(mapping: dict[str, list[Descriptor]], profile: Profile) -> float:
 
 
 def resolve_descriptors(demarche: int, rows: list[dict], title: str | None,
-                        demarche_config: Any = None) -> Resolution:
+                        demarche_config: DemarcheConfig | None = None) -> Resolution:
     """``resolve()`` on descriptor rows already read (tests, check-config)."""
     descriptors = descriptors_from_rows(rows)
     configured = getattr(demarche_config, "profile", "auto") or "auto"
@@ -376,7 +376,8 @@ def resolve_descriptors(demarche: int, rows: list[dict], title: str | None,
     return Resolution(demarche, best[1], True, best[2], best[3], descriptors)
 
 
-def resolve(db: sqlite_utils.Database, demarche_number: int, demarche_config: Any = None) -> Resolution:
+def resolve(db: sqlite_utils.Database, demarche_number: int,
+            demarche_config: DemarcheConfig | None = None) -> Resolution:
     """The roles of the démarche's form, from the mirror's champ descriptors (its active revision).
     ``demarche_config``: a ``DemarcheConfig`` (``profile``, ``roles`` overrides) or None (auto)."""
     return resolve_descriptors(demarche_number, store.champ_descriptors(db, demarche_number),

@@ -4,10 +4,10 @@ written as files (CSV for people, one JSON for scripts)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import sqlite_utils
 
+from connector.config import Config
 from connector.forms import exports
 from connector.forms.rules import RULES
 from connector.store import forms as store
@@ -30,7 +30,7 @@ def anomalies_by_rule(db: sqlite_utils.Database) -> list[str]:
     return lines
 
 
-def write_exports(db: sqlite_utils.Database, config: Any, directory: Path) -> list[str]:
+def write_exports(db: sqlite_utils.Database, config: Config | None, directory: Path) -> list[str]:
     directory.mkdir(parents=True, exist_ok=True)
     lines = []
     for kind in exports.KINDS:

@@ -12,15 +12,15 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
 
 import sqlite_utils
 
+from connector.config import DemarcheConfig
 from connector.forms.dossier import DossierForm
 from connector.forms.identifiers import is_collectivite, siret_problem, uai_departement
 from connector.forms.profiles import Resolution
-from connector.roles import FEE_2026_2027, FEES_BY_YEAR
 from connector.logs import get_logger
+from connector.roles import FEE_2026_2027, FEES_BY_YEAR
 from connector.store import forms as store
 
 log = get_logger(__name__)
@@ -62,7 +62,7 @@ class Settings:
     departements: tuple[str, ...] = ()  # empty: the profile's
 
     @classmethod
-    def of(cls, demarche_config: Any) -> Settings:
+    def of(cls, demarche_config: DemarcheConfig | None) -> Settings:
         if demarche_config is None:
             return cls()
         return cls(float(getattr(demarche_config, "fee_per_school", FEE_2026_2027)),
