@@ -219,6 +219,8 @@ def actions() -> None:
 
 DEMARCHE_OPTION = click.option("--demarche", "demarches", type=click.IntRange(1), multiple=True, metavar="N",
                                help="Only this démarche (repeatable).")
+# The journal's states (``store.shape.ACTION_STATES``), repeated so that --help loads no store module;
+# tests/test_imports.py checks the two are the same.
 ACTION_STATES = ("planned", "sending", "sent", "failed", "unknown", "cancelled")
 
 

@@ -28,6 +28,7 @@ from connector.store import open_db_readonly
 from connector.store import renewal as renewal_store
 from connector.store import status as q
 from connector.store.db import mirror_modes
+from connector.store.shape import ACTION_STATES, RENEWAL_STATUSES
 from connector.store.values import instant
 
 STATUS_VERSION = 1
@@ -204,7 +205,6 @@ def _read_database(db: Any, config: Config, now: datetime, out: dict[str, Any], 
 
 
 PARIS = ZoneInfo("Europe/Paris")
-RENEWAL_STATUSES = ("renouvelee", "en_attente", "non_renouvelee", "fermee", "nouvelle")
 
 
 def _renewals(config: Config, table: Any, now: datetime) -> list[dict[str, Any]]:
@@ -228,7 +228,6 @@ def _renewals(config: Config, table: Any, now: datetime) -> list[dict[str, Any]]
     return out
 
 
-ACTION_STATES = ("planned", "sending", "sent", "failed", "unknown", "cancelled")
 CONVENTION_FIGURES = ("awaiting", "due_within_15_days", "overdue")
 
 

@@ -172,6 +172,15 @@ def test_the_ground_floors_import_nothing_above_them():
     assert reach(graph, "connector.store.migrations") == {"connector.store.shape"}
 
 
+def test_cli_repeats_the_journal_states_of_the_shape():
+    """cli.py keeps its own copy of the action states (``--state`` choices) so that ``--help`` loads no
+    store module: the copy is the shape's."""
+    from connector import cli
+    from connector.store import shape
+
+    assert cli.ACTION_STATES == shape.ACTION_STATES
+
+
 def test_the_checker_finds_cycles_through_functions_type_checking_and_packages(tmp_path):
     """The checks above can fail: modules that import each other (one inside a function, one under
     TYPE_CHECKING) are a cycle; so is a module importing ``pkg.sub.c`` when ``pkg/sub/__init__.py``

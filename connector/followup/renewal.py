@@ -24,9 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from connector.store.shape import RENEWAL_STATUSES
+
 LIVE = ("en_construction", "en_instruction", "accepte")
 CLOSED = ("refuse", "sans_suite")
-STATUSES = ("renouvelee", "en_attente", "non_renouvelee", "fermee", "nouvelle")
 FR_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
              "novembre", "décembre")
 
@@ -109,7 +110,7 @@ class Outcome:
     communes: list[Commune]
 
     def counts(self) -> dict[str, int]:
-        out = {s: 0 for s in STATUSES}
+        out = {s: 0 for s in RENEWAL_STATUSES}
         for row in self.schools:
             out[row.status] += 1
         return out
