@@ -16,6 +16,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+import structlog
 from click.testing import CliRunner
 
 from connector.cli import cli
@@ -246,7 +247,9 @@ def newcomer(tmp_path_factory):
     directory = tmp_path_factory.mktemp("newcomer")
     config = load_config(write_config(directory, handle.url, handle.token, sorted(world.demarches),
                                       attachments="none"))
-    assert sync(config, hooks=sync_hooks(config)).exit_code == 0
+    with structlog.testing.capture_logs() as logs:
+        assert sync(config, hooks=sync_hooks(config)).exit_code == 0
+    handle.logs = logs
     yield handle, config, directory
     handle.stop()
 
@@ -267,6 +270,11 @@ def test_ordinary_forms_are_mirrored_with_profile_none_no_anomaly_no_convention_
                        *ordinary)) == {n: "none" for n in ordinary}
     for table in ("anomalies", "conventions", "dossier_forms", "ecoles"):
         assert _query(config, f"SELECT count(*) FROM {table} WHERE demarche_number IN ({marks})", *ordinary) == [(0,)]
+    # The log says why, once per démarche.
+    said = [e for e in handle.logs if e["event"] == "forms.profile_none"]
+    assert sorted(e["demarche"] for e in said) == sorted(ordinary)
+    assert all("no ENT-École profile recognised" in e["note"] for e in said)
+    assert any("best candidate" in e["note"] and "lacks ecoles" in e["note"] for e in said)
     # The traps were there: SIRETs from Tahiti that fail the Luhn key, a farm's name as the signatory.
     values = [c.value for d in handle.world.dossiers.values() if d.demarche_number in ordinary for c in d.champs]
     assert any(isinstance(v, dict) and v.get("siret") and siret_problem(v["siret"]) for v in values)
@@ -332,6 +340,13 @@ def test_check_config_reports_a_contradicted_fee_as_a_warning_and_a_missing_expe
     assert "Traceback" not in result.output
 
 
+def _check(path: Path) -> subprocess.CompletedProcess:
+    """``ds-connector check --full`` in its own process (it configures logging for itself)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DS_API_TOKEN", "CREDENTIALS_DIRECTORY")}
+    return subprocess.run([sys.executable, "-m", "connector", "check", "--full", "--config", str(path)],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
 def test_a_demarche_that_lost_its_profile_loses_its_anomalies(newcomer, tmp_path):
     """``profile = "none"`` configured on a built-in démarche: its anomalies are resolved, its form
     summaries removed, nothing is planned for it."""
@@ -345,13 +360,13 @@ def test_a_demarche_that_lost_its_profile_loses_its_anomalies(newcomer, tmp_path
     before = _query(config, "SELECT count(*) FROM anomalies WHERE demarche_number = ? AND resolved_at IS NULL",
                     OCCITANIE)[0][0]
     assert before
-    result = CliRunner().invoke(cli, ["check", "--full", "--config", str(copy)])
-    assert result.exit_code == 0, result.output
-    assert f"démarche {OCCITANIE}: profile none (configured)" in result.output
+    result = _check(copy)
+    assert result.returncode == 0, result.stderr
+    assert f"démarche {OCCITANIE}: profile none (configured)" in result.stdout
     assert _query(config, "SELECT count(*) FROM anomalies WHERE demarche_number = ? AND resolved_at IS NULL",
                   OCCITANIE) == [(0,)]
     assert _query(config, "SELECT count(*) FROM dossier_forms WHERE demarche_number = ?", OCCITANIE) == [(0,)]
     # Back to detection: Occitanie's form is recognised again and its anomalies reopen.
-    assert CliRunner().invoke(cli, ["check", "--full", "--config", str(config.path)]).exit_code == 0
+    assert _check(Path(config.path)).returncode == 0
     assert _query(config, "SELECT count(*) FROM anomalies WHERE demarche_number = ? AND resolved_at IS NULL",
                   OCCITANIE) == [(before,)]
