@@ -370,3 +370,8 @@ def test_a_demarche_that_lost_its_profile_loses_its_anomalies(newcomer, tmp_path
     assert _check(Path(config.path)).returncode == 0
     assert _query(config, "SELECT count(*) FROM anomalies WHERE demarche_number = ? AND resolved_at IS NULL",
                   OCCITANIE) == [(before,)]
+
+
+def test_simulate_offers_every_added_world():
+    option = next(p for p in cli.commands["simulate"].params if p.name == "extras")
+    assert set(option.type.choices) == set(worlds.EXTRAS)
