@@ -375,3 +375,22 @@ def test_a_demarche_that_lost_its_profile_loses_its_anomalies(newcomer, tmp_path
 def test_simulate_offers_every_added_world():
     option = next(p for p in cli.commands["simulate"].params if p.name == "extras")
     assert set(option.type.choices) == set(worlds.EXTRAS)
+
+
+def test_configured_departements_win_over_the_service_and_the_check_fires_outside_them(newcomer, tmp_path):
+    handle, config, directory = newcomer
+    text = Path(config.path).read_text(encoding="utf-8")
+    copy = tmp_path / "config.toml"
+    copy.write_text(text.replace(f"number = {worlds.VERSAILLES}\n", f'number = {worlds.VERSAILLES}\ndepartements = ["78"]\n')
+                    .replace('path = "ds-connector.sqlite"', f'path = "{directory / "ds-connector.sqlite"}"')
+                    .replace('token_file = "ds-api-token"', f'token_file = "{directory / "ds-api-token"}"'),
+                    encoding="utf-8")
+    assert _check(copy).returncode == 0
+    flagged = {n for (n,) in _query(config, "SELECT DISTINCT dossier_number FROM anomalies WHERE demarche_number = ? "
+                                            "AND code = 'uai_hors_academie' AND resolved_at IS NULL", worlds.VERSAILLES)}
+    outside = {n for (n,) in _query(config, "SELECT DISTINCT dossier_number FROM ecoles WHERE demarche_number = ? "
+                                            "AND substr(uai, 2, 2) <> '78'", worlds.VERSAILLES)}
+    assert flagged == outside and 0 < len(flagged) < 150
+    assert _check(Path(config.path)).returncode == 0  # back to the service's départements: none flagged
+    assert _query(config, "SELECT count(*) FROM anomalies WHERE demarche_number = ? AND resolved_at IS NULL",
+                  worlds.VERSAILLES) == [(0,)]
