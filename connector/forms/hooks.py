@@ -60,6 +60,7 @@ class FormsHooks:
     def __init__(self, config: Any):
         self.config = config
         self._resolutions: dict[int, Resolution] = {}
+        self._settings: dict[int, tuple[Resolution, rules.Settings]] = {}
 
     def resolution(self, db: sqlite_utils.Database, demarche: int) -> Resolution:
         if demarche not in self._resolutions:
@@ -70,7 +71,13 @@ class FormsHooks:
         return self._resolutions[demarche]
 
     def settings(self, db: sqlite_utils.Database, demarche: int) -> rules.Settings:
-        return rules.settings_for(self.resolution(db, demarche), _config_of(self.config, demarche))
+        """The fee and départements of the démarche, resolved once per resolution of its roles."""
+        resolution = self.resolution(db, demarche)
+        cached = self._settings.get(demarche)
+        if cached is None or cached[0] is not resolution:
+            cached = self._settings[demarche] = (resolution,
+                                                 rules.settings_for(resolution, _config_of(self.config, demarche)))
+        return cached[1]
 
     def descriptor_saved(self, db: sqlite_utils.Database, demarche: int) -> None:
         self._resolutions[demarche] = record_resolution(db, demarche, _config_of(self.config, demarche))
