@@ -85,17 +85,25 @@ CONFIG_OPTION = click.option(
     "--latency", default=0.0, show_default=True, type=click.FloatRange(0, 600), metavar="SECONDS",
     help="Server time added to every GraphQL answer (concurrent requests wait independently), to be as slow as DS.",
 )
-@click.option("--renewal", is_flag=True,
-              help="Also serve two successive Occitanie campaigns (2025-2026 closed, 2026-2027) planted for the "
-                   "renewal from one school year to the next; their truth at /_sim/renewal/truth.")
+@click.option(
+    "--with", "extras", multiple=True, type=click.Choice(["ordinary", "versailles", "campaign-2024", "renewal"]),
+    help="Also serve: 'ordinary' forms that are no ENT-École forms (subsidy, permit, complaint...), "
+         "'versailles' (Poitiers' form cloned by an académie with no built-in profile), 'campaign-2024' "
+         "(Occitanie's form at 45 € per school), 'renewal' (two successive Occitanie campaigns, 2025-2026 closed "
+         "and 2026-2027, planted for the renewal from one school year to the next; truth at "
+         "/_sim/renewal/truth). Repeatable.",
+)
 @human_errors
 def simulate(host: str, port: int, seed: int, dossiers: int, rate_limit: int, token: str | None,
-             latency: float, renewal: bool) -> None:
-    """Run the built-in DS API simulator (GraphQL on /api/v2/graphql)."""
+             latency: float, extras: tuple[str, ...]) -> None:
+    """Run the built-in DS API simulator (GraphQL on /api/v2/graphql).
+
+    Example: ds-connector simulate --port 8484 --with ordinary --with versailles
+    """
     from connector.simulator.server import serve
 
     serve(host=host, port=port, seed=seed, dossiers=dossiers, rate_limit=rate_limit, token=token, latency=latency,
-          renewal=renewal)
+          extras=extras)
 
 
 @cli.command("check-config")

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from connector.credentials import load_token
 from connector.errors import ConfigError, CredentialError
-from connector.forms.roles import FEE_2026_2027, PROFILE_CHOICES, ROLES
+from connector.forms.roles import PROFILE_CHOICES, ROLES
 
 SEARCH_PATHS = (Path("config.toml"), Path("/etc/ds-connector/config.toml"))
 DEFAULT_URL = "https://demarche.numerique.gouv.fr/api/v2/graphql"
@@ -203,11 +203,13 @@ class DemarcheConfig:
     number: int
     label: str | None = None
     deadline: DeadlineConfig = DeadlineConfig()
-    # ENT-École forms (connector.forms): the profile ("auto": detected), role overrides as
-    # (role, champ label or descriptor id) pairs, the fee per school in euros, the académie's départements.
+    # ENT-École forms (connector.forms): the profile ("auto": detected; "none": not an ENT-École form),
+    # role overrides as (role, champ label or descriptor id) pairs, the fee per school in euros (None: the
+    # form's, else the cost rule is off), the académie's départements (empty: those of the académie the
+    # démarche's service names, else the uai_hors_academie check is off).
     profile: str = "auto"
     roles: tuple[tuple[str, str], ...] = ()
-    fee_per_school: float = FEE_2026_2027
+    fee_per_school: float | None = None
     departements: tuple[str, ...] = ()
     # The renewal from one school year to the next: the previous campaign's démarche and the calendar.
     previous: int | None = None

@@ -29,8 +29,8 @@ from typing import Any
 
 import sqlite_utils
 
-from connector.forms.profiles import PROFILES, resolve
-from connector.forms.rules import Settings, euros
+from connector.forms.profiles import definition_of, resolve
+from connector.forms.rules import euros, settings_for
 from connector.store import forms as store
 from connector.store import renewal as renewal_store
 
@@ -71,7 +71,9 @@ def billing(db: sqlite_utils.Database, config: Any, demarches: list[int] | None)
     """One line per collectivité and démarche: the schools whose access opens (see ``ouvertures``),
     billed at the démarche's fee, with the titre de perception's object line."""
     numbers = _demarches(db, config, demarches)
-    billed = [n for n in numbers if PROFILES[_profile(db, config, n)].billed] if not demarches else numbers
+    billed = [n for n in numbers if definition_of(_profile(db, config, n)).billed] if not demarches else numbers
+    fees = {n: settings_for(resolve(db, n, _config_of(config, n)), _config_of(config, n)).fee for n in billed}
+    billed = [n for n in billed if fees[n] is not None]  # no fee known (check-config says so): nothing to bill
     rows = openings(db, config, billed)
     lines: dict[tuple[int, str], dict] = {}
     for r in rows:
@@ -82,7 +84,7 @@ def billing(db: sqlite_utils.Database, config: Any, demarches: list[int] | None)
         line["uais"].add(r["uai"])
     out = []
     for (number, _), line in sorted(lines.items(), key=lambda kv: (kv[0][0], kv[1]["collectivite"] or "")):
-        fee = Settings.of(_config_of(config, number)).fee
+        fee = fees[number]
         count = len(line["uais"])
         amount = count * fee
         year = school_year(store.demarche_title(db, number))
@@ -99,7 +101,7 @@ def billing(db: sqlite_utils.Database, config: Any, demarches: list[int] | None)
 
 def openings(db: sqlite_utils.Database, config: Any, demarches: list[int] | None) -> list[dict]:
     numbers = _demarches(db, config, demarches)
-    need = {n for n in numbers if PROFILES[_profile(db, config, n)].convention_deadline}
+    need = {n for n in numbers if definition_of(_profile(db, config, n)).convention_deadline}
     return store.export_openings(db, numbers, need)
 
 

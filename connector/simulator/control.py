@@ -63,7 +63,7 @@ def _planted(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
 
 def _renewal(sim: Simulator) -> None:
     if renewal.PREVIOUS not in sim.world.demarches:
-        raise ValueError("this world has no renewal campaigns: seed it with renewal (simulate --renewal)")
+        raise ValueError("this world has no renewal campaigns: seed it with renewal (simulate --with renewal)")
 
 
 def _renewal_truth(sim: Simulator, _p: dict[str, Any]) -> dict[str, Any]:

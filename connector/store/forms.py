@@ -158,6 +158,17 @@ def demarche_title(db: sqlite_utils.Database, demarche: int) -> str | None:
     return row[0] if row else None
 
 
+def demarche_facts(db: sqlite_utils.Database, demarche: int) -> tuple[str, str]:
+    """What the démarche says of itself: who runs it (its service's name and organisme, from the
+    descriptor DS sent, joined by " | ") and its description. Empty strings when DS sent none."""
+    row = db.conn.execute(
+        "SELECT json_extract(raw, '$.service.nom'), json_extract(raw, '$.service.organisme'), description "
+        "FROM demarches WHERE number = ?", [demarche]).fetchone()
+    if not row:
+        return "", ""
+    return " | ".join(t for t in row[:2] if t), row[2] or ""
+
+
 def demarche_numbers(db: sqlite_utils.Database) -> list[int]:
     return [n for (n,) in db.conn.execute("SELECT number FROM demarches ORDER BY number")]
 
@@ -293,6 +304,14 @@ def save_dossier_forms(db: sqlite_utils.Database, rows: list[dict], ecoles: list
         db.conn.execute(f"DELETE FROM dossier_forms WHERE dossier_number IN ({marks})", chunk)
     insert_many(db, "dossier_forms", rows)
     insert_many(db, "ecoles", ecoles)
+
+
+def forget_dossier_forms(db: sqlite_utils.Database, numbers: list[int]) -> None:
+    """Remove the form summaries and schools of these dossiers (their démarche has no form profile)."""
+    require_transaction(db, "forget_dossier_forms")
+    for chunk, marks in in_chunks(numbers):
+        db.conn.execute(f"DELETE FROM ecoles WHERE dossier_number IN ({marks})", chunk)
+        db.conn.execute(f"DELETE FROM dossier_forms WHERE dossier_number IN ({marks})", chunk)
 
 
 def sync_anomalies(db: sqlite_utils.Database, dossier_numbers: Iterable[int], codes: Iterable[str],
