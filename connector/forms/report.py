@@ -1,5 +1,5 @@
 """What the demo shows of the forms layer: open anomalies per rule and démarche, and the exports
-written as files (CSV for people, one JSON for scripts)."""
+written as files (xlsx for people, CSV and JSON for scripts)."""
 
 from __future__ import annotations
 
@@ -31,13 +31,15 @@ def anomalies_by_rule(db: sqlite_utils.Database) -> list[str]:
 
 
 def write_exports(db: sqlite_utils.Database, config: Any, directory: Path) -> list[str]:
+    """Each kind as xlsx (for people) and CSV (for scripts), and the anomalies as JSON."""
     directory.mkdir(parents=True, exist_ok=True)
     lines = []
     for kind in exports.KINDS:
-        rows = exports.rows_of(db, config, kind, None)
-        path = directory / f"{kind}.csv"
-        path.write_text(exports.to_csv(kind, rows), encoding="utf-8", newline="")
-        lines.append(f"  {path}: {len(rows)} line(s)")
+        built = exports.build(db, config, kind, None)
+        path = directory / f"{kind}.xlsx"
+        path.write_bytes(exports.to_xlsx([built]))
+        path.with_suffix(".csv").write_text(exports.to_csv(kind, built.rows), encoding="utf-8", newline="")
+        lines.append(f"  {path} (and .csv): {len(built.rows)} line(s)")
     rows = exports.rows_of(db, config, "anomalies", None)
     path = directory / "anomalies.json"
     path.write_text(exports.to_json("anomalies", rows), encoding="utf-8")
