@@ -298,8 +298,9 @@ class _Formats:
                                        "text_wrap": True, "valign": "vcenter"})
         self.text = book.add_format({**base, "num_format": "@"})
         self.inert = book.add_format({**base, "num_format": "@", "quote_prefix": True})
-        self.wrap = book.add_format({**base, "num_format": "@", "text_wrap": True})
-        self.wrap_inert = book.add_format({**base, "num_format": "@", "text_wrap": True, "quote_prefix": True})
+        self.wrap = book.add_format({**base, "num_format": "@", "text_wrap": True, "indent": 1})
+        self.wrap_inert = book.add_format({**base, "num_format": "@", "text_wrap": True, "indent": 1,
+                                           "quote_prefix": True})
         self.int = book.add_format({**base, "num_format": "0"})
         self.money = book.add_format({**base, "num_format": '#,##0.00\\ "€"'})
         self.date = book.add_format({**base, "num_format": "dd/mm/yyyy"})

@@ -34,13 +34,13 @@ def write_exports(db: sqlite_utils.Database, config: Any, directory: Path) -> li
     """Each kind as xlsx (for people) and CSV (for scripts), and the anomalies as JSON."""
     directory.mkdir(parents=True, exist_ok=True)
     lines = []
-    for kind in exports.KINDS:
-        built = exports.build(db, config, kind, None)
+    built = {kind: exports.build(db, config, kind, None) for kind in exports.KINDS}
+    for kind, export in built.items():
         path = directory / f"{kind}.xlsx"
-        path.write_bytes(exports.to_xlsx([built]))
-        path.with_suffix(".csv").write_text(exports.to_csv(kind, built.rows), encoding="utf-8", newline="")
-        lines.append(f"  {path} (and .csv): {len(built.rows)} line(s)")
-    rows = exports.rows_of(db, config, "anomalies", None)
+        path.write_bytes(exports.to_xlsx([export]))
+        path.with_suffix(".csv").write_text(exports.to_csv(kind, export.rows), encoding="utf-8", newline="")
+        lines.append(f"  {path} (and .csv): {len(export.rows)} line(s)")
+    rows = built["anomalies"].rows
     path = directory / "anomalies.json"
     path.write_text(exports.to_json("anomalies", rows), encoding="utf-8")
     lines.append(f"  {path}: {len(rows)} object(s)")
