@@ -383,6 +383,10 @@ def test_billing_says_what_to_check_and_strict_holds_it_back(world):
     strict = world.build("facturation", strict=True)
     assert strict.held_back == len(flagged)
     assert strict.rows == [r for r in every if not r["a_verifier"]]
+    # Only a démarche whose form declares a cost is billed, even when named.
+    creteil = world.build("facturation", [CRETEIL, OCCITANIE])
+    assert creteil.rows == every and creteil.notes == [
+        f"démarche {CRETEIL} non facturée : son formulaire (creteil) ne déclare pas de coût"]
     as_json = exports.to_json("facturation", every)
     assert '"a_verifier": [' in as_json and '"montant": 41.0' in as_json
 

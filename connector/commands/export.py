@@ -40,6 +40,8 @@ def export(config_path: Path | None, kind: str, demarches: list[int], fmt: str, 
         _write(output, data)
     for e in built:
         click.echo(_summary(e, output), err=True)
+        for note in e.notes:
+            click.echo(f"  {e.kind}: {note}", err=True)
     return 0
 
 

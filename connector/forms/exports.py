@@ -116,12 +116,14 @@ SEVERITIES = {"error": "erreur", "warning": "avertissement"}
 
 @dataclass
 class Export:
-    """One kind's rows, the démarches they come from (number -> title) and the lines held back."""
+    """One kind's rows, the démarches they come from (number -> title), the lines held back and what
+    the reader should know (e.g. a named démarche that is not billed)."""
 
     kind: str
     rows: list[dict]
     demarches: dict[int, str | None] = field(default_factory=dict)
     held_back: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 # --- Reading the rows -------------------------------------------------------------------------------
@@ -155,14 +157,17 @@ def school_year(title: str | None, today: date | None = None) -> str:
 
 
 def billing(db: sqlite_utils.Database, config: Any, demarches: list[int] | None,
-            strict: bool = False) -> tuple[list[dict], int, list[int]]:
+            strict: bool = False) -> tuple[list[dict], int, list[int], list[str]]:
     """One line per collectivité and démarche: the schools whose access opens (see ``ouvertures``),
     billed at the démarche's fee, with the titre de perception's object line, and ``a_verifier``: the
     codes of the rules with an open error anomaly on one of the line's dossiers. With ``strict``, those
-    lines are left out. Without ``demarches``, only the démarches whose profile is billed. Returns
-    (lines, lines held back, démarches billed)."""
+    lines are left out. Only the démarches whose profile is billed (a cost declared in the form): a
+    named one that is not gets a note. Returns (lines, lines held back, démarches billed, notes)."""
     numbers = _demarches(db, demarches)
-    billed = [n for n in numbers if PROFILES[_profile(db, config, n)].billed] if demarches is None else numbers
+    profiles = {n: _profile(db, config, n) for n in numbers}
+    billed = [n for n in numbers if PROFILES[profiles[n]].billed]
+    notes = [f"démarche {n} non facturée : son formulaire ({profiles[n]}) ne déclare pas de coût"
+             for n in numbers if demarches is not None and n not in billed]
     rows = openings(db, config, billed)
     lines: dict[tuple[int, str], dict] = {}
     for r in rows:
@@ -191,7 +196,7 @@ def billing(db: sqlite_utils.Database, config: Any, demarches: list[int] | None,
                      f"{count} × {euros(fee)} = {euros(amount)}".replace("\u202f", " "),
             "a_verifier": check,
         })
-    return out, held, billed
+    return out, held, billed, notes
 
 
 def openings(db: sqlite_utils.Database, config: Any, demarches: list[int] | None) -> list[dict]:
@@ -204,7 +209,7 @@ def build(db: sqlite_utils.Database, config: Any, kind: str, demarches: list[int
           strict: bool = False) -> Export:
     """The rows of ``kind`` for these démarches (None: every démarche of the mirror)."""
     numbers = _demarches(db, demarches)
-    held = 0
+    held, notes = 0, []
     if kind == "ecoles":
         rows = store.export_ecoles(db, numbers)
     elif kind == "ouvertures":
@@ -212,12 +217,12 @@ def build(db: sqlite_utils.Database, config: Any, kind: str, demarches: list[int
     elif kind == "fermetures":
         rows = store.export_closings(db, numbers)
     elif kind == "facturation":
-        rows, held, numbers = billing(db, config, demarches, strict)
+        rows, held, numbers, notes = billing(db, config, demarches, strict)
     elif kind == "anomalies":
         rows = store.export_anomalies(db, numbers)
     else:
         raise ValueError(f"unknown export {kind!r}: one of {', '.join(KINDS)}")
-    return Export(kind, rows, {n: store.demarche_title(db, n) for n in numbers}, held)
+    return Export(kind, rows, {n: store.demarche_title(db, n) for n in numbers}, held, notes)
 
 
 def rows_of(db: sqlite_utils.Database, config: Any, kind: str, demarches: list[int] | None,
@@ -425,6 +430,7 @@ def _about_sheet(book: xlsxwriter.Workbook, f: _Formats, exports: list[Export], 
         if e.held_back:
             what += f", {e.held_back} retenue(s) (anomalie bloquante ouverte, option --strict)"
         lines.append((f"Feuille « {e.kind} »", what))
+        lines += [("Note", note) for note in e.notes]
     if any(e.kind == "facturation" for e in exports):
         lines.append(("À vérifier", "une ligne de facturation dont un dossier a une anomalie bloquante encore "
                                     "ouverte (règle en erreur) : la règle est nommée dans la colonne « À vérifier » ; "
