@@ -188,30 +188,64 @@ def check_forms(config_path: Path | None, demarches: tuple[int, ...], full: bool
     sys.exit(check(config_path, list(demarches), full))
 
 
+EXPORT_KINDS = ("ecoles", "ouvertures", "fermetures", "facturation", "anomalies", "renouvellements")
+
+
+def _delimiter(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if len(value) != 1 or value in '"\r\n' or value.isalnum():
+        raise click.BadParameter(f"one character that is not a letter, a digit, a quote or a line break "
+                                 f"(e.g. ';', ',' or a tab), not {value!r}")
+    return value
+
+
 @cli.command("export")
-@click.argument("kind", type=click.Choice(["ecoles", "ouvertures", "fermetures", "facturation", "anomalies",
-                                          "renouvellements"]))
+@click.argument("kind", type=click.Choice([*EXPORT_KINDS, "all"]))
 @CONFIG_OPTION
 @click.option("--demarche", "demarches", type=click.IntRange(1), multiple=True, metavar="N",
               help="Only this démarche (repeatable; default: every démarche of the mirror).")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv", "json"]), default=None,
+              help="xlsx for people, csv or json for scripts (default: from the --output suffix, else csv).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file (default: standard output).")
-@click.option("--delimiter", default=";", show_default=True, help="CSV field separator.")
+@click.option("--strict", is_flag=True,
+              help="facturation: leave out the lines whose dossier has an open error anomaly.")
+@click.option("--delimiter", default=";", show_default=True, callback=_delimiter, help="CSV field separator.")
 @click.option("--decimal", type=click.Choice([",", "."]), default=",", show_default=True,
               help="CSV decimal separator.")
 @human_errors
-def export_lists(kind: str, config_path: Path | None, demarches: tuple[int, ...], fmt: str, output: Path | None,
-                 delimiter: str, decimal: str) -> None:
+def export_lists(kind: str, config_path: Path | None, demarches: tuple[int, ...], fmt: str | None,
+                 output: Path | None, strict: bool, delimiter: str, decimal: str) -> None:
     """Export schools, ENT openings and closings (for the AAF), billing, open anomalies, or the renewal of
     last year's schools (renouvellements: a démarche configured with previous = N).
 
-    CSV is UTF-8 with a BOM, ';' and a decimal comma (opens right in LibreOffice and French Excel);
-    JSON is an array of objects. Reads the mirror without the lock.
+    xlsx is for people: typed cells (amounts are numbers, SIRET, UAI and dossier numbers are text, so
+    Excel keeps every digit), French headers, ready to filter and print; `all` writes every kind into
+    one workbook. CSV (UTF-8 with a BOM, ';', decimal comma, every field quoted) and JSON are for
+    scripts. facturation flags in "à vérifier" the lines whose dossier has an open error anomaly
+    (--strict leaves them out). Reads the mirror without the lock.
+
+    \b
+    Examples:
+      ds-connector export facturation --output facturation.xlsx
+      ds-connector export all --demarche 131274 --output exports.xlsx
+      ds-connector export ouvertures --format csv > ouvertures.csv
     """
     from connector.commands.export import export
+    from connector.forms.exports import CsvStyle
 
-    sys.exit(export(config_path, kind, list(demarches), fmt, output, delimiter, decimal))
+    suffix = output.suffix.lower().lstrip(".") if output else ""
+    if fmt is None:
+        fmt = suffix if suffix in ("xlsx", "csv", "json") else "csv"
+    elif suffix in ("xlsx", "csv", "json") and suffix != fmt:
+        raise click.UsageError(f"--format {fmt} but --output ends in .{suffix}")
+    if kind == "all" and fmt != "xlsx":
+        raise click.UsageError("export all writes one workbook, a sheet per kind: use --format xlsx "
+                               "or an --output ending in .xlsx")
+    if fmt == "xlsx" and output is None and sys.stdout.isatty():
+        raise click.UsageError("xlsx is a binary file: give --output FILE.xlsx (or redirect standard output)")
+    if strict and kind not in ("facturation", "all"):
+        raise click.UsageError("--strict only concerns facturation (or all)")
+    sys.exit(export(config_path, kind, list(demarches), fmt, output, CsvStyle(delimiter, decimal), strict))
 
 
 @cli.group()

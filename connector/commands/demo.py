@@ -267,7 +267,8 @@ def _forms(config, state_dir: Path) -> None:
         for line in anomalies_by_rule(db):
             click.echo(line)
         click.echo("")
-        click.echo("Exports (CSV: UTF-8 with BOM, ';', decimal comma; Occitanie opens once the signed convention is in):")
+        click.echo("Exports (xlsx for people, CSV and JSON for scripts; Occitanie opens once the signed convention "
+                   "is in):")
         for line in write_exports(db, config, _relative(state_dir / "exports")):
             click.echo(line)
     finally:

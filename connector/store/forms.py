@@ -413,19 +413,26 @@ _WAS_ACCEPTED = ("EXISTS (SELECT 1 FROM json_each(d.raw, '$.traitements') t "
                  "WHERE json_extract(t.value, '$.event') IN ('accepte', 'accepte_automatiquement'))")
 
 
-def _demarche_filter(demarches: list[int] | None, column: str = "d.demarche_number") -> tuple[str, list]:
-    if not demarches:
-        return "", []
+# The collectivité's name on every export, never empty: the form's collectivité champ, else the
+# demandeur's raison sociale (a PersonneMoraleIncomplete has none), else the commune(s) of its schools,
+# else a marker naming the dossier.
+_COLLECTIVITE = """coalesce(nullif(trim(f.collectivite), ''), nullif(trim(d.demandeur_name), ''),
+        (SELECT group_concat(c, ', ') FROM (SELECT DISTINCT trim(s.commune) AS c FROM ecoles s
+         WHERE s.dossier_number = d.number AND trim(s.commune) <> '' ORDER BY c)),
+        '(sans nom : dossier ' || d.number || ')')"""
+
+
+def _demarche_filter(demarches: list[int], column: str = "d.demarche_number") -> tuple[str, list]:
+    """Only these démarches; an empty list selects nothing (never "every démarche")."""
     return f" AND {column} IN ({', '.join('?' * len(demarches))})", list(demarches)
 
 
-def export_ecoles(db: sqlite_utils.Database, demarches: list[int] | None) -> list[dict]:
+def export_ecoles(db: sqlite_utils.Database, demarches: list[int]) -> list[dict]:
     where, params = _demarche_filter(demarches)
     return query(db, f"""
         SELECT d.demarche_number AS demarche, d.number AS dossier, d.state AS etat, e.position + 1 AS rang,
                e.uai_saisi, e.uai, e.uai_valide, e.nom AS ecole, e.commune,
-               coalesce(f.siret, d.demandeur_siret) AS siret,
-               coalesce(f.collectivite, d.demandeur_name) AS collectivite
+               coalesce(f.siret, d.demandeur_siret) AS siret, {_COLLECTIVITE} AS collectivite
         FROM ecoles e JOIN dossiers d ON d.number = e.dossier_number
         LEFT JOIN dossier_forms f ON f.dossier_number = d.number
         WHERE 1 = 1{where} ORDER BY d.demarche_number, d.number, e.position""", params)
@@ -449,8 +456,7 @@ def export_openings(db: sqlite_utils.Database, demarches: list[int], need_conven
         convention = ""
     return query(db, f"""
         SELECT e.uai, min(e.nom) AS ecole, min(e.commune) AS commune,
-               coalesce(f.siret, d.demandeur_siret) AS siret,
-               coalesce(f.collectivite, d.demandeur_name) AS collectivite,
+               coalesce(f.siret, d.demandeur_siret) AS siret, {_COLLECTIVITE} AS collectivite,
                d.number AS dossier, substr(d.date_traitement, 1, 10) AS date, d.demarche_number AS demarche
         FROM ecoles e JOIN dossiers d ON d.number = e.dossier_number
         LEFT JOIN dossier_forms f ON f.dossier_number = d.number
@@ -459,14 +465,13 @@ def export_openings(db: sqlite_utils.Database, demarches: list[int], need_conven
         ORDER BY d.demarche_number, e.uai, d.number""", params)
 
 
-def export_closings(db: sqlite_utils.Database, demarches: list[int] | None) -> list[dict]:
+def export_closings(db: sqlite_utils.Database, demarches: list[int]) -> list[dict]:
     """Valid schools of dossiers classés sans suite or refused after having been accepted (their access
     may have been opened): the date is the closing decision's."""
     where, params = _demarche_filter(demarches)
     return query(db, f"""
         SELECT e.uai, min(e.nom) AS ecole, min(e.commune) AS commune,
-               coalesce(f.siret, d.demandeur_siret) AS siret,
-               coalesce(f.collectivite, d.demandeur_name) AS collectivite,
+               coalesce(f.siret, d.demandeur_siret) AS siret, {_COLLECTIVITE} AS collectivite,
                d.number AS dossier, substr(d.date_traitement, 1, 10) AS date, d.state AS etat,
                d.demarche_number AS demarche
         FROM ecoles e JOIN dossiers d ON d.number = e.dossier_number
@@ -476,16 +481,27 @@ def export_closings(db: sqlite_utils.Database, demarches: list[int] | None) -> l
         ORDER BY d.demarche_number, e.uai, d.number""", params)
 
 
-def export_anomalies(db: sqlite_utils.Database, demarches: list[int] | None) -> list[dict]:
+def export_anomalies(db: sqlite_utils.Database, demarches: list[int]) -> list[dict]:
     where, params = _demarche_filter(demarches, "a.demarche_number")
     return query(db, f"""
         SELECT a.demarche_number AS demarche, a.dossier_number AS dossier, d.state AS etat,
-               coalesce(f.collectivite, d.demandeur_name) AS collectivite, a.code, a.severity AS gravite,
+               {_COLLECTIVITE} AS collectivite, a.code, a.severity AS gravite,
                a.champ, a.message, substr(a.first_seen_at, 1, 10) AS depuis
         FROM anomalies a JOIN dossiers d ON d.number = a.dossier_number
         LEFT JOIN dossier_forms f ON f.dossier_number = d.number
         WHERE a.resolved_at IS NULL{where}
         ORDER BY a.demarche_number, a.dossier_number, a.severity, a.code, a.key""", params)
+
+
+def open_error_codes(db: sqlite_utils.Database, dossiers: list[int]) -> dict[int, list[str]]:
+    """The codes of the rules with an open error anomaly, per dossier (dossiers without one absent)."""
+    out: dict[int, list[str]] = {}
+    for chunk, marks in in_chunks(list(dossiers)):
+        for number, code in db.conn.execute(
+                f"SELECT DISTINCT dossier_number, code FROM anomalies WHERE resolved_at IS NULL "
+                f"AND severity = 'error' AND dossier_number IN ({marks}) ORDER BY dossier_number, code", chunk):
+            out.setdefault(number, []).append(code)
+    return out
 
 
 def dossiers_to_evaluate(db: sqlite_utils.Database, demarche: int) -> list[int]:

@@ -42,7 +42,7 @@ from typing import Any
 import sqlite_utils
 import structlog
 
-from connector.config import Config
+from connector.config import Config, select_demarches
 from connector.credentials import ApiToken
 from connector.ds.budget import RequestBudget
 from connector.ds.client import DsClient
@@ -257,7 +257,7 @@ async def run_sync(
     on; a bad or expired token, or DS not reachable at all (DsUnreachable: refused, DNS, TLS),
     stops the run (the other démarches are cancelled between two commits) and raises. ``stop`` set (SIGTERM) ends the run after the pages being stored commit:
     no new request is sent and the report says "stopped". The caller holds the instance lock."""
-    selected = _select(config, demarches)
+    selected = select_demarches(config, demarches)
     started = time.monotonic()
     db = open_db(config.database.path)
     tune_for_sync(db)
@@ -712,19 +712,6 @@ class DemarcheSync:
             and (recent is None or (r["created_at"] and instant(r["created_at"]) >= recent))
         )
         return list(dict.fromkeys(number for _, number in pending))
-
-
-def _select(config: Config, numbers: list[int] | None) -> list[Any]:
-    if not numbers:
-        return list(config.demarches)
-    known = {d.number: d for d in config.demarches}
-    unknown = [n for n in numbers if n not in known]
-    if unknown:
-        raise ConfigError(
-            f"démarche(s) {', '.join(map(str, unknown))} not in {config.path}: "
-            f"configured are {', '.join(str(d.number) for d in config.demarches)}"
-        )
-    return [known[n] for n in dict.fromkeys(numbers)]
 
 
 def _readable(value: str) -> bool:
