@@ -16,6 +16,7 @@ import shutil
 import socket
 import sqlite3
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -25,6 +26,7 @@ from connector import logs
 from connector.config import load_config
 from connector.commands.hooks import sync_hooks
 from connector.credentials import load_token
+from connector.progress import SyncDisplay, terminal_console
 from connector.sync import SyncReport, run_sync
 
 PREFERRED_PORT = 8484
@@ -116,22 +118,14 @@ def _activity(sim, demarches: list[int]) -> list[str]:
     return done
 
 
-def _progress():
-    if not sys.stderr.isatty():
-        return None
-    from connector.commands.sync import TerminalProgress
-
-    return TerminalProgress(sys.stderr)
-
-
 async def _sync(config, token, label: str) -> SyncReport:
-    progress = _progress()
-    try:
-        report = await run_sync(config, token, kind="demo", progress=progress, hooks=sync_hooks(config))
-    finally:
-        if progress:
-            progress.done()
-    click.echo(f"{label}: {report.summary()}")
+    display = None
+    if sys.stderr.isatty():  # the transcript goes to standard output; the display to the terminal
+        display = SyncDisplay(terminal_console(sys.stderr), full=False, title=label,
+                              demarches=[d.number for d in config.demarches])
+    with display or nullcontext():
+        report = await run_sync(config, token, kind="demo", progress=display, hooks=sync_hooks(config))
+    click.echo(f"{label}: {report.summary(indent=' ' * 5)}")
     for d in report.demarches:
         if d.error is not None:
             raise click.ClickException(f"démarche {d.number}: {d.error}")
