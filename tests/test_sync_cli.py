@@ -14,6 +14,7 @@ import re
 import secrets
 import sqlite3
 import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -80,7 +81,31 @@ def test_a_bad_token_stops_the_sync_with_one_clear_line(simulator, tmp_path, kin
     assert result.returncode == 78
     [line] = problem_lines(result)
     assert expected in line
+    assert f"token read from token file {tmp_path / 'ds-api-token'}" in line  # where it came from, not what
     assert dossier_counts(config) == {}
+
+
+@pytest.mark.parametrize("source", ["credentials directory", "environment"])
+def test_a_refused_token_names_the_source_it_was_read_from(simulator, tmp_path, source):
+    token = simulator.sim.add_token(revoked=True)
+    config = write_config(tmp_path, simulator.url, token, sorted(simulator.world.demarches))
+    config.write_text(config.read_text().replace('token_file = "ds-api-token"\n', ""))
+    (tmp_path / "ds-api-token").unlink()
+    if source == "environment":
+        env, named = {"DS_API_TOKEN": token}, "token read from $DS_API_TOKEN"
+    else:
+        credentials = tmp_path / "credentials"
+        credentials.mkdir()
+        (credentials / "ds-api-token").write_text(token + "\n")
+        env, named = {"CREDENTIALS_DIRECTORY": str(credentials)}, f"token read from the credentials directory ({credentials}"
+    result = subprocess.run([sys.executable, "-m", "connector", "sync", "--config", str(config)],
+                            capture_output=True, text=True, timeout=120,
+                            env={**{k: v for k, v in os.environ.items() if k not in ("DS_API_TOKEN", "CREDENTIALS_DIRECTORY")},
+                                 **env})
+    assert result.returncode == 78, result.stderr
+    refused = [line for line in result.stderr.splitlines() if "refused the API token" in line]
+    assert refused and named in refused[0], result.stderr
+    assert token not in result.stdout + result.stderr
 
 
 def test_token_not_covering_a_demarche_syncs_the_others_and_names_it(simulator, tmp_path):
