@@ -24,11 +24,18 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 PHASES = ("descriptor", "dossiers", "deletions", "reconciliation", "attachments", "follow-up")
 
 
-def run_in_terminal(args: list[str], *, columns: int, rows: int = 30, timeout: float = 120) -> tuple[int, str]:
+def resize(fd: int, columns: int, rows: int = 30) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+
+def run_in_terminal(args: list[str], *, columns: int, rows: int = 30, timeout: float = 120,
+                    then: tuple[str, int] | None = None) -> tuple[int, str, int]:
     """``ds-connector ARGS`` with stdin, stdout and stderr on a pseudo-terminal of this size: its exit
-    code and everything it wrote (escape sequences included)."""
+    code, everything it wrote (escape sequences included), and with ``then=(text, columns)`` the
+    offset in it where the terminal was resized to ``columns``, once ``text`` had been written."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    resize(slave, columns, rows)
+    resized = -1
     env = {k: v for k, v in child_env(TERM="xterm-256color").items() if k not in ("COLUMNS", "LINES")}
     proc = subprocess.Popen([sys.executable, "-m", "connector", *args], stdin=slave, stdout=slave, stderr=slave,
                             env=env)
@@ -46,12 +53,15 @@ def run_in_terminal(args: list[str], *, columns: int, rows: int = 30, timeout: f
             if not chunk:
                 break
             raw += chunk
+            if then is not None and resized < 0 and then[0].encode() in raw:
+                resize(master, then[1], rows)
+                resized = len(raw)
         code = proc.wait(timeout)
     finally:
         os.close(master)
         if proc.poll() is None:
             proc.kill()
-    return code, raw.decode(errors="replace")
+    return code, raw.decode(errors="replace"), resized
 
 
 def screen_lines(raw: str) -> list[str]:
@@ -69,7 +79,7 @@ def test_a_full_sync_in_a_70_column_terminal_names_its_phases_and_never_goes_pas
     simulator = make_simulator(dossiers=300, latency=0.01)
     config = write_config(tmp_path, simulator.url, simulator.token, sorted(simulator.world.demarches),
                           page_size=25)
-    code, raw = run_in_terminal(["sync", "--full", "--config", str(config)], columns=70)
+    code, raw, _ = run_in_terminal(["sync", "--full", "--config", str(config)], columns=70)
     assert code == 0, raw[-2000:]
     lines = screen_lines(raw)
     end = summary_index(lines)
@@ -90,11 +100,28 @@ def test_a_full_sync_in_a_70_column_terminal_names_its_phases_and_never_goes_pas
     assert "JSON" not in raw and '"event"' not in raw  # a person gets the display, not the JSON lines
 
 
+def test_the_display_follows_a_resized_terminal(make_simulator, tmp_path: Path):
+    simulator = make_simulator(dossiers=300, latency=0.03)
+    config = write_config(tmp_path, simulator.url, simulator.token, sorted(simulator.world.demarches),
+                          page_size=10)
+    code, raw, resized = run_in_terminal(["sync", "--config", str(config)], columns=100,
+                                         then=("démarches done", 50))
+    assert code == 0 and resized > 0, raw[-2000:]
+    before = [line for line in screen_lines(raw[:resized]) if "démarches done" in line]
+    after = screen_lines(raw[resized:])
+    after = after[:summary_index(after)]
+    headers = [i for i, line in enumerate(after) if line.startswith("sync · ")]
+    assert len(headers) >= 2, after  # redrawn after the resize (the first may have been under way)
+    assert max(len(line) for line in before) > 50
+    redrawn = after[headers[1]:]
+    assert redrawn and all(len(line) <= 50 for line in redrawn), [line for line in redrawn if len(line) > 50]
+
+
 def test_log_lines_go_above_the_display_never_on_its_lines(make_simulator, tmp_path: Path):
     simulator = make_simulator(dossiers=120)
     config = write_config(tmp_path, simulator.url, simulator.token, sorted(simulator.world.demarches),
                           page_size=10)
-    code, raw = run_in_terminal(["sync", "-v", "--config", str(config)], columns=100)
+    code, raw, _ = run_in_terminal(["sync", "-v", "--config", str(config)], columns=100)
     assert code == 0, raw[-2000:]
     lines = screen_lines(raw)
     logged = [line for line in lines if "sync.page_committed" in line]
