@@ -206,8 +206,8 @@ def test_a_full_disk_fails_the_sync_with_exit_73_and_leaves_no_temporary(make_si
     result = subprocess.run([sys.executable, "-c", FULL_DISK, str(config.path)], capture_output=True, text=True,
                             timeout=300, env=env)
     assert result.returncode == EX_CANTCREAT, result.stdout[-2000:] + result.stderr
-    summary = result.stdout.strip().splitlines()[-1]
-    assert summary.startswith("sync partial: ") and "; 2 file(s) NOT written here" in summary
+    *_, verdict, _, failed = result.stdout.strip().splitlines()
+    assert verdict.startswith("sync partial: ") and failed.startswith("  2 file(s) NOT written here")
     assert "ENOSPC" in result.stdout and "Traceback" not in result.stdout + result.stderr
     with read_db(config) as db:
         written = db.execute("SELECT count(*) FROM files WHERE local_path IS NOT NULL").fetchone()[0]
