@@ -160,7 +160,7 @@ def run_sync(label: str, config: Path, sim: Simulator, *args: str) -> Run:
     if not db_path.exists():
         raise SystemExit(f"{label}: ds-connector sync exited {child.returncode} without a database: {problems}")
     run = Run(label, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, sim_cpu, child.returncode,
-              summary=next((line for line in reversed(lines) if not line.startswith("{")), ""), row={})
+              summary="; ".join(line.strip() for line in lines if not line.startswith("{")), row={})  # its summary lines
     for event in events:
         if event.get("event") == "api.request":
             run.requests[event.get("demarche", 0)] += 1

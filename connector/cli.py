@@ -49,7 +49,51 @@ def human_errors(fn):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# One example per command, shown at the end of its --help (as sqlite-utils does).
+EXAMPLES = {
+    "simulate": "ds-connector simulate --port 8484 --dossiers 5000 --latency 0.3",
+    "check-config": "ds-connector check-config --config /etc/ds-connector/config.toml",
+    "sync": "ds-connector sync --config config.toml --demarche 131274 --full",
+    "demo": "ds-connector demo --state-dir /tmp/demo --dossiers 1000",
+    "check": "ds-connector check --config config.toml --demarche 131274 --full",
+    "export": "ds-connector export facturation --config config.toml --demarche 131274 --output facturation.csv",
+    "actions": "ds-connector actions plan --config config.toml",
+    "actions plan": "ds-connector actions plan --config config.toml --demarche 131274",
+    "actions run": "ds-connector actions run --config config.toml --settle 120",
+    "actions list": "ds-connector actions list --config config.toml --state failed --state unknown",
+    "actions retry": "ds-connector actions retry --config config.toml 42",
+    "actions cancel": "ds-connector actions cancel --config config.toml 42",
+    "daemon": "ds-connector daemon --config /etc/ds-connector/config.toml",
+    "status": "ds-connector status --config /etc/ds-connector/config.toml --format prometheus",
+}
+
+
+class Commands(click.Group):
+    """A click group whose command list shows each command's first sentence whole (click's default
+    cuts it at 45 characters, mid-sentence), and whose commands end their --help with their example
+    from :data:`EXAMPLES`. Its sub-groups are of the same class."""
+
+    group_class = type
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        super().add_command(cmd, name)
+        key = cmd.name if self.name in (None, "cli") else f"{self.name} {cmd.name}"
+        example = EXAMPLES.get(key or "")
+        if example and not cmd.epilog:
+            cmd.epilog = f"\b\nExample:\n  {example}"  # \b: click keeps these lines as they are
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=1000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ds-connector")
 def cli() -> None:
     """Mirror Démarches-Simplifiées démarches into SQLite and act on them safely.
@@ -145,11 +189,13 @@ def sync(config_path: Path | None, demarches: tuple[int, ...], full: bool, once:
     """Sync the configured démarches into the SQLite mirror, once.
 
     Takes the single-instance lock (exit 75 if the daemon or another sync holds it). On a terminal it
-    shows progress, otherwise it logs JSON lines; it ends with a one-line summary. Exit codes: 0 done,
-    73 an attachment could not be written here (disk full, permission, name refused), 74 the
-    database could not be written (disk full, read-only, permission: the run stopped, nothing lost),
-    75 DS unavailable (unreachable: given up after about 15 s) or lock held (try later), 78 bad
-    config or token.
+    shows a progress display (each démarche's phase, the counts, the time left where a total is
+    known), otherwise it logs JSON lines; it ends with a two-line summary. Exit codes: 0 done,
+    65 partial (dossiers quarantined or files failed; the rest stored), 70 a bug (in one démarche:
+    the others are still synced), 73 an attachment could not be written here (disk full, permission,
+    name refused), 74 the database could not be written (disk full, read-only, permission: the run
+    stopped, nothing lost), 75 DS unavailable (unreachable: given up after about 15 s) or lock held
+    (try later), 78 bad config or token.
     """
     from connector.commands.sync import sync_once
 

@@ -33,10 +33,10 @@ def test_demo_mirrors_the_three_demarches_then_follows_activity(tmp_path):
 
     # The activity (3 deposits, a message, an edit, a decision, one dossier trashed, one purged)
     # comes back in the incremental sync, and a sync with nothing new changes nothing.
-    incremental = re.search(r"3\. Incremental sync: .*", out.stdout).group(0)
+    incremental = re.search(r"3\. Incremental sync: .*\n.*", out.stdout).group(0)
     assert "3 new" in incremental and "1 deleted" in incremental and "1 to the trash" in incremental
     assert re.search(r"[1-9]\d* updated", incremental), incremental
-    quiet = re.search(r"4\. Nothing new: .*", out.stdout).group(0)
+    quiet = re.search(r"4\. Nothing new: .*\n.*", out.stdout).group(0)
     assert "0 new, 0 updated, 0 deleted, 0 to the trash" in quiet
     assert f"{3 * len(expected)} requests" in quiet  # one page of each stream per démarche
 

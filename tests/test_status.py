@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -276,7 +277,7 @@ def test_the_tables_of_later_issues_are_read_when_they_exist(simulator, tmp_path
         conn.executemany("INSERT INTO conventions VALUES (?, 1, ?, ?)", [
             (a, "awaiting", (today + timedelta(days=3)).isoformat()),    # awaited, due soon
             (a, "awaiting", (today + timedelta(days=40)).isoformat()),   # awaited, not soon
-            (a, "awaiting", (today - timedelta(days=2)).isoformat()),    # awaited past its deadline
+            (a, "awaiting", (today - timedelta(days=2)).isoformat()),    # awaiting as saved: not also overdue
             (a, "overdue", (today - timedelta(days=9)).isoformat()),
             (a, "received_on_time", today.isoformat()),
         ])
@@ -286,7 +287,7 @@ def test_the_tables_of_later_issues_are_read_when_they_exist(simulator, tmp_path
     assert code == OK, reasons(s)
     first, second = s["demarches"][0], s["demarches"][1]
     assert first["anomalies"] == {"open": 2, "by_severity": {"error": 1, "warning": 1}}
-    assert first["conventions"] == {"awaiting": 3, "due_within_15_days": 1, "overdue": 2}
+    assert first["conventions"] == {"awaiting": 3, "due_within_15_days": 1, "overdue": 1}
     assert first["actions"] == {"planned": 2, "sending": 0, "sent": 0, "failed": 1, "unknown": 0, "cancelled": 0}
     assert second["conventions"] == {"awaiting": 0, "due_within_15_days": 0, "overdue": 0}
     assert second["anomalies"] == {"open": 0, "by_severity": {}}
@@ -297,4 +298,31 @@ def test_the_tables_of_later_issues_are_read_when_they_exist(simulator, tmp_path
     assert code == CRITICAL and reasons(s) == [f"démarche {b}: 1 action(s) in unknown state (check DS)"]
     prom = status_cli(config.path, "--format", "prometheus").stdout
     assert f'ds_connector_actions{{demarche="{b}",state="unknown"}} 1' in prom
-    assert f'ds_connector_conventions{{demarche="{a}",status="overdue"}} 2' in prom
+    assert f'ds_connector_conventions{{demarche="{a}",status="overdue"}} 1' in prom
+
+
+def test_status_and_actions_plan_count_the_conventions_alike(make_simulator, tmp_path):
+    """On the demo's world (seed 2026, DS's clock months behind this machine's): ``status`` shows the
+    conventions as ``actions plan`` counts them, awaiting and overdue never both."""
+    from followup_env import followup_config, occitanie, sync_and_act
+
+    simulator = make_simulator(seed=2026, dossiers=300)
+    config = followup_config(tmp_path, simulator)
+    sync_and_act(config)
+    number = occitanie(simulator.world)
+    code, s = status_json(config.path)
+    conventions = next(d for d in s["demarches"] if d["number"] == number)["conventions"]
+    plan = subprocess.run([sys.executable, "-m", "connector.cli", "actions", "plan", "--config", str(config.path)],
+                          capture_output=True, text=True, timeout=120, env=child_env())
+    assert plan.returncode == 0, plan.stderr
+    line = next(l for l in plan.stdout.splitlines() if l.startswith(f"démarche {number} "))
+    planned = {status: int(n) for n, status in re.findall(r"(\d+) ([a-z_]+)", line.split(":", 1)[1])}
+    assert planned.get("overdue", 0) > 0 and planned.get("awaiting", 0) > 0, line  # both figures are exercised
+    assert conventions["awaiting"] == planned["awaiting"] and conventions["overdue"] == planned["overdue"], line
+    assert conventions["due_within_15_days"] <= conventions["awaiting"]
+    with closing(sqlite3.connect(config.database.path)) as conn:
+        total = conn.execute("SELECT count(*) FROM conventions WHERE demarche_number = ?", [number]).fetchone()[0]
+    assert sum(planned.values()) == total  # one status per convention: no overlap
+    text = status_cli(config.path).stdout
+    assert (f"conventions: {planned['awaiting']} awaiting (of which {conventions['due_within_15_days']} due "
+            f"within 15 days), {planned['overdue']} overdue") in text

@@ -16,15 +16,18 @@ import shutil
 import socket
 import sqlite3
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
 from aiohttp import web
+from rich.console import Console
 
 from connector import logs
 from connector.config import load_config
 from connector.commands.hooks import sync_hooks
 from connector.credentials import load_token
+from connector.progress import SyncDisplay, terminal_console
 from connector.sync import SyncReport, run_sync
 
 PREFERRED_PORT = 8484
@@ -117,22 +120,13 @@ def _activity(sim, demarches: list[int]) -> list[str]:
     return done
 
 
-def _progress():
-    if not sys.stderr.isatty():
-        return None
-    from connector.commands.sync import TerminalProgress
-
-    return TerminalProgress(sys.stderr)
-
-
-async def _sync(config, token, label: str) -> SyncReport:
-    progress = _progress()
-    try:
-        report = await run_sync(config, token, kind="demo", progress=progress, hooks=sync_hooks(config))
-    finally:
-        if progress:
-            progress.done()
-    click.echo(f"{label}: {report.summary()}")
+async def _sync(config, token, label: str, terminal: Console | None) -> SyncReport:
+    display = None
+    if terminal is not None:  # the transcript goes to standard output; the display to the terminal
+        display = SyncDisplay(terminal, full=False, title=label, demarches=[d.number for d in config.demarches])
+    with display or nullcontext():
+        report = await run_sync(config, token, kind="demo", progress=display, hooks=sync_hooks(config))
+    click.echo(f"{label}: {report.summary(indent=' ' * 5)}")
     for d in report.demarches:
         if d.error is not None:
             raise click.ClickException(f"démarche {d.number}: {d.error}")
@@ -165,7 +159,7 @@ def _contents(database: Path) -> list[str]:
         conn.close()
 
 
-async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
+async def run_demo(state_dir: Path, seed: int, dossiers: int, terminal: Console | None = None) -> None:
     from connector.simulator.app import GRAPHQL_PATH, create_app
     from connector.simulator.seed import seed_world
 
@@ -191,7 +185,7 @@ async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
         click.echo(f"Simulator: {url} (seed {seed}, {len(world.dossiers)} dossiers incl. brouillons and hidden)")
         click.echo(f"Config:    {config_path} (token in {state_dir / 'ds-api-token'}, mode 0600)")
         click.echo("")
-        first = await _sync(config, api_token, "1. Full sync")
+        first = await _sync(config, api_token, "1. Full sync", terminal)
         for d in first.demarches:
             click.echo(f"     démarche {d.number}: {d.dossiers} dossiers in {d.pages} pages, "
                        f"{d.files} attachments")
@@ -200,8 +194,8 @@ async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
         for line in _activity(app["sim"], [n for n, _ in demarches]):
             click.echo(f"     {line}")
         click.echo("")
-        await _sync(config, api_token, "3. Incremental sync")
-        await _sync(config, api_token, "4. Nothing new")
+        await _sync(config, api_token, "3. Incremental sync", terminal)
+        await _sync(config, api_token, "4. Nothing new", terminal)
         click.echo("")
         for line in await demo_followup(config, lambda: app["sim"].mutation_log):
             click.echo(line)
@@ -284,5 +278,7 @@ def _relative(path: Path) -> Path:
 
 
 def demo(state_dir: Path, seed: int, dossiers: int) -> None:
-    logs.configure(level="warning", json=False, stream=sys.stderr)
-    asyncio.run(run_demo(state_dir, seed, dossiers))
+    terminal = terminal_console(sys.stderr) if sys.stderr.isatty() else None
+    # warnings go above the progress display, never on its lines
+    logs.configure(level="warning", json=False, stream=logs.ConsoleLines(terminal) if terminal else sys.stderr)
+    asyncio.run(run_demo(state_dir, seed, dossiers, terminal))

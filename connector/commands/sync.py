@@ -1,12 +1,11 @@
-"""``ds-connector sync``: config, token, lock, logging and progress around :func:`run_sync`."""
+"""``ds-connector sync``: config, token, lock, logging and the progress display around :func:`run_sync`."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
-import time
+from contextlib import nullcontext
 from pathlib import Path
-from typing import TextIO
 
 import click
 
@@ -17,39 +16,31 @@ from connector.credentials import load_token
 from connector.daemon.runs import run_recorded
 from connector.errors import LockHeld
 from connector.lock import InstanceLock, read_holder
-from connector.sync.engine import DemarcheReport
+from connector.progress import SyncDisplay, terminal_console
 
 
-class TerminalProgress:
-    """One rewritten status line on a terminal: démarche, pages, dossiers, rate. It shares the
-    terminal with the log lines through :class:`connector.logs.TerminalLines`: a log line clears it
-    and it is redrawn below, so the two never share a line."""
+def terminal_display(full: bool, demarches: list[int]) -> tuple[SyncDisplay, logs.ConsoleLines]:
+    """The progress display on standard error, and the stream log lines go through above it."""
+    console = terminal_console(sys.stderr)
+    return SyncDisplay(console, full=full, demarches=demarches), logs.ConsoleLines(console)
 
-    def __init__(self, stream: TextIO | logs.TerminalLines):
-        self.lines = stream if isinstance(stream, logs.TerminalLines) else logs.TerminalLines(stream)
 
-    def __call__(self, report: DemarcheReport) -> None:
-        seconds = max(time.monotonic() - report.started, 1e-6)
-        line = (f"démarche {report.number}: {report.pages} pages, {report.dossiers} dossiers "
-                f"({report.new} new, {report.updated} updated), {report.dossiers / seconds:.0f} dossiers/s")
-        self.lines.progress(line)
-
-    def done(self) -> None:
-        self.lines.done()
+def interactive() -> bool:
+    """A person at a terminal: standard output and standard error both are one. Otherwise (journald,
+    a pipe, a file) the JSON lines go to standard output, as the daemon's do, and nothing is drawn."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
 
 
 def sync_once(config_path: Path | None, demarches: list[int], *, full: bool, verbose: bool = False,
               wait: bool = False) -> int:
     config = load_config(config_path)
     token = load_token(config)
-    interactive = sys.stderr.isatty()
-    progress = None
-    if interactive:
-        # People get a progress line and warnings; journald and pipes get every JSON line.
+    display = None
+    if interactive():
+        # People get the progress display and warnings; journald and pipes get every JSON line.
         level = config.log.level if verbose else "warning"
-        terminal = logs.TerminalLines(sys.stderr)
-        logs.configure(level=level, json=config.log.json or False, stream=terminal)
-        progress = TerminalProgress(terminal)
+        display, lines = terminal_display(full, demarches or [d.number for d in config.demarches])
+        logs.configure(level=level, json=config.log.json or False, stream=lines)
     else:
         logs.configure(level=config.log.level, json=config.log.json, stream=sys.stdout)
     lock = InstanceLock(config.state_dir, holder="sync")
@@ -62,14 +53,12 @@ def sync_once(config_path: Path | None, demarches: list[int], *, full: bool, ver
         click.echo(f"ds-connector: waiting for pid {holder.pid or 'unknown'} ({holder.what or 'another sync'}) "
                    "to finish its run…", err=True)
         lock.acquire(wait=True)
-    with lock:
-        try:
-            report = asyncio.run(run_recorded(config, token, demarches=demarches or None, full=full,
-                                              hooks=sync_hooks(config), progress=progress))
-        finally:
-            if progress:
-                progress.done()
+    with lock, display or nullcontext():
+        report = asyncio.run(run_recorded(config, token, demarches=demarches or None, full=full,
+                                          hooks=sync_hooks(config), progress=display))
         if report.demarches_done:  # a quarantined dossier does not hold back the others' follow-up
+            if display:
+                display.stage("follow-up")
             asyncio.run(after_sync(config, report))
     for demarche in report.demarches:
         if demarche.error is not None:
