@@ -174,8 +174,9 @@ LISTS: dict[str, ListSpec] = {
                              "not_applicable")},
                  "due": {"15": "c.status = 'awaiting' AND c.deadline IS NOT NULL AND date(c.deadline) >= date(:today) "
                                "AND date(c.deadline) <= date(:today, '+15 days')",
-                         "past": "c.deadline IS NOT NULL AND date(c.deadline) < date(:today) "
-                                 "AND c.status IN ('awaiting', 'overdue')"}},
+                         # status's "overdue" figure: overdue, or awaited past the deadline
+                         "past": "c.status = 'overdue' OR (c.status = 'awaiting' AND c.deadline IS NOT NULL "
+                                 "AND date(c.deadline) < date(:today))"}},
         sorts={"dossier": "c.dossier_number", "collectivite": _COLLECTIVITE, "status": "c.status",
                "deadline": "date(c.deadline)", "received_at": "c.received_at"},
         default_sort="deadline",

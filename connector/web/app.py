@@ -40,7 +40,7 @@ HERE = Path(__file__).parent
 SESSION_COOKIE = "dsc_session"
 PRE_COOKIE = "dsc_login"  # the pre-login nonce the login form's CSRF token is bound to
 PUBLIC_PREFIXES = ("/static/",)
-PUBLIC_PATHS = ("/healthz", "/login")
+PUBLIC_PATHS = ("/healthz", "/login", "/favicon.ico")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 SECURITY_HEADERS = {
@@ -57,6 +57,11 @@ SIGNER_KEY = web.AppKey("signer", Signer)
 THROTTLE_KEY = web.AppKey("throttle", Throttle)
 FILES_KEY = web.AppKey("files", AuthFiles)
 JINJA_KEY = web.AppKey("jinja", jinja2.Environment)
+# Typed request storage where aiohttp has it (3.12+), plain names before.
+_request_key = getattr(web, "RequestKey", lambda name, _type: name)
+USER = _request_key("user", str)
+HOW = _request_key("how", str)
+SESSION = _request_key("session", dict)
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -84,8 +89,8 @@ async def _read(request: web.Request, fn: Callable[..., Any], *args: Any) -> Any
 
 def _render(request: web.Request, template: str, http_status: int = 200, **context: Any) -> web.Response:
     env = request.app[JINJA_KEY]
-    user = request.get("user")
-    session = request.get("session") or {}
+    user = request.get(USER)
+    session = request.get(SESSION) or {}
     signer = request.app[SIGNER_KEY]
     html = env.get_template(template).render(
         request=request, user=user, labels=labels,
@@ -176,17 +181,17 @@ async def require_user(request: web.Request, handler: Callable) -> web.StreamRes
     header = config.web.user_header
     if header in request.headers:
         if _trusted_proxy(request) and request.headers[header].strip():
-            request["user"] = request.headers[header].strip()
-            request["how"] = "proxy"
+            request[USER] = request.headers[header].strip()
+            request[HOW] = "proxy"
         else:
             log.warning("web.user_header_ignored", address=_peer(request), header=header)
-    if "user" not in request:
+    if USER not in request:
         session = request.app[SIGNER_KEY].unsign("session", request.cookies.get(SESSION_COOKIE))
         if session and isinstance(session.get("u"), str):
-            request["user"], request["how"], request["session"] = session["u"], "password", session
+            request[USER], request[HOW], request[SESSION] = session["u"], "password", session
     if request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES):
         return await handler(request)
-    if "user" not in request:
+    if USER not in request:
         target = request.path_qs if request.method == "GET" else "/"
         raise web.HTTPFound("/login?" + urlencode({"next": target}))
     return await handler(request)
@@ -210,6 +215,10 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n" if ok else "database unreadable\n", status=200 if ok else 503)
 
 
+async def no_favicon(request: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
 def _login_form(request: web.Request, status: int = 200, error: str | None = None, name: str = "") -> web.Response:
     nonce = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(16)
     response = _render(request, "login.html", http_status=status, error=error, name=name,
@@ -229,7 +238,7 @@ def _users(request: web.Request) -> dict[str, str]:
 
 
 async def login_page(request: web.Request) -> web.Response:
-    if "user" in request:
+    if USER in request:
         raise web.HTTPFound(_safe_next(request.query.get("next")))
     return _login_form(request)
 
@@ -266,10 +275,10 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     form = await request.post()
-    session = request.get("session") or {}
+    session = request.get(SESSION) or {}
     if not request.app[SIGNER_KEY].check_token("logout", session.get("c"), str(form.get("csrf", ""))):
         raise web.HTTPBadRequest(text="Jeton de formulaire invalide.")
-    log.info("web.logout", user=request.get("user"))
+    log.info("web.logout", user=request.get(USER))
     response = web.HTTPSeeOther("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     raise response
@@ -403,7 +412,7 @@ async def export_download(request: web.Request) -> web.StreamResponse:
     body = exports.render(kind, rows, fmt)
     data = body.encode("utf-8") if isinstance(body, str) else body
     name = f"{kind}-{demarche}.{fmt}" if demarche else f"{kind}.{fmt}"
-    log.info("web.export", user=request.get("user"), kind=kind, format=fmt, demarche=demarche, rows=len(rows))
+    log.info("web.export", user=request.get(USER), kind=kind, format=fmt, demarche=demarche, rows=len(rows))
     return web.Response(body=data, headers={
         "Content-Type": CONTENT_TYPES.get(fmt, "application/octet-stream") + ("; charset=utf-8" if isinstance(body, str)
                                                                                else ""),
@@ -420,7 +429,7 @@ async def error_pages(request: web.Request, handler: Callable) -> web.StreamResp
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        if exc.status in (404, 503) and "user" in request:
+        if exc.status in (404, 503) and USER in request:
             return _render(request, "error.html", http_status=exc.status, code=exc.status,
                            message=exc.text if exc.text and not exc.text.startswith(str(exc.status)) else None)
         raise
@@ -439,6 +448,7 @@ def create_app(config: Config, files: AuthFiles | None = None, throttle: Throttl
     env.filters.update(labels.FILTERS)
     app[JINJA_KEY] = env
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/favicon.ico", no_favicon)
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)

@@ -61,7 +61,7 @@ FILTERS_TITLES = {"state": "État", "status": "Statut", "due": "Échéance", "op
                   "kind": "Action", "valid": "UAI"}
 FILTER_VALUES = {
     "status": CONVENTION_STATUSES,
-    "due": {"15": "dans les 15 jours", "past": "dépassée"},
+    "due": {"15": "dans les 15 jours", "past": "dépassée (en retard)"},
     "open": {"1": "ouvertes", "0": "résolues"},
     "severity": SEVERITIES,
     "kind": ACTION_KINDS,
