@@ -373,3 +373,23 @@ def test_serve_without_a_secret_key_is_a_clear_config_error(tmp_path, site):
                             capture_output=True, text=True, env=child_env(), timeout=60)
     assert result.returncode == 78 and "no secret key" in result.stderr and "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "web-secret")
+
+
+def test_web_config_section_lists_every_problem(tmp_path):
+    import tomllib
+
+    from connector.config import parse_config
+
+    bad = ('[web]\ntrusted_proxies = ["nope", "::1"]\nuser_header = "a b"\nsecure_cookies = "yes"\nport = 0\n'
+           'bogus = 1\n[[demarches]]\nnumber = 1\n')
+    with pytest.raises(ConfigError) as caught:
+        parse_config(tomllib.loads(bad), tmp_path, "bad.toml")
+    problems = caught.value.problems
+    assert "[web] trusted_proxies: 'nope' is not an IP address" in problems
+    assert "[web] user_header: 'a b' is not an HTTP header name" in problems
+    assert "[web] secure_cookies: expected true or false, got a string" in problems
+    assert any(p.startswith("[web] port: 0 is out of range") for p in problems)
+    assert any(p.startswith("[web] bogus: unknown key") for p in problems)
+    good = parse_config(tomllib.loads('[web]\ntrusted_proxies = ["127.0.0.1", "::1"]\n[[demarches]]\nnumber = 1\n'),
+                        tmp_path, "good.toml")
+    assert good.web.trusted_proxies == ("127.0.0.1", "::1") and good.web.port == 8001 and good.web.secure_cookies
