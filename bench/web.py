@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import closing
 from pathlib import Path
@@ -84,12 +85,14 @@ def line(label: str, seconds: list[float]) -> str:
 
 def start_server(config_path: Path) -> tuple[subprocess.Popen, str]:
     server = subprocess.Popen([sys.executable, "-m", "connector", "serve", "--config", str(config_path), "--port", "0"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
-    for raw in server.stdout:
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env())
+    for raw in server.stdout:  # JSON lines ([log] level info): the first one says where it listens
         event = json.loads(raw)
         if event.get("event") == "web.listening":
+            # the rest is drained, so that the child never blocks on a full pipe
+            threading.Thread(target=lambda: server.stdout.read(), daemon=True).start()
             return server, event["url"]
-    raise SystemExit(f"ds-connector serve did not start: {server.stderr.read()[-2000:]}")
+    raise SystemExit(f"ds-connector serve did not start (exit {server.wait()})")
 
 
 def main() -> None:
@@ -105,14 +108,15 @@ def main() -> None:
     server = None
     try:
         config_path = write_config(directory, sim, "none")
-        config_path.write_text(config_path.read_text().replace('level = "debug"', 'level = "warning"'))
+        config_path.write_text(config_path.read_text().replace('level = "debug"', 'level = "info"'))
         config = load_config(config_path)
         started = time.perf_counter()
         result = ds_connector("sync", "--config", str(config_path))
-        print(f"sync into {config.database.path} ({time.perf_counter() - started:.0f} s): "
-              f"{result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-500:]}")
+        said = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-500:]
+        print(f"sync into {config.database.path} ({time.perf_counter() - started:.0f} s): {said}")
         with closing(sqlite3.connect(config.database.path)) as conn:
-            counts = conn.execute("SELECT demarche_number, count(*) FROM dossiers GROUP BY 1 ORDER BY 2 DESC").fetchall()
+            counts = conn.execute("SELECT demarche_number, count(*) FROM dossiers GROUP BY 1 "
+                                  "ORDER BY 2 DESC").fetchall()
             numbers = [n for (n,) in conn.execute("SELECT number FROM dossiers")]
             demarche = counts[0][0]
             dossier = conn.execute("SELECT dossier_number FROM conventions WHERE proof_message_id IS NOT NULL "

@@ -73,7 +73,8 @@ class Client:
         assert status == 200
         return re.search(r'name="csrf" value="([^"]+)"', text)[1]
 
-    def login(self, user: str = USER, password: str = PASSWORD, next_: str = "/") -> tuple[int, http.client.HTTPMessage, str]:
+    def login(self, user: str = USER, password: str = PASSWORD,
+              next_: str = "/") -> tuple[int, http.client.HTTPMessage, str]:
         csrf = self.login_form()
         return self.request("POST", "/login", form={"csrf": csrf, "user": user, "password": password, "next": next_})
 
@@ -174,6 +175,8 @@ def test_login_redirects_only_inside_the_site(site):
                              ("/\\evil.example", "/")):
         status, headers, _ = Client(server.url).login(next_=target)
         assert status == 303 and headers["Location"] == expected, target
+    status, _, text = Client(server.url).login(password="not it", next_="/exports")
+    assert status == 401 and 'name="next" value="/exports"' in text  # kept for the next try
 
 
 def test_five_wrong_passwords_lock_the_pair_and_are_logged_without_the_password(site):

@@ -20,8 +20,9 @@ import pytest
 from daemonenv import child_env
 from webenv import PASSWORD, USER, WebServer, build_mirror, chromium, rows
 
-pytestmark = pytest.mark.skipif(not (shutil.which("chromium") and Path("/usr/bin/chromedriver").exists()),
-                                reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("chromium") and Path("/usr/bin/chromedriver").exists()),
+    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
 
 PERSONAL_COLUMNS = "demandeur_name, usager_email"
 
@@ -122,7 +123,8 @@ def test_campaign_figures_equal_ds_connector_status_json(site, browser):
     checked = 0
     for entry in status["demarches"]:
         browser.get(f"{server.url}/demarches/{entry['number']}")
-        shown = {e.get_attribute("data-status"): e.text for e in browser.find_elements(By.CSS_SELECTOR, "[data-status]")}
+        shown = {e.get_attribute("data-status"): e.text
+                 for e in browser.find_elements(By.CSS_SELECTOR, "[data-status]")}
         required = {"dossiers.total", "new_24h", "trash", "quarantined", "anomalies.open",
                     *(f"dossiers.by_state.{s}" for s in entry["dossiers"]["by_state"]),
                     *(f"conventions.{k}" for k in ("awaiting", "due_within_15_days", "overdue")),
@@ -151,15 +153,15 @@ def test_dossier_page_shows_schools_anomalies_and_the_conventions_proof(site, br
                                       [number]):
         assert (uai_saisi or "") in schools and (nom or "") in schools
     checks = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#ecoles tbody td:nth-child(4)")]
-    assert checks == ["valide" if r[0] else "invalide" for r in
-                      rows(config, "SELECT uai_valide FROM ecoles WHERE dossier_number = ? ORDER BY position", [number])]
+    valid = rows(config, "SELECT uai_valide FROM ecoles WHERE dossier_number = ? ORDER BY position", [number])
+    assert checks == ["valide" if r[0] else "invalide" for r in valid]
     anomalies = browser.find_element(By.ID, "anomalies").text
     for (message,) in rows(config, "SELECT message FROM anomalies WHERE dossier_number = ?", [number]):
         assert message in anomalies
     proof = browser.find_element(By.ID, "convention").text
     convention = rows(config, "SELECT c.status, m.body, f.filename FROM conventions c "
-                              "JOIN messages m ON m.id = c.proof_message_id JOIN files f ON f.file_key = c.proof_file_key "
-                              "WHERE c.dossier_number = ?", [number])[0]
+                              "JOIN messages m ON m.id = c.proof_message_id "
+                              "JOIN files f ON f.file_key = c.proof_file_key WHERE c.dossier_number = ?", [number])[0]
     assert convention["filename"] in proof
     assert convention["body"].splitlines()[0] in proof
     assert "Reçue" in proof

@@ -135,7 +135,8 @@ def _in_state(key: str, state: str) -> str:
 
 def _joins(key: str) -> dict[str, str]:
     """The dossier (``d``) and its form summary (``f``) of a table whose dossier column is ``key``."""
-    return {"d": f"LEFT JOIN dossiers d ON d.number = {key}", "f": f"LEFT JOIN dossier_forms f ON f.dossier_number = {key}"}
+    return {"d": f"LEFT JOIN dossiers d ON d.number = {key}",
+            "f": f"LEFT JOIN dossier_forms f ON f.dossier_number = {key}"}
 
 
 LISTS: dict[str, ListSpec] = {
@@ -223,7 +224,7 @@ LISTS: dict[str, ListSpec] = {
                  "state": {s: _in_state("e.dossier_number", s) for s in _DOSSIER_STATES}},
         sorts={"dossier": ("e.dossier_number", "e.position"), "uai": "e.uai", "nom": "e.nom", "commune": "e.commune",
                "collectivite": _COLLECTIVITE},
-        default_sort="dossier",
+        default_sort="uai",  # idx_ecoles_demarche_uai: no sort of the démarche's schools
     ),
 }
 
@@ -263,7 +264,9 @@ def list_page(db: sqlite_utils.Database, name: str, demarche: int, *, today: dat
     direction = "DESC" if descending else "ASC"
     keys = spec.sorts.get(sort or spec.default_sort, spec.sorts[spec.default_sort])
     keys = keys if isinstance(keys, tuple) else (keys,)
-    order = ", ".join(f"{k} IS NULL, {k} {direction}" for k in keys) + f", {alias}.rowid {direction}"
+    # Plain column order (SQLite puts NULLs first ascending): an index on the sort column then serves
+    # the ORDER BY without sorting every row of the démarche.
+    order = ", ".join(f"{k} {direction}" for k in keys) + f", {alias}.rowid {direction}"
     used = " ".join(spec.joins[a] for a in spec.joins if f"{a}." in where or f"{a}." in order)
     total = db.conn.execute(f"SELECT count(*) FROM {spec.table} {used} WHERE {where}", params).fetchone()[0]
     pages = max(1, -(-total // size))
@@ -289,7 +292,8 @@ def dossier(db: sqlite_utils.Database, number: int) -> dict[str, Any] | None:
     return _one(db, """
         SELECT d.number, d.demarche_number, d.state, d.archived, d.date_depot, d.date_passage_en_instruction,
                d.date_traitement, d.date_derniere_modification, d.motivation, d.usager_email, d.demandeur_type,
-               coalesce(f.siret, d.demandeur_siret) AS siret, coalesce(f.collectivite, d.demandeur_name) AS collectivite,
+               coalesce(f.siret, d.demandeur_siret) AS siret,
+               coalesce(f.collectivite, d.demandeur_name) AS collectivite,
                d.pending_deletion, d.quarantined, d.synced_at, f.profile, f.nombre_ecoles, f.nombre_ecoles_saisi,
                f.cout, f.cout_saisi, f.ecoles_listees, g.label AS groupe, m.title AS demarche_title
         FROM dossiers d LEFT JOIN dossier_forms f ON f.dossier_number = d.number

@@ -32,7 +32,8 @@ from connector.status import CONVENTION_SOON_DAYS, gather
 from connector.store import open_db_readonly
 from connector.store import web as q
 from connector.web import labels
-from connector.web.auth import SESSION_SECONDS, AuthFiles, Signer, Throttle, check_login, new_session, read_secret, read_users
+from connector.web.auth import (SESSION_SECONDS, AuthFiles, Signer, Throttle, check_login, new_session, read_secret,
+                                 read_users)
 
 log = get_logger("connector.web")
 
@@ -219,10 +220,11 @@ async def no_favicon(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _login_form(request: web.Request, status: int = 200, error: str | None = None, name: str = "") -> web.Response:
+def _login_form(request: web.Request, status: int = 200, error: str | None = None, name: str = "",
+                target: str | None = None) -> web.Response:
     nonce = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(16)
     response = _render(request, "login.html", http_status=status, error=error, name=name,
-                       next=_safe_next(request.query.get("next")),
+                       next=_safe_next(target if target is not None else request.query.get("next")),
                        csrf=request.app[SIGNER_KEY].token("login", nonce),
                        has_accounts=bool(_users(request)))
     _set_cookie(request, response, PRE_COOKIE, nonce, None)
@@ -252,11 +254,12 @@ async def login(request: web.Request) -> web.Response:
     address = client_address(request)
     if not signer.check_token("login", request.cookies.get(PRE_COOKIE), str(form.get("csrf", ""))):
         log.warning("web.login.csrf_refused", user=name, address=address)
-        return _login_form(request, 400, "Le formulaire a expiré : veuillez réessayer.", name)
+        return _login_form(request, 400, "Le formulaire a expiré : veuillez réessayer.", name, target)
     wait = throttle.wait(name, address)
     if wait > 0:
         log.warning("web.login.throttled", user=name, address=address, wait_seconds=round(wait))
-        return _login_form(request, 429, f"Trop d'échecs de connexion : réessayez dans {int(wait) + 1} s.", name)
+        return _login_form(request, 429, f"Trop d'échecs de connexion : réessayez dans {int(wait) + 1} s.", name,
+                           target)
     users = _users(request)
     if not await asyncio.to_thread(check_login, users, name, password):
         failures, lock = throttle.failed(name, address)
@@ -264,7 +267,7 @@ async def login(request: web.Request) -> web.Response:
         message = "Identifiant ou mot de passe incorrect."
         if lock:
             message += f" Trop d'échecs : nouvel essai possible dans {int(lock)} s."
-        return _login_form(request, 401, message, name)
+        return _login_form(request, 401, message, name, target)
     throttle.succeeded(name, address)
     log.info("web.login", user=name, address=address)
     response = web.HTTPSeeOther(target)

@@ -44,11 +44,13 @@ ROLES = {
 HEALTH = {"OK": "Tout va bien", "WARNING": "À surveiller", "CRITICAL": "Critique", "UNKNOWN": "Inconnu"}
 
 # List titles and column headers.
-LISTS = {"dossiers": "Dossiers", "conventions": "Conventions", "anomalies": "Anomalies", "actions": "Journal des actions",
+LISTS = {"dossiers": "Dossiers", "conventions": "Conventions", "anomalies": "Anomalies",
+         "actions": "Journal des actions",
          "ecoles": "Écoles"}
 COLUMNS = {
     "dossier": "Dossier", "collectivite": "Collectivité", "siret": "SIRET", "state": "État du dossier",
-    "date_depot": "Dépôt", "nombre_ecoles": "Écoles déclarées", "modified": "Modifié le", "anomalies": "Anomalies",
+    "date_depot": "Dépôt", "nombre_ecoles": "Écoles déclarées", "modified": "Modifié le",
+    "anomalies": "Anomalies",
     "status": "Statut", "deadline": "Échéance", "days_left": "Jours restants", "received_at": "Reçue le",
     "proof": "Preuve", "next_action": "Prochaine action", "next_action_at": "Prévue le",
     "reminders_sent": "Relances envoyées", "id": "N°", "code": "Règle", "severity": "Gravité", "champ": "Champ",
@@ -57,7 +59,8 @@ COLUMNS = {
     "attempts": "Essais", "ds_answer": "Réponse de DS", "last_error": "Erreur", "uai": "UAI", "uai_saisi": "UAI saisi",
     "uai_valide": "UAI valide", "nom": "École", "commune": "Commune",
 }
-FILTERS_TITLES = {"state": "État", "status": "Statut", "due": "Échéance", "open": "Ouverture", "severity": "Gravité",
+FILTERS_TITLES = {"state": "État", "status": "Statut", "due": "Échéance", "open": "Ouverture",
+                  "severity": "Gravité",
                   "kind": "Action", "valid": "UAI"}
 FILTER_VALUES = {
     "status": CONVENTION_STATUSES,
