@@ -47,14 +47,26 @@ def browser(tmp_path):
 
 
 def log_in(driver, server, user: str = USER, password: str = PASSWORD) -> None:
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     if "/login" not in driver.current_url:
         driver.get(server.url + "/login")
     driver.find_element(By.ID, "user").clear()
     driver.find_element(By.ID, "user").send_keys(user)
     driver.find_element(By.ID, "password").send_keys(password)
+    before = driver.find_element(By.TAG_NAME, "html").id
     driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+
+    def next_document(d) -> bool:  # the click returns before the answer: the page asked for, or the form again
+        try:
+            return (d.find_element(By.TAG_NAME, "html").id != before
+                    and d.execute_script("return document.readyState") == "complete")
+        except WebDriverException:  # caught mid-navigation
+            return False
+
+    WebDriverWait(driver, 30, poll_frequency=0.05).until(next_document)
 
 
 def screenshot(driver, name: str) -> None:
