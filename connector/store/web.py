@@ -5,9 +5,10 @@ The campaign page's headline figures are NOT here: they come from :func:`connect
 here completes them (breakdowns, the lists behind them) and serves the lists and the dossier page.
 
 Lists are described by :class:`ListSpec` (columns, searchable columns, filters and sortable columns are
-whitelists: nothing a visitor types becomes SQL text, only bound parameters). A page is read in two
-steps: the page's keys (filtered, sorted, ``LIMIT``/``OFFSET``) in a sub-select, then the costly columns
-(correlated counts) for those rows only.
+whitelists: nothing a visitor types becomes SQL text, only bound parameters). A page is read in three
+statements (:func:`list_page`): the count, the page's rowids (filtered, sorted, ``LIMIT``/``OFFSET``,
+joining the wide ``dossiers`` rows only when a filter, the search or the sort needs them), then every
+column, correlated counts included, for those 100 rows only.
 """
 
 from __future__ import annotations
