@@ -405,6 +405,35 @@ def status(config_path: Path | None, as_json: bool, fmt: str) -> None:
     sys.exit(show_status(config_path, "json" if as_json else fmt))
 
 
+@cli.command()
+@CONFIG_OPTION
+@click.option("--host", default=None, help="Address to listen on (default: [web] host, 127.0.0.1).")
+@click.option("--port", default=None, type=click.IntRange(0, 65535), help="Port (default: [web] port, 8001).")
+@click.option("--add-user", "add_user", metavar="NAME", default=None,
+              help="Add an account (or change its password), asking for the password twice; then exit.")
+@click.option("--init", "init", is_flag=True,
+              help="Only create the session secret (and an empty accounts file) beside the config; then exit.")
+@human_errors
+def serve(config_path: Path | None, host: str | None, port: int | None, add_user: str | None, init: bool) -> None:
+    """The instructeurs' web view of the mirror (read-only), behind a login.
+
+    \b
+    Examples:
+      ds-connector serve --config /etc/ds-connector/config.toml --add-user camille
+      ds-connector serve --config /etc/ds-connector/config.toml        # http://127.0.0.1:8001/
+
+    Every page but /healthz needs a login (accounts in web-users beside the config) or, from a
+    [web] trusted_proxies address, the [web] user_header. Never uses the API token, never writes.
+    """
+    from connector.commands import serve as command
+
+    if add_user is not None:
+        sys.exit(command.add_user(config_path, add_user))
+    if init:
+        sys.exit(command.init(config_path))
+    sys.exit(command.serve(config_path, host, port))
+
+
 def main() -> None:
     os.umask(UMASK)
     try:

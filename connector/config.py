@@ -11,6 +11,7 @@ import datetime as dt
 import difflib
 import ipaddress
 import math
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,19 @@ class LogConfig:
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEADLINE_REFERENCES = ("date_depot", "date_passage_en_instruction")
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """``[web]``: ``ds-connector serve``, the instructeurs' read-only web view."""
+
+    host: str = "127.0.0.1"
+    port: int = 8001
+    # Addresses of the reverse proxies whose ``user_header`` (and X-Forwarded-For) are believed.
+    trusted_proxies: tuple[str, ...] = ()
+    user_header: str = "X-Remote-User"
+    # Off only for a plain-http test on another host than localhost: browsers drop Secure cookies there.
+    secure_cookies: bool = True
 
 
 @dataclass(frozen=True)
@@ -224,6 +238,7 @@ class Config:
     log: LogConfig
     demarches: tuple[DemarcheConfig, ...]
     path: Path  # the file it was read from
+    web: WebConfig = WebConfig()
 
     @property
     def state_dir(self) -> Path:
@@ -497,6 +512,32 @@ def _parse_deadline(t: _Table) -> DeadlineConfig:
     )
 
 
+def _parse_web(t: _Table) -> WebConfig:
+    proxies: list[str] = []
+    raw = t.raw("trusted_proxies")
+    if raw is not _MISSING:
+        if not isinstance(raw, list) or not all(isinstance(a, str) for a in raw):
+            t.problem("trusted_proxies", "expected a list of IP addresses such as [\"127.0.0.1\"]")
+        else:
+            for address in raw:
+                try:
+                    proxies.append(str(ipaddress.ip_address(address.strip())))
+                except ValueError:
+                    t.problem("trusted_proxies", f"{address!r} is not an IP address")
+    header = t.string("user_header", WebConfig.user_header)
+    if not re.fullmatch(r"[A-Za-z0-9-]+", header):
+        t.problem("user_header", f"{header!r} is not an HTTP header name")
+        header = WebConfig.user_header
+    secure = t.raw("secure_cookies")
+    if secure is _MISSING:
+        secure = WebConfig.secure_cookies
+    elif not isinstance(secure, bool):
+        t.problem("secure_cookies", f"expected true or false, got {_kind(secure)}")
+        secure = WebConfig.secure_cookies
+    return WebConfig(host=t.string("host", WebConfig.host), port=t.integer("port", WebConfig.port, 1, 65535),
+                     trusted_proxies=tuple(proxies), user_header=header, secure_cookies=secure)
+
+
 def _parse_demarches(value: Any, base_dir: Path, problems: list[str]) -> list[_Table]:
     how = "add one [[demarches]] table with a number per démarche to mirror"
     if value is _MISSING or value == []:
@@ -564,9 +605,10 @@ def _build(data: dict[str, Any], base_dir: Path, source: str) -> tuple[Config, l
     """The config (defaults standing in for bad values) and every problem found."""
     problems: list[str] = []
     top = _Table(TOP, data, base_dir, problems)
-    for name in ("ds", "database", "sync", "log", "demarches"):
+    for name in ("ds", "database", "sync", "log", "web", "demarches"):
         top.raw(name)
-    ds_t, db_t, sync_t, log_t = (_section(data, name, base_dir, problems) for name in ("ds", "database", "sync", "log"))
+    ds_t, db_t, sync_t, log_t, web_t = (_section(data, name, base_dir, problems)
+                                        for name in ("ds", "database", "sync", "log", "web"))
     demarche_ts = _parse_demarches(data.get("demarches", _MISSING), base_dir, problems)
 
     ds = _parse_ds(ds_t)
@@ -576,6 +618,7 @@ def _build(data: dict[str, Any], base_dir: Path, source: str) -> tuple[Config, l
         level=log_t.choice("level", LogConfig.level, LOG_LEVELS),
         format=log_t.choice("format", LogConfig.format, LOG_FORMATS),
     )
+    web = _parse_web(web_t)
     demarches: list[DemarcheConfig] = []
     first_seen: dict[int, str] = {}
     deadline_ts: list[_Table] = []
@@ -614,12 +657,13 @@ def _build(data: dict[str, Any], base_dir: Path, source: str) -> tuple[Config, l
     problems += _renewal_problems(demarches)
 
     _unknown_keys(
-        {TOP: [top], "[ds]": [ds_t], "[database]": [db_t], "[sync]": [sync_t], "[log]": [log_t],
+        {TOP: [top], "[ds]": [ds_t], "[database]": [db_t], "[sync]": [sync_t], "[log]": [log_t], "[web]": [web_t],
          "[[demarches]]": demarche_ts, "[demarches.deadline]": deadline_ts,
          "[demarches.renewal]": renewal_ts},
         problems,
     )
-    config = Config(ds=ds, database=database, sync=sync, log=log, demarches=tuple(demarches), path=Path(source))
+    config = Config(ds=ds, database=database, sync=sync, log=log, demarches=tuple(demarches), path=Path(source),
+                    web=web)
     return config, problems
 
 

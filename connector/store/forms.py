@@ -106,6 +106,8 @@ INDEXES: dict[str, str] = {
     "idx_dossier_forms_demarche_siret": "dossier_forms(demarche_number, siret)",
     "idx_anomalies_dossier": "anomalies(dossier_number, code)",
     "idx_anomalies_open": "anomalies(demarche_number, code) WHERE resolved_at IS NULL",
+    # status's open anomalies by severity, from the index alone
+    "idx_anomalies_open_severity": "anomalies(demarche_number, severity) WHERE resolved_at IS NULL",
 }
 
 # A dossier whose ENT access is (or will be) open: the cross-dossier rules only count these.

@@ -376,6 +376,8 @@ LATER_TABLES: tuple[Table, ...] = (
 INDEXES: dict[str, str] = {
     "idx_dossiers_demarche_state": "dossiers(demarche_number, state)",
     "idx_dossiers_demarche_modified": "dossiers(demarche_number, date_derniere_modification)",
+    # status's (and the web view's) "new in 24 h" reads this index, not every wide dossier row
+    "idx_dossiers_demarche_depot": "dossiers(demarche_number, date_depot)",
     "idx_champs_descriptor": "champs(descriptor_id)",
     "idx_annotations_descriptor": "annotations(descriptor_id)",
     "idx_messages_dossier_created": "messages(dossier_number, created_at)",
