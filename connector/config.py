@@ -229,6 +229,22 @@ class Config:
         return self.database.path.parent
 
 
+def select_demarches(config: Config, numbers: list[int] | None) -> list[DemarcheConfig]:
+    """The configured démarches named by ``numbers`` (each once, in the order given), or every one when
+    none is named. A number that is not configured is a ConfigError naming the configured ones, so a
+    typo in ``--demarche`` stops every command that takes it (sync, export) instead of acting on all."""
+    if not numbers:
+        return list(config.demarches)
+    known = {d.number: d for d in config.demarches}
+    unknown = [n for n in numbers if n not in known]
+    if unknown:
+        raise ConfigError(
+            f"démarche(s) {', '.join(map(str, unknown))} not in {config.path}: "
+            f"configured are {', '.join(str(d.number) for d in config.demarches)}"
+        )
+    return [known[n] for n in dict.fromkeys(numbers)]
+
+
 _MISSING = object()
 TOP = "(top level)"
 

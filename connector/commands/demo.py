@@ -21,11 +21,13 @@ from pathlib import Path
 import click
 from aiohttp import web
 
-from connector import logs
+from connector import service
 from connector.config import load_config
+from connector.commands.actions import add_demo_followup, demo_followup
 from connector.commands.hooks import sync_hooks
 from connector.credentials import load_token
-from connector.sync import SyncReport, run_sync
+from connector.lock import InstanceLock
+from connector.sync import SyncReport
 
 PREFERRED_PORT = 8484
 
@@ -125,13 +127,16 @@ def _progress():
     return TerminalProgress(sys.stderr)
 
 
-async def _sync(config, token, label: str) -> SyncReport:
+async def _sync(config, token, lock, label: str) -> SyncReport:
+    """One run of the run service (sync, follow-up, report), as ``sync`` runs it."""
     progress = _progress()
     try:
-        report = await run_sync(config, token, kind="demo", progress=progress, hooks=sync_hooks(config))
+        outcome = await service.run(config, token, lock, kind="demo", progress=progress, hooks=sync_hooks(config))
     finally:
         if progress:
             progress.done()
+    report = outcome.sync
+    assert report is not None
     click.echo(f"{label}: {report.summary()}")
     for d in report.demarches:
         if d.error is not None:
@@ -167,7 +172,7 @@ def _contents(database: Path) -> list[str]:
 
 async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
     from connector.simulator.app import GRAPHQL_PATH, create_app
-    from connector.simulator.seed import seed_world
+    from connector.simulator.seed import TECH_ACCOUNTS, seed_world
 
     world = seed_world(seed=seed, dossiers=dossiers)
     token = next(iter(world.tokens))
@@ -181,35 +186,51 @@ async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
         demarches = [(d.number, d.title) for d in world.demarches.values()]
         _fresh(state_dir)
         config_path = write_demo_files(state_dir, url, token, demarches)
-        from connector.commands.actions import add_demo_followup, demo_followup
-        from connector.simulator.seed import TECH_ACCOUNTS
-
         occitanie = next(d.number for d in world.demarches.values() if d.kind == "occitanie")
         add_demo_followup(config_path, TECH_ACCOUNTS[occitanie], occitanie)
         config = load_config(config_path)
         api_token = load_token(config, environ={})
-        click.echo(f"Simulator: {url} (seed {seed}, {len(world.dossiers)} dossiers incl. brouillons and hidden)")
-        click.echo(f"Config:    {config_path} (token in {state_dir / 'ds-api-token'}, mode 0600)")
-        click.echo("")
-        first = await _sync(config, api_token, "1. Full sync")
-        for d in first.demarches:
-            click.echo(f"     démarche {d.number}: {d.dossiers} dossiers in {d.pages} pages, "
-                       f"{d.files} attachments")
-        click.echo("")
-        click.echo("2. Activity on DS:")
-        for line in _activity(app["sim"], [n for n, _ in demarches]):
-            click.echo(f"     {line}")
-        click.echo("")
-        await _sync(config, api_token, "3. Incremental sync")
-        await _sync(config, api_token, "4. Nothing new")
-        click.echo("")
-        for line in await demo_followup(config, lambda: app["sim"].mutation_log):
-            click.echo(line)
-        click.echo("")
-        for line in await _renewal(app["sim"], state_dir, url, token, TECH_ACCOUNTS[occitanie]):
-            click.echo(line)
-    finally:
+        lock = InstanceLock(config.state_dir, holder="demo")  # held until the demo ends
+        lock.acquire()
+    except BaseException:
         await runner.cleanup()
+        raise
+    try:
+        try:
+            click.echo(f"Simulator: {url} (seed {seed}, {len(world.dossiers)} dossiers incl. brouillons and hidden)")
+            click.echo(f"Config:    {config_path} (token in {state_dir / 'ds-api-token'}, mode 0600)")
+            click.echo("")
+            await _main_mirror(config, api_token, lock, app["sim"], demarches)
+            for line in await _renewal(app["sim"], state_dir, url, token, TECH_ACCOUNTS[occitanie]):
+                click.echo(line)
+        finally:
+            await runner.cleanup()
+        _after(config, config_path, state_dir, seed, dossiers, port, demarches)
+    finally:
+        lock.release()
+
+
+async def _main_mirror(config, api_token, lock, sim, demarches) -> None:
+    """Steps 1 to 7 on the main demo mirror, under its instance lock."""
+    first = await _sync(config, api_token, lock, "1. Full sync")
+    for d in first.demarches:
+        click.echo(f"     démarche {d.number}: {d.dossiers} dossiers in {d.pages} pages, "
+                   f"{d.files} attachments")
+    click.echo("")
+    click.echo("2. Activity on DS:")
+    for line in _activity(sim, [n for n, _ in demarches]):
+        click.echo(f"     {line}")
+    click.echo("")
+    await _sync(config, api_token, lock, "3. Incremental sync")
+    await _sync(config, api_token, lock, "4. Nothing new")
+    click.echo("")
+    for line in await demo_followup(config, api_token, lock, lambda: sim.mutation_log):
+        click.echo(line)
+    click.echo("")
+
+
+def _after(config, config_path: Path, state_dir: Path, seed: int, dossiers: int, port: int, demarches) -> None:
+    """What the mirror holds, the forms' findings and exports, what to try next."""
     click.echo("")
     database = _relative(config.database.path)
     click.echo(f"In {database}:")
@@ -283,5 +304,5 @@ def _relative(path: Path) -> Path:
 
 
 def demo(state_dir: Path, seed: int, dossiers: int) -> None:
-    logs.configure(level="warning", json=False, stream=sys.stderr)
+    service.configure_logging(None, "demo")  # before any config: the demo writes its own
     asyncio.run(run_demo(state_dir, seed, dossiers))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from connector.config import load_config
+from connector.config import load_config, select_demarches
 from connector.errors import ConnectorError
 from connector.store import open_db_readonly
 
@@ -18,6 +18,7 @@ def export(config_path: Path | None, kind: str, demarches: list[int], fmt: str, 
     from connector.forms import exports
 
     config = load_config(config_path)
+    select_demarches(config, demarches)
     db = open_db_readonly(config.database.path)
     try:
         rows = exports.rows_of(db, config, kind, demarches or None)

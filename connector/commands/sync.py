@@ -1,4 +1,4 @@
-"""``ds-connector sync``: config, token, lock, logging and progress around :func:`run_sync`."""
+"""``ds-connector sync``: config, token and progress around one run of :mod:`connector.service`."""
 
 from __future__ import annotations
 
@@ -10,13 +10,10 @@ from typing import TextIO
 
 import click
 
-from connector import logs
-from connector.config import load_config
-from connector.commands.hooks import after_sync, sync_hooks
+from connector import logs, service
+from connector.config import load_config, select_demarches
+from connector.commands.hooks import sync_hooks
 from connector.credentials import load_token
-from connector.daemon.runs import run_recorded
-from connector.errors import LockHeld
-from connector.lock import InstanceLock, read_holder
 from connector.sync.engine import DemarcheReport
 
 
@@ -40,37 +37,26 @@ class TerminalProgress:
 
 def sync_once(config_path: Path | None, demarches: list[int], *, full: bool, verbose: bool = False,
               wait: bool = False) -> int:
+    """One run of the run service (``connector.service``): the sync, its follow-up and its report,
+    under the instance lock (``wait``: after the holder's run)."""
     config = load_config(config_path)
+    select_demarches(config, demarches)
     token = load_token(config)
-    interactive = sys.stderr.isatty()
     progress = None
-    if interactive:
-        # People get a progress line and warnings; journald and pipes get every JSON line.
-        level = config.log.level if verbose else "warning"
+    terminal = None
+    if sys.stderr.isatty():  # people get a progress line and warnings; journald and pipes every JSON line
         terminal = logs.TerminalLines(sys.stderr)
-        logs.configure(level=level, json=config.log.json or False, stream=terminal)
         progress = TerminalProgress(terminal)
-    else:
-        logs.configure(level=config.log.level, json=config.log.json, stream=sys.stdout)
-    lock = InstanceLock(config.state_dir, holder="sync")
-    try:
-        lock.acquire()
-    except LockHeld:
-        if not wait:
-            raise
-        holder = read_holder(config.state_dir)
-        click.echo(f"ds-connector: waiting for pid {holder.pid or 'unknown'} ({holder.what or 'another sync'}) "
-                   "to finish its run…", err=True)
-        lock.acquire(wait=True)
-    with lock:
+    service.configure_logging(config, "once", verbose=verbose, stream=terminal)
+    with service.hold_lock(config, "sync", wait=wait) as lock:
         try:
-            report = asyncio.run(run_recorded(config, token, demarches=demarches or None, full=full,
-                                              hooks=sync_hooks(config), progress=progress))
+            outcome = asyncio.run(service.run(config, token, lock, kind="once", hooks=sync_hooks(config),
+                                              demarches=demarches or None, full=full, progress=progress))
         finally:
             if progress:
                 progress.done()
-        if report.demarches_done:  # a quarantined dossier does not hold back the others' follow-up
-            asyncio.run(after_sync(config, report))
+    report = outcome.sync
+    assert report is not None
     for demarche in report.demarches:
         if demarche.error is not None:
             click.echo(f"ds-connector: démarche {demarche.number}: {demarche.error}", err=True)
