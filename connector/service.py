@@ -169,6 +169,8 @@ async def run(config: Config, token: ApiToken, lock: InstanceLock, *, kind: str,
             raise
         after = None
         if report_.demarches_done:
+            if hasattr(progress, "stage"):  # a progress display that shows the run's stages
+                progress.stage("follow-up")
             after = await _after_sync(config, ds, hooks)
         report_.requests = ds.stats.requests
         report_.retries, report_.rate_limited = ds.stats.retries, ds.stats.rate_limited
