@@ -3,7 +3,6 @@ busy, failed and later-issue database, with the daemon alive, dead or never star
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -21,18 +20,16 @@ import pytest
 
 from daemonenv import DaemonProcess, child_env
 from simworld import visible_dossiers
-from syncenv import simulator_config, start_sync_cli, sync, write_config
+from syncenv import run_once, simulator_config, start_sync_cli, sync, write_config
 
 from connector.config import load_config
-from connector.credentials import load_token
-from connector.daemon.runs import run_recorded
 from connector.ds import retry
 from connector.lock import LOCK_NAME
 from connector.status import CRITICAL, OK, UNKNOWN, WARNING, gather
 from connector.store import open_db
 
 TOP_KEYS = {"version", "generated_at", "config", "database", "daemon", "lock", "token", "interval_minutes",
-            "running_run", "last_run", "rate_limited_requests", "demarches", "renewals", "health"}
+            "running_run", "last_run", "rate_limited_requests", "ds_clock", "demarches", "renewals", "health"}
 DEMARCHE_KEYS = {"number", "label", "title", "configured", "last_success_at", "last_success_age_seconds", "last_run",
                  "dossiers", "new_24h", "trash", "quarantined", "files", "anomalies", "conventions", "actions"}
 
@@ -208,7 +205,7 @@ def test_a_failed_last_run_is_critical_with_its_error(simulator, tmp_path, monke
     sync(config)
     monkeypatch.setattr(retry, "MAX_ATTEMPTS", 2)
     simulator.control("fault", kind="http_error", status=503, count=10_000, operation="getDeletedDossiersPage")
-    report = asyncio.run(run_recorded(config, load_token(config, environ={})))  # what sync and the daemon run
+    report = run_once(config).sync  # what sync and the daemon run
     simulator.control("faults/clear")
     assert report.status == "failed" and report.exit_code == 75
     code, s = status_json(config.path)
@@ -219,7 +216,7 @@ def test_a_failed_last_run_is_critical_with_its_error(simulator, tmp_path, monke
     assert sum("last run failed" in r for r in reasons(s)) == len(config.demarches)
     assert "last run failed: PageFailed" in status_cli(config.path).stdout
 
-    report = asyncio.run(run_recorded(config, load_token(config, environ={})))
+    report = run_once(config).sync
     assert report.status == "ok"
     assert status_json(config.path)[0] == OK
 

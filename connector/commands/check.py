@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from connector import logs
-from connector.config import load_config
+from connector.config import load_config, select_demarches
 from connector.lock import InstanceLock
 from connector.store import open_db
 
@@ -19,11 +19,7 @@ def check(config_path: Path | None, demarches: list[int], full: bool) -> int:
     config = load_config(config_path)
     logs.configure(level="warning" if sys.stderr.isatty() else config.log.level, json=config.log.json,
                    stream=sys.stderr)
-    unknown = [n for n in demarches if n not in {d.number for d in config.demarches}]
-    if unknown:
-        click.echo(f"ds-connector: démarche(s) {', '.join(map(str, unknown))} not in {config.path}: configured are "
-                   f"{', '.join(str(d.number) for d in config.demarches)}", err=True)
-        return 78
+    select_demarches(config, demarches)  # an unknown one: ConfigError, exit 78, naming the configured ones
     with InstanceLock(config.state_dir, holder="check"):
         db = open_db(config.database.path)
         try:

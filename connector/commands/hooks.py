@@ -58,11 +58,3 @@ def sync_hooks(config: Config) -> SyncHooks:
     from connector.forms.hooks import FormsHooks
 
     return CompositeHooks([FormsHooks(config), FollowupHooks(config), RenewalHooks(config)])
-
-
-async def after_sync(config: Config, report: object) -> None:
-    """What runs after each successful sync, outside the sync's transactions (the daemon after every
-    run; ``sync`` after its one run): the convention statuses with DS's clock, and the enabled actions."""
-    from connector.commands.actions import after_sync_actions
-
-    await after_sync_actions(config)

@@ -1,4 +1,4 @@
-"""``ds-connector sync``: config, token, lock, logging and the progress display around :func:`run_sync`."""
+"""``ds-connector sync``: config, token and the progress display around one run of :mod:`connector.service`."""
 
 from __future__ import annotations
 
@@ -9,13 +9,10 @@ from pathlib import Path
 
 import click
 
-from connector import logs
-from connector.config import load_config
-from connector.commands.hooks import after_sync, sync_hooks
+from connector import logs, service
+from connector.config import load_config, select_demarches
+from connector.commands.hooks import sync_hooks
 from connector.credentials import load_token
-from connector.daemon.runs import run_recorded
-from connector.errors import LockHeld
-from connector.lock import InstanceLock, read_holder
 from connector.progress import SyncDisplay, terminal_console
 
 
@@ -33,33 +30,20 @@ def interactive() -> bool:
 
 def sync_once(config_path: Path | None, demarches: list[int], *, full: bool, verbose: bool = False,
               wait: bool = False) -> int:
+    """One run of the run service (``connector.service``): the sync, its follow-up and its report,
+    under the instance lock (``wait``: after the holder's run)."""
     config = load_config(config_path)
+    select_demarches(config, demarches)
     token = load_token(config)
-    display = None
-    if interactive():
-        # People get the progress display and warnings; journald and pipes get every JSON line.
-        level = config.log.level if verbose else "warning"
+    display, lines = None, None
+    if interactive():  # people get the progress display and warnings; journald and pipes every JSON line
         display, lines = terminal_display(full, demarches or [d.number for d in config.demarches])
-        logs.configure(level=level, json=config.log.json or False, stream=lines)
-    else:
-        logs.configure(level=config.log.level, json=config.log.json, stream=sys.stdout)
-    lock = InstanceLock(config.state_dir, holder="sync")
-    try:
-        lock.acquire()
-    except LockHeld:
-        if not wait:
-            raise
-        holder = read_holder(config.state_dir)
-        click.echo(f"ds-connector: waiting for pid {holder.pid or 'unknown'} ({holder.what or 'another sync'}) "
-                   "to finish its run…", err=True)
-        lock.acquire(wait=True)
-    with lock, display or nullcontext():
-        report = asyncio.run(run_recorded(config, token, demarches=demarches or None, full=full,
-                                          hooks=sync_hooks(config), progress=display))
-        if report.demarches_done:  # a quarantined dossier does not hold back the others' follow-up
-            if display:
-                display.stage("follow-up")
-            asyncio.run(after_sync(config, report))
+    service.configure_logging(config, "once", verbose=verbose, stream=lines)
+    with service.hold_lock(config, "sync", wait=wait) as lock, display or nullcontext():
+        outcome = asyncio.run(service.run(config, token, lock, kind="once", hooks=sync_hooks(config),
+                                          demarches=demarches or None, full=full, progress=display))
+    report = outcome.sync
+    assert report is not None
     for demarche in report.demarches:
         if demarche.error is not None:
             click.echo(f"ds-connector: démarche {demarche.number}: {demarche.error}", err=True)

@@ -86,6 +86,13 @@ def _renewal(db: sqlite_utils.Database) -> None:
     followup.allow_new_kinds(db)
 
 
+@MIGRATIONS(name="0008_ds_clock")
+def _ds_clock(db: sqlite_utils.Database) -> None:
+    """Issue 16: each run keeps DS's clock (the Date header of its latest answer); ``status`` judges
+    "overdue" by the last one seen, not by this machine's date."""
+    db.execute("ALTER TABLE sync_runs ADD COLUMN ds_clock TEXT")
+
+
 def open_db(path: Path) -> sqlite_utils.Database:
     """Open (creating it and its parent directories if needed) the mirror for writing.
 

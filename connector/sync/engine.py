@@ -35,7 +35,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -43,10 +43,7 @@ import sqlite_utils
 import structlog
 
 from connector.config import Config, select_demarches
-from connector.credentials import ApiToken
-from connector.ds.budget import RequestBudget
 from connector.ds.client import DsClient
-from connector.ds.verdicts import FILE_NAME as VERDICTS_FILE
 from connector.errors import (
     EX_CANTCREAT,
     EX_DATAERR,
@@ -252,7 +249,7 @@ class SyncReport:
 
 async def run_sync(
     config: Config,
-    token: ApiToken,
+    client: DsClient,
     *,
     demarches: list[int] | None = None,
     full: bool = False,
@@ -265,7 +262,9 @@ async def run_sync(
     Per-démarche failures (unauthorized, DS unavailable) are reported and the other démarches go
     on; a bad or expired token, or DS not reachable at all (DsUnreachable: refused, DNS, TLS),
     stops the run (the other démarches are cancelled between two commits) and raises. ``stop`` set (SIGTERM) ends the run after the pages being stored commit:
-    no new request is sent and the report says "stopped". The caller holds the instance lock."""
+    no new request is sent and the report says "stopped". The caller holds the instance lock and
+    opened ``client`` (``connector.service``: one per run, on the process's budget for the token);
+    the report counts the requests this sync sent on it."""
     selected = select_demarches(config, demarches)
     started = time.monotonic()
     db = open_db(config.database.path)
@@ -273,19 +272,13 @@ async def run_sync(
     run_id = start_run(db, "full" if full else kind, [d.number for d in selected])
     sweep(db, config.sync.download_dir)  # leftovers of a run killed between a commit and an unlink
     report = SyncReport(run_id, full, [])
-    client = DsClient(
-        config.ds.url, token,
-        budget=RequestBudget(per_minute=config.ds.requests_per_minute),
-        connect_timeout=config.ds.connect_timeout_seconds,
-        read_timeout=config.ds.read_timeout_seconds,
-        verdicts=config.state_dir / VERDICTS_FILE,
-    )
+    before = replace(client.stats)
     fatal: BaseException | None = None
     try:
         with structlog.contextvars.bound_contextvars(run_id=run_id):
             log.info("sync.started", demarches=[d.number for d in selected], full=full,
                      concurrency=config.sync.concurrency)
-            async with client, Downloader(config.sync.attachments, config.sync.download_dir) as downloader:
+            async with Downloader(config.sync.attachments, config.sync.download_dir) as downloader:
                 run = _Run(db, client, downloader, config, report, progress, full, hooks or SyncHooks(), stop)
                 await run.all(selected)
     except BaseException as exc:
@@ -294,9 +287,9 @@ async def run_sync(
             report.interrupted = True
         raise
     finally:
-        report.requests = client.stats.requests
-        report.retries = client.stats.retries
-        report.rate_limited = client.stats.rate_limited
+        report.requests = client.stats.requests - before.requests
+        report.retries = client.stats.retries - before.retries
+        report.rate_limited = client.stats.rate_limited - before.rate_limited
         report.seconds = time.monotonic() - started
         status = report.status if fatal is None or report.interrupted else "failed"
         try:
