@@ -98,11 +98,12 @@ class Run:
     lists: dict[int, Counter[str]] = field(default_factory=dict)  # démarche -> deleted / pending rows after it
 
 
-def start_simulator(dossiers: int, seed: int, latency: float = 0.0) -> Simulator:
+def start_simulator(dossiers: int, seed: int, latency: float = 0.0, extras: tuple[str, ...] = ()) -> Simulator:
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "connector", "simulate", "--host", "127.0.0.1", "--port", "0",
-         "--seed", str(seed), "--dossiers", str(dossiers), "--rate-limit", "0", "--latency", str(latency)],
+         "--seed", str(seed), "--dossiers", str(dossiers), "--rate-limit", "0", "--latency", str(latency),
+         *(a for name in extras for a in ("--with", name))],
         stdout=subprocess.PIPE, text=True)
     banner = []
     while not banner or not banner[-1].startswith("Rate limit"):
@@ -159,7 +160,7 @@ def run_sync(label: str, config: Path, sim: Simulator, *args: str) -> Run:
     if not db_path.exists():
         raise SystemExit(f"{label}: ds-connector sync exited {child.returncode} without a database: {problems}")
     run = Run(label, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, sim_cpu, child.returncode,
-              summary=next((line for line in reversed(lines) if not line.startswith("{")), ""), row={})
+              summary="; ".join(line.strip() for line in lines if not line.startswith("{")), row={})  # its summary lines
     for event in events:
         if event.get("event") == "api.request":
             run.requests[event.get("demarche", 0)] += 1

@@ -54,7 +54,52 @@ def human_errors(fn):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# One example per command, shown at the end of its --help (as sqlite-utils does).
+EXAMPLES = {
+    "simulate": "ds-connector simulate --port 8484 --dossiers 5000 --latency 0.3",
+    "check-config": "ds-connector check-config --config /etc/ds-connector/config.toml",
+    "sync": "ds-connector sync --config config.toml --demarche 131274 --full",
+    "demo": "ds-connector demo --state-dir /tmp/demo --dossiers 1000",
+    "check": "ds-connector check --config config.toml --demarche 131274 --full",
+    "export": "ds-connector export facturation --config config.toml --demarche 131274 --output facturation.csv",
+    "actions": "ds-connector actions plan --config config.toml",
+    "actions plan": "ds-connector actions plan --config config.toml --demarche 131274",
+    "actions run": "ds-connector actions run --config config.toml --settle 120",
+    "actions list": "ds-connector actions list --config config.toml --state failed --state unknown",
+    "actions retry": "ds-connector actions retry --config config.toml 42",
+    "actions cancel": "ds-connector actions cancel --config config.toml 42",
+    "daemon": "ds-connector daemon --config /etc/ds-connector/config.toml",
+    "status": "ds-connector status --config /etc/ds-connector/config.toml --format prometheus",
+    "serve": "ds-connector serve --config /etc/ds-connector/config.toml --add-user camille",
+}
+
+
+class Commands(click.Group):
+    """A click group whose command list shows each command's first sentence whole (click's default
+    cuts it at 45 characters, mid-sentence), and whose commands end their --help with their example
+    from :data:`EXAMPLES`. Its sub-groups are of the same class."""
+
+    group_class = type
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        super().add_command(cmd, name)
+        key = cmd.name if self.name in (None, "cli") else f"{self.name} {cmd.name}"
+        example = EXAMPLES.get(key or "")
+        if example and not cmd.epilog:
+            cmd.epilog = f"\b\nExample:\n  {example}"  # \b: click keeps these lines as they are
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=1000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ds-connector")
 def cli() -> None:
     """Mirror Démarches-Simplifiées démarches into SQLite and act on them safely.
@@ -90,17 +135,25 @@ CONFIG_OPTION = click.option(
     "--latency", default=0.0, show_default=True, type=click.FloatRange(0, 600), metavar="SECONDS",
     help="Server time added to every GraphQL answer (concurrent requests wait independently), to be as slow as DS.",
 )
-@click.option("--renewal", is_flag=True,
-              help="Also serve two successive Occitanie campaigns (2025-2026 closed, 2026-2027) planted for the "
-                   "renewal from one school year to the next; their truth at /_sim/renewal/truth.")
+@click.option(
+    "--with", "extras", multiple=True, type=click.Choice(["ordinary", "versailles", "campaign-2024", "renewal"]),
+    help="Also serve: 'ordinary' forms that are no ENT-École forms (subsidy, permit, complaint...), "
+         "'versailles' (Poitiers' form cloned by an académie with no built-in profile), 'campaign-2024' "
+         "(Occitanie's form at 45 € per school), 'renewal' (two successive Occitanie campaigns, 2025-2026 closed "
+         "and 2026-2027, planted for the renewal from one school year to the next; truth at "
+         "/_sim/renewal/truth). Repeatable.",
+)
 @human_errors
 def simulate(host: str, port: int, seed: int, dossiers: int, rate_limit: int, token: str | None,
-             latency: float, renewal: bool) -> None:
-    """Run the built-in DS API simulator (GraphQL on /api/v2/graphql)."""
+             latency: float, extras: tuple[str, ...]) -> None:
+    """Run the built-in DS API simulator (GraphQL on /api/v2/graphql).
+
+    Example: ds-connector simulate --port 8484 --with ordinary --with versailles
+    """
     from connector.simulator.server import serve
 
     serve(host=host, port=port, seed=seed, dossiers=dossiers, rate_limit=rate_limit, token=token, latency=latency,
-          renewal=renewal)
+          extras=extras)
 
 
 @cli.command("check-config")
@@ -142,11 +195,13 @@ def sync(config_path: Path | None, demarches: tuple[int, ...], full: bool, once:
     """Sync the configured démarches into the SQLite mirror, once.
 
     Takes the single-instance lock (exit 75 if the daemon or another sync holds it). On a terminal it
-    shows progress, otherwise it logs JSON lines; it ends with a one-line summary. Exit codes: 0 done,
-    73 an attachment could not be written here (disk full, permission, name refused), 74 the
-    database could not be written (disk full, read-only, permission: the run stopped, nothing lost),
-    75 DS unavailable (unreachable: given up after about 15 s) or lock held (try later), 78 bad
-    config or token.
+    shows a progress display (each démarche's phase, the counts, the time left where a total is
+    known), otherwise it logs JSON lines; it ends with a two-line summary. Exit codes: 0 done,
+    65 partial (dossiers quarantined or files failed; the rest stored), 70 a bug (in one démarche:
+    the others are still synced), 73 an attachment could not be written here (disk full, permission,
+    name refused), 74 the database could not be written (disk full, read-only, permission: the run
+    stopped, nothing lost), 75 DS unavailable (unreachable: given up after about 15 s) or lock held
+    (try later), 78 bad config or token.
     """
     from connector.commands.sync import sync_once
 
@@ -185,30 +240,64 @@ def check_forms(config_path: Path | None, demarches: tuple[int, ...], full: bool
     sys.exit(check(config_path, list(demarches), full))
 
 
+EXPORT_KINDS = ("ecoles", "ouvertures", "fermetures", "facturation", "anomalies", "renouvellements")
+
+
+def _delimiter(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if len(value) != 1 or value in '"\r\n' or value.isalnum():
+        raise click.BadParameter(f"one character that is not a letter, a digit, a quote or a line break "
+                                 f"(e.g. ';', ',' or a tab), not {value!r}")
+    return value
+
+
 @cli.command("export")
-@click.argument("kind", type=click.Choice(["ecoles", "ouvertures", "fermetures", "facturation", "anomalies",
-                                          "renouvellements"]))
+@click.argument("kind", type=click.Choice([*EXPORT_KINDS, "all"]))
 @CONFIG_OPTION
 @click.option("--demarche", "demarches", type=click.IntRange(1), multiple=True, metavar="N",
               help="Only this démarche (repeatable; default: every démarche of the mirror).")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv", "json"]), default=None,
+              help="xlsx for people, csv or json for scripts (default: from the --output suffix, else csv).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file (default: standard output).")
-@click.option("--delimiter", default=";", show_default=True, help="CSV field separator.")
+@click.option("--strict", is_flag=True,
+              help="facturation: leave out the lines whose dossier has an open error anomaly.")
+@click.option("--delimiter", default=";", show_default=True, callback=_delimiter, help="CSV field separator.")
 @click.option("--decimal", type=click.Choice([",", "."]), default=",", show_default=True,
               help="CSV decimal separator.")
 @human_errors
-def export_lists(kind: str, config_path: Path | None, demarches: tuple[int, ...], fmt: str, output: Path | None,
-                 delimiter: str, decimal: str) -> None:
+def export_lists(kind: str, config_path: Path | None, demarches: tuple[int, ...], fmt: str | None,
+                 output: Path | None, strict: bool, delimiter: str, decimal: str) -> None:
     """Export schools, ENT openings and closings (for the AAF), billing, open anomalies, or the renewal of
     last year's schools (renouvellements: a démarche configured with previous = N).
 
-    CSV is UTF-8 with a BOM, ';' and a decimal comma (opens right in LibreOffice and French Excel);
-    JSON is an array of objects. Reads the mirror without the lock.
+    xlsx is for people: typed cells (amounts are numbers, SIRET, UAI and dossier numbers are text, so
+    Excel keeps every digit), French headers, ready to filter and print; `all` writes every kind into
+    one workbook. CSV (UTF-8 with a BOM, ';', decimal comma, every field quoted) and JSON are for
+    scripts. facturation flags in "à vérifier" the lines whose dossier has an open error anomaly
+    (--strict leaves them out). Reads the mirror without the lock.
+
+    \b
+    Examples:
+      ds-connector export facturation --output facturation.xlsx
+      ds-connector export all --demarche 131274 --output exports.xlsx
+      ds-connector export ouvertures --format csv > ouvertures.csv
     """
     from connector.commands.export import export
+    from connector.forms.exports import CsvStyle
 
-    sys.exit(export(config_path, kind, list(demarches), fmt, output, delimiter, decimal))
+    suffix = output.suffix.lower().lstrip(".") if output else ""
+    if fmt is None:
+        fmt = suffix if suffix in ("xlsx", "csv", "json") else "csv"
+    elif suffix in ("xlsx", "csv", "json") and suffix != fmt:
+        raise click.UsageError(f"--format {fmt} but --output ends in .{suffix}")
+    if kind == "all" and fmt != "xlsx":
+        raise click.UsageError("export all writes one workbook, a sheet per kind: use --format xlsx "
+                               "or an --output ending in .xlsx")
+    if fmt == "xlsx" and output is None and sys.stdout.isatty():
+        raise click.UsageError("xlsx is a binary file: give --output FILE.xlsx (or redirect standard output)")
+    if strict and kind not in ("facturation", "all"):
+        raise click.UsageError("--strict only concerns facturation (or all)")
+    sys.exit(export(config_path, kind, list(demarches), fmt, output, CsvStyle(delimiter, decimal), strict))
 
 
 @cli.group()
@@ -322,6 +411,35 @@ def status(config_path: Path | None, as_json: bool, fmt: str) -> None:
     from connector.commands.status import show_status
 
     sys.exit(show_status(config_path, "json" if as_json else fmt))
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--host", default=None, help="Address to listen on (default: [web] host, 127.0.0.1).")
+@click.option("--port", default=None, type=click.IntRange(0, 65535), help="Port (default: [web] port, 8001).")
+@click.option("--add-user", "add_user", metavar="NAME", default=None,
+              help="Add an account (or change its password), asking for the password twice; then exit.")
+@click.option("--init", "init", is_flag=True,
+              help="Only create the session secret (and an empty accounts file) beside the config; then exit.")
+@human_errors
+def serve(config_path: Path | None, host: str | None, port: int | None, add_user: str | None, init: bool) -> None:
+    """The instructeurs' web view of the mirror (read-only), behind a login.
+
+    \b
+    Examples:
+      ds-connector serve --config /etc/ds-connector/config.toml --add-user camille
+      ds-connector serve --config /etc/ds-connector/config.toml        # http://127.0.0.1:8001/
+
+    Every page but /healthz needs a login (accounts in web-users beside the config) or, from a
+    [web] trusted_proxies address, the [web] user_header. Never uses the API token, never writes.
+    """
+    from connector.commands import serve as command
+
+    if add_user is not None:
+        sys.exit(command.add_user(config_path, add_user))
+    if init:
+        sys.exit(command.init(config_path))
+    sys.exit(command.serve(config_path, host, port))
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import datetime as dt
 import difflib
 import ipaddress
 import math
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 
 from connector import templates
 from connector.errors import ConfigError
-from connector.roles import FEE_2026_2027, PROFILE_CHOICES, ROLES
+from connector.roles import PROFILE_CHOICES, ROLES
 
 SEARCH_PATHS = (Path("config.toml"), Path("/etc/ds-connector/config.toml"))
 DEFAULT_URL = "https://demarche.numerique.gouv.fr/api/v2/graphql"
@@ -83,6 +84,19 @@ class LogConfig:
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEADLINE_REFERENCES = ("date_depot", "date_passage_en_instruction")
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """``[web]``: ``ds-connector serve``, the instructeurs' read-only web view."""
+
+    host: str = "127.0.0.1"
+    port: int = 8001
+    # Addresses of the reverse proxies whose ``user_header`` (and X-Forwarded-For) are believed.
+    trusted_proxies: tuple[str, ...] = ()
+    user_header: str = "X-Remote-User"
+    # Off only for a plain-http test on another host than localhost: browsers drop Secure cookies there.
+    secure_cookies: bool = True
 
 
 @dataclass(frozen=True)
@@ -202,11 +216,13 @@ class DemarcheConfig:
     number: int
     label: str | None = None
     deadline: DeadlineConfig = DeadlineConfig()
-    # ENT-École forms (connector.forms): the profile ("auto": detected), role overrides as
-    # (role, champ label or descriptor id) pairs, the fee per school in euros, the académie's départements.
+    # ENT-École forms (connector.forms): the profile ("auto": detected; "none": not an ENT-École form),
+    # role overrides as (role, champ label or descriptor id) pairs, the fee per school in euros (None: the
+    # form's, else the cost rule is off), the académie's départements (empty: those of the académie the
+    # démarche's service names, else the uai_hors_academie check is off).
     profile: str = "auto"
     roles: tuple[tuple[str, str], ...] = ()
-    fee_per_school: float = FEE_2026_2027
+    fee_per_school: float | None = None
     departements: tuple[str, ...] = ()
     # The renewal from one school year to the next: the previous campaign's démarche and the calendar.
     previous: int | None = None
@@ -221,11 +237,28 @@ class Config:
     log: LogConfig
     demarches: tuple[DemarcheConfig, ...]
     path: Path  # the file it was read from
+    web: WebConfig = WebConfig()
 
     @property
     def state_dir(self) -> Path:
         """The database's directory: the lock file and the downloads (by default) live there."""
         return self.database.path.parent
+
+
+def select_demarches(config: Config, numbers: list[int] | None) -> list[DemarcheConfig]:
+    """The configured démarches named by ``numbers`` (each once, in the order given), or every one when
+    none is named. A number that is not configured is a ConfigError naming the configured ones, so a
+    typo in ``--demarche`` stops every command that takes it (sync, export) instead of acting on all."""
+    if not numbers:
+        return list(config.demarches)
+    known = {d.number: d for d in config.demarches}
+    unknown = [n for n in numbers if n not in known]
+    if unknown:
+        raise ConfigError(
+            f"démarche(s) {', '.join(map(str, unknown))} not in {config.path}: "
+            f"configured are {', '.join(str(d.number) for d in config.demarches)}"
+        )
+    return [known[n] for n in dict.fromkeys(numbers)]
 
 
 _MISSING = object()
@@ -476,6 +509,32 @@ def _parse_deadline(t: _Table) -> DeadlineConfig:
     )
 
 
+def _parse_web(t: _Table) -> WebConfig:
+    proxies: list[str] = []
+    raw = t.raw("trusted_proxies")
+    if raw is not _MISSING:
+        if not isinstance(raw, list) or not all(isinstance(a, str) for a in raw):
+            t.problem("trusted_proxies", "expected a list of IP addresses such as [\"127.0.0.1\"]")
+        else:
+            for address in raw:
+                try:
+                    proxies.append(str(ipaddress.ip_address(address.strip())))
+                except ValueError:
+                    t.problem("trusted_proxies", f"{address!r} is not an IP address")
+    header = t.string("user_header", WebConfig.user_header)
+    if not re.fullmatch(r"[A-Za-z0-9-]+", header):
+        t.problem("user_header", f"{header!r} is not an HTTP header name")
+        header = WebConfig.user_header
+    secure = t.raw("secure_cookies")
+    if secure is _MISSING:
+        secure = WebConfig.secure_cookies
+    elif not isinstance(secure, bool):
+        t.problem("secure_cookies", f"expected true or false, got {_kind(secure)}")
+        secure = WebConfig.secure_cookies
+    return WebConfig(host=t.string("host", WebConfig.host), port=t.integer("port", WebConfig.port, 1, 65535),
+                     trusted_proxies=tuple(proxies), user_header=header, secure_cookies=secure)
+
+
 def _parse_demarches(value: Any, base_dir: Path, problems: list[str]) -> list[_Table]:
     how = "add one [[demarches]] table with a number per démarche to mirror"
     if value is _MISSING or value == []:
@@ -543,9 +602,10 @@ def _build(data: dict[str, Any], base_dir: Path, source: str) -> tuple[Config, l
     """The config (defaults standing in for bad values) and every problem found."""
     problems: list[str] = []
     top = _Table(TOP, data, base_dir, problems)
-    for name in ("ds", "database", "sync", "log", "demarches"):
+    for name in ("ds", "database", "sync", "log", "web", "demarches"):
         top.raw(name)
-    ds_t, db_t, sync_t, log_t = (_section(data, name, base_dir, problems) for name in ("ds", "database", "sync", "log"))
+    ds_t, db_t, sync_t, log_t, web_t = (_section(data, name, base_dir, problems)
+                                        for name in ("ds", "database", "sync", "log", "web"))
     demarche_ts = _parse_demarches(data.get("demarches", _MISSING), base_dir, problems)
 
     ds = _parse_ds(ds_t)
@@ -555,6 +615,7 @@ def _build(data: dict[str, Any], base_dir: Path, source: str) -> tuple[Config, l
         level=log_t.choice("level", LogConfig.level, LOG_LEVELS),
         format=log_t.choice("format", LogConfig.format, LOG_FORMATS),
     )
+    web = _parse_web(web_t)
     demarches: list[DemarcheConfig] = []
     first_seen: dict[int, str] = {}
     deadline_ts: list[_Table] = []
@@ -593,12 +654,13 @@ def _build(data: dict[str, Any], base_dir: Path, source: str) -> tuple[Config, l
     problems += _renewal_problems(demarches)
 
     _unknown_keys(
-        {TOP: [top], "[ds]": [ds_t], "[database]": [db_t], "[sync]": [sync_t], "[log]": [log_t],
+        {TOP: [top], "[ds]": [ds_t], "[database]": [db_t], "[sync]": [sync_t], "[log]": [log_t], "[web]": [web_t],
          "[[demarches]]": demarche_ts, "[demarches.deadline]": deadline_ts,
          "[demarches.renewal]": renewal_ts},
         problems,
     )
-    config = Config(ds=ds, database=database, sync=sync, log=log, demarches=tuple(demarches), path=Path(source))
+    config = Config(ds=ds, database=database, sync=sync, log=log, demarches=tuple(demarches), path=Path(source),
+                    web=web)
     return config, problems
 
 

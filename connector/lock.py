@@ -1,7 +1,8 @@
 """The single-instance lock, held while a sync runs (OPS.md §3.5; issue 11: job-time, not process-time).
 
-``sync`` holds it for its one run; the daemon holds it for each job, not between jobs, so an
-operator's one-shot sync between two daemon runs works. A second acquirer gets LockHeld (exit 75)
+``sync`` holds it for its one run (the sync, its follow-up and its report: ``connector.service``);
+the daemon holds it for each job, not between jobs, so an operator's one-shot sync between two daemon
+runs works; ``actions plan|run|retry|cancel`` and ``check`` hold it too (they open the writer). A second acquirer gets LockHeld (exit 75)
 naming the holder's pid, or waits (``sync --wait``; the daemon's jobs always wait, asynchronously).
 
 A separate ``ds-connector.lock`` file under the state directory, locked with ``flock()``: the kernel

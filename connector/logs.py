@@ -12,6 +12,8 @@ import sys
 from typing import Any
 
 import structlog
+from rich.console import Console
+from rich.text import Text
 
 REDACTED_KEYS = frozenset({"authorization", "token", "password", "secret", "api_token", "bearer"})
 
@@ -23,49 +25,27 @@ def redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-class TerminalLines:
-    """A terminal stream shared by log lines and one progress line that never share a line.
+class ConsoleLines:
+    """A text stream (what structlog's PrintLogger and the stdlib handler write to) that prints each
+    complete line through a rich console: while a progress display is live on that console, the line
+    goes above it and the display is redrawn below, so a log line and the display never share a line."""
 
-    Log output is written through :meth:`write` (what structlog's PrintLogger and the stdlib handler
-    call): each complete line first clears the progress line, is written, and the progress line is
-    redrawn below it. :meth:`progress` rewrites the progress line in place; :meth:`done` ends it.
-    """
-
-    CLEAR = "\r\x1b[2K"
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.line: str | None = None  # the progress line on screen, if any
+    def __init__(self, console: Console):
+        self.console = console
         self._pending = ""
 
     def write(self, text: str) -> int:
         self._pending += text
-        if "\n" in self._pending:
-            complete, _, self._pending = self._pending.rpartition("\n")
-            out = complete + "\n"
-            if self.line is not None:
-                out = self.CLEAR + out + self.line
-            self.stream.write(out)
-            self.stream.flush()
+        while "\n" in self._pending:
+            line, _, self._pending = self._pending.partition("\n")
+            self.console.print(Text.from_ansi(line), soft_wrap=True, highlight=False, markup=False)
         return len(text)
 
     def flush(self) -> None:
-        self.stream.flush()
+        self.console.file.flush()
 
     def isatty(self) -> bool:
-        return self.stream.isatty()
-
-    def progress(self, line: str) -> None:
-        self.line = line
-        self.stream.write(self.CLEAR + line)
-        self.stream.flush()
-
-    def done(self) -> None:
-        """Leave the last progress line on screen and go to the next line."""
-        if self.line is not None:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.line = None
+        return self.console.is_terminal
 
 
 def configure(level: str = "INFO", json: bool | None = None, stream=None) -> None:

@@ -22,9 +22,10 @@ SEVERAL = frozenset({"engagements", "pieces"})
 SCHOOL_COLUMNS = ("ecole_commune", "ecole_choix", "ecole_uai", "ecole_nom")
 
 PROFILE_NAMES = ("occitanie", "poitiers", "creteil")
-PROFILE_CHOICES = ("auto", *PROFILE_NAMES)
+NO_PROFILE = "none"  # not an ENT-École form: mirrored, no form read, no anomaly, no convention, no action
+PROFILE_CHOICES = ("auto", *PROFILE_NAMES, NO_PROFILE)
 
-# The fee per school and per year (euros TTC) of the Occitanie conventions: 2026-2027 is the default,
-# the others are what a cost computed with another year's fee looks like.
-FEE_2026_2027 = 41
+# The fees per school and per year (euros TTC) the Occitanie conventions have known: what a cost
+# computed with another year's fee looks like (``cout_incoherent`` says so). The fee a démarche charges
+# is read from its form or its config, never assumed from this table.
 FEES_BY_YEAR = {"2021-2022": 50, "2022-2025": 45, "2026-2027": 41}

@@ -28,6 +28,7 @@ from connector.store import open_db_readonly
 from connector.store import renewal as renewal_store
 from connector.store import status as q
 from connector.store.db import mirror_modes
+from connector.store.runs import last_ds_clock
 from connector.store.shape import ACTION_STATES, RENEWAL_STATUSES
 from connector.store.values import instant
 
@@ -117,7 +118,7 @@ def gather(config: Config, now: datetime | None = None) -> dict[str, Any]:
                  "stale_pid": holder.pid if holder.stale else None},
         "token": {"expires_on": expires.isoformat() if expires else None, "days_left": days_left},
         "interval_minutes": config.sync.interval_minutes,
-        "running_run": None, "last_run": None, "rate_limited_requests": 0,
+        "running_run": None, "last_run": None, "rate_limited_requests": 0, "ds_clock": None,
         "demarches": [], "renewals": [],
     }
     if days_left is not None:
@@ -157,9 +158,13 @@ def _read_database(db: Any, config: Config, now: datetime, out: dict[str, Any], 
         titles = q.demarche_titles(db)
         out["rate_limited_requests"] = q.rate_limited_total(db)
         anomalies = q.optional(db, present, "anomalies", q.open_anomalies)
-        conventions = q.optional(db, present, "conventions", q.conventions, now.astimezone().date(), CONVENTION_SOON_DAYS)
+        ds_clock = last_ds_clock(db)
+        # "overdue" is DS's word, at DS's clock as the latest run saw it (the machine's own date may differ)
+        ds_today = (instant(ds_clock) if ds_clock else now).astimezone(PARIS).date()
+        conventions = q.optional(db, present, "conventions", q.conventions, ds_today, CONVENTION_SOON_DAYS)
         actions = q.optional(db, present, "actions", q.count_by_state, "actions")
         renewals = q.optional(db, present, "renouvellements", renewal_store.summary)
+    out["ds_clock"] = ds_clock
     running = next((r for r in runs if r["status"] == "running"), None)
     if running is not None and not out["lock"]["held"]:
         running = None  # its process died: the next run marks it interrupted

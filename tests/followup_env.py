@@ -16,7 +16,7 @@ from connector.commands.actions import run_actions
 from connector.commands.hooks import sync_hooks
 from connector.config import Config, load_config
 from connector.simulator.state import World
-from syncenv import sync, write_config
+from syncenv import run_once, sync, write_config
 
 ALL_DAYS = "weekdays = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']\nhours = [0, 24]\n"
 
@@ -96,9 +96,6 @@ def paris_at(world: World, when: Any, simulator: Any) -> None:
 def sync_and_refresh(config: Config) -> Any:
     """A sync as the ``sync`` command runs it: the hooks, then after_sync (statuses with DS's clock,
     and the actions when enabled)."""
-    from connector.commands.actions import after_sync
-
-    report = sync(config, hooks=sync_hooks(config))
+    report = run_once(config).sync
     assert report.exit_code == 0, report.summary()
-    asyncio.run(after_sync(config, report))
     return report

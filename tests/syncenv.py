@@ -16,8 +16,11 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from connector import service
+from connector.commands.hooks import sync_hooks
 from connector.config import Config, load_config
 from connector.credentials import load_token
+from connector.lock import InstanceLock
 from connector.sync import SyncReport, run_sync
 from simworld import op
 
@@ -59,7 +62,21 @@ def simulator_config(directory: Path, simulator: Any, **options: Any) -> Config:
 
 
 def sync(config: Config, **options: Any) -> SyncReport:
-    return asyncio.run(run_sync(config, load_token(config, environ={}), **options))
+    """The sync engine alone (no lock, no follow-up), on a client of the run service."""
+    return asyncio.run(sync_async(config, **options))
+
+
+async def sync_async(config: Config, **options: Any) -> SyncReport:
+    async with service.client(config, load_token(config, environ={})) as client:
+        return await run_sync(config, client, **options)
+
+
+def run_once(config: Config, hooks: Any = None, **options: Any) -> service.Outcome:
+    """One run of the run service as ``sync`` makes it (the lock, the sync, the follow-up, the report)."""
+    hooks = hooks if hooks is not None else sync_hooks(config)
+    with InstanceLock(config.state_dir, holder="test") as lock:
+        return asyncio.run(service.run(config, load_token(config, environ={}), lock, kind="once", hooks=hooks,
+                                       **options))
 
 
 def sync_cli(config_path: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -1,14 +1,10 @@
-"""Logs and the terminal (issue 11 §4): the progress line and log lines never share a line; the token
-never shows, not in a traceback's locals, not in a repr, not in any file a full scenario writes."""
+"""Logs (issue 11 §4): the token never shows, not in a traceback's locals, not in a repr, not in any
+file a full scenario writes."""
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import pty
-import re
-import select
 import signal
 import sqlite3
 import subprocess
@@ -23,7 +19,6 @@ from daemonenv import DaemonProcess, NotifySocket, child_env
 from syncenv import write_config
 
 from connector import logs
-from connector.commands.sync import TerminalProgress
 from connector.credentials import ApiToken
 
 
@@ -38,74 +33,6 @@ def restore_logging():
     yield
     structlog.configure(**config)
     root.handlers[:], root.level = handlers, level
-
-
-class FakeTerminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def screen(raw: str) -> list[str]:
-    """What a terminal shows for this output: ``\\r`` goes to column 0, ``ESC[2K`` clears the line."""
-    lines, current = [], ""
-    for token in re.split(r"(\r|\n|\x1b\[2K)", raw):
-        if token == "\r":
-            continue  # column 0: the next text overwrites, and we only ever write after a clear
-        if token == "\x1b[2K":
-            current = ""
-        elif token == "\n":
-            lines.append(current)
-            current = ""
-        else:
-            current += token
-    return lines + ([current] if current else [])
-
-
-def test_a_log_line_clears_the_progress_line_which_is_redrawn_below():
-    out = FakeTerminal()
-    terminal = logs.TerminalLines(out)
-    logs.configure(level="info", json=False, stream=terminal)
-    if True:
-        terminal.progress("démarche 1: 3 pages, 300 dossiers (300 new, 0 updated), 120 dossiers/s")
-        structlog.get_logger("t").warning("store.tombstone_reinserted", dossier=7)
-        terminal.progress("démarche 1: 4 pages, 400 dossiers (400 new, 0 updated), 130 dossiers/s")
-        import logging
-
-        logging.getLogger("gql.transport.aiohttp").error("a foreign logger's line")
-        terminal.done()
-    shown = screen(out.getvalue())
-    assert len(shown) == 3, shown
-    assert "store.tombstone_reinserted" in shown[0] and "dossiers/s" not in shown[0]
-    assert "a foreign logger's line" in shown[1] and "dossiers/s" not in shown[1]
-    assert shown[2] == "démarche 1: 4 pages, 400 dossiers (400 new, 0 updated), 130 dossiers/s"
-
-
-def test_sync_on_a_real_terminal_never_glues_a_log_line_to_the_progress_line(simulator, tmp_path):
-    config = write_config(tmp_path / "site", simulator.url, simulator.token, sorted(simulator.world.demarches),
-                          page_size=5)
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "connector.cli", "sync", "--config", str(config), "-v"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=child_env())
-    os.close(slave)
-    raw = b""
-    while True:
-        ready, _, _ = select.select([master], [], [], 60)
-        if not ready:
-            break
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        raw += chunk
-    assert proc.wait(60) == 0
-    os.close(master)
-    shown = screen(raw.decode(errors="replace").replace("\r\n", "\n"))
-    logged = [s for s in shown if "sync.page_committed" in s]
-    progress = [s for s in shown if "dossiers/s" in s]
-    assert logged and progress, shown[:20]
-    assert not [s for s in shown if "dossiers/s" in s and "sync." in s], "a log line shares the progress line"
 
 
 def test_a_traceback_never_shows_the_tokens_locals(capsys):

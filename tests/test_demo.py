@@ -1,11 +1,14 @@
 """`ds-connector demo`, the README's first command, end to end in a subprocess."""
 
+import json
 import re
 import sqlite3
 import stat
 import subprocess
 import sys
 from collections import Counter
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from connector.simulator import renewal
 from connector.simulator.seed import seed_world
@@ -33,10 +36,10 @@ def test_demo_mirrors_the_three_demarches_then_follows_activity(tmp_path):
 
     # The activity (3 deposits, a message, an edit, a decision, one dossier trashed, one purged)
     # comes back in the incremental sync, and a sync with nothing new changes nothing.
-    incremental = re.search(r"3\. Incremental sync: .*", out.stdout).group(0)
+    incremental = re.search(r"3\. Incremental sync: .*\n.*", out.stdout).group(0)
     assert "3 new" in incremental and "1 deleted" in incremental and "1 to the trash" in incremental
     assert re.search(r"[1-9]\d* updated", incremental), incremental
-    quiet = re.search(r"4\. Nothing new: .*", out.stdout).group(0)
+    quiet = re.search(r"4\. Nothing new: .*\n.*", out.stdout).group(0)
     assert "0 new, 0 updated, 0 deleted, 0 to the trash" in quiet
     assert f"{3 * len(expected)} requests" in quiet  # one page of each stream per démarche
 
@@ -74,3 +77,21 @@ def test_demo_mirrors_the_three_demarches_then_follows_activity(tmp_path):
     assert (f"the cut-off passed: last year's schools: {count['renouvelee']} renouvelee, {count['en_attente']} "
             f"non_renouvelee, {count['fermee']} fermee") in block
     assert "checksum" not in out.stderr
+
+    # status on the demo's mirror judges "overdue" by DS's clock as the runs saw it (the simulator's
+    # clock, shown in step 5), not by this machine's date.
+    shown_clock = re.search(r"DS clock (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", out.stdout).group(1)
+    status = subprocess.run([sys.executable, "-m", "connector", "status", "--json", "--config",
+                             str(tmp_path / "config.toml")], capture_output=True, text=True, timeout=60)
+    s = json.loads(status.stdout)
+    assert s["ds_clock"].replace("T", " ")[:16] == shown_clock
+    ds_day = datetime.fromisoformat(s["ds_clock"]).astimezone(ZoneInfo("Europe/Paris")).date().isoformat()
+    for d in s["demarches"]:
+        overdue = db.execute("SELECT count(*) FROM conventions WHERE demarche_number = ? AND (status = 'overdue' OR "
+                             "(status = 'awaiting' AND date(deadline) < date(?)))", [d["number"], ds_day]).fetchone()[0]
+        assert (d["conventions"] or {}).get("overdue", 0) == overdue
+    occitanie = next(d for d in s["demarches"] if d["conventions"] and d["conventions"]["awaiting"])
+    by_machine = db.execute("SELECT count(*) FROM conventions WHERE demarche_number = ? AND (status = 'overdue' OR "
+                            "(status = 'awaiting' AND date(deadline) < date('now')))", [occitanie["number"]]).fetchone()[0]
+    if date.today().isoformat() > ds_day:  # the machine is later than the simulated DS: awaited ones past due
+        assert occitanie["conventions"]["overdue"] < by_machine

@@ -100,7 +100,7 @@ def test_export_and_check_from_the_command_line(make_simulator, tmp_path):
     out = tmp_path / "out" / "ecoles.csv"
     result = _cli("export", "ecoles", "--config", str(config.path), "--output", str(out))
     assert result.returncode == 0, result.stderr
-    assert out.read_bytes().startswith(b"\xef\xbb\xbfdemarche;dossier;etat;")
+    assert out.read_bytes().startswith(b'\xef\xbb\xbf"demarche";"dossier";"etat";')
     assert f"-> {out}" in result.stderr
     result = _cli("export", "anomalies", "--config", str(config.path), "--format", "json", "--demarche",
                   str(POITIERS))

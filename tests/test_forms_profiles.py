@@ -234,10 +234,13 @@ def test_unexpected_values_and_missing_champs_are_named_problems_never_a_traceba
     assert "valeur_illisible" in codes[numbers[0]]
     assert "cout_incoherent" not in codes[numbers[1]]
 
-    # A form with no school champ at all (here: its champs and descriptor removed from the mirror).
+    # A form with no school champ at all (here: its champs and descriptor removed from the mirror),
+    # configured as Occitanie's (detection would call it profile none: no schools, no ENT-École form).
     with closing(read_db(config)) as conn, conn:
         conn.execute("DELETE FROM champs WHERE descriptor_id = 'Q2hhbXAtNDIxMDAwOQ=='")
         conn.execute("DELETE FROM champ_descriptors WHERE id = 'Q2hhbXAtNDIxMDAwOQ=='")
+    with open(config.path, "a", encoding="utf-8") as f:
+        f.write('profile = "occitanie"\n')
     result = subprocess.run([sys.executable, "-m", "connector.cli", "check", "--full", "--config",
                              str(config.path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -176,6 +176,6 @@ def test_wheel_in_a_fresh_venv_imports_every_module_and_runs_the_demo(wheel, fre
                           capture_output=True, text=True, timeout=300, cwd=tmp_path, env=_clean_env())
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "Traceback" not in demo.stderr
-    assert "1. Full sync: sync ok: 3 démarche(s)" in demo.stdout
+    assert "1. Full sync: sync ok: 3 démarches" in demo.stdout
     assert "4. Nothing new: sync ok:" in demo.stdout
     assert (state / "ds-connector.sqlite").stat().st_size > 0

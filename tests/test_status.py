@@ -3,9 +3,9 @@ busy, failed and later-issue database, with the daemon alive, dead or never star
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -20,18 +20,16 @@ import pytest
 
 from daemonenv import DaemonProcess, child_env
 from simworld import visible_dossiers
-from syncenv import simulator_config, start_sync_cli, sync, write_config
+from syncenv import run_once, simulator_config, start_sync_cli, sync, write_config
 
 from connector.config import load_config
-from connector.credentials import load_token
-from connector.daemon.runs import run_recorded
 from connector.ds import retry
 from connector.lock import LOCK_NAME
 from connector.status import CRITICAL, OK, UNKNOWN, WARNING, gather
 from connector.store import open_db
 
 TOP_KEYS = {"version", "generated_at", "config", "database", "daemon", "lock", "token", "interval_minutes",
-            "running_run", "last_run", "rate_limited_requests", "demarches", "renewals", "health"}
+            "running_run", "last_run", "rate_limited_requests", "ds_clock", "demarches", "renewals", "health"}
 DEMARCHE_KEYS = {"number", "label", "title", "configured", "last_success_at", "last_success_age_seconds", "last_run",
                  "dossiers", "new_24h", "trash", "quarantined", "files", "anomalies", "conventions", "actions"}
 
@@ -207,7 +205,7 @@ def test_a_failed_last_run_is_critical_with_its_error(simulator, tmp_path, monke
     sync(config)
     monkeypatch.setattr(retry, "MAX_ATTEMPTS", 2)
     simulator.control("fault", kind="http_error", status=503, count=10_000, operation="getDeletedDossiersPage")
-    report = asyncio.run(run_recorded(config, load_token(config, environ={})))  # what sync and the daemon run
+    report = run_once(config).sync  # what sync and the daemon run
     simulator.control("faults/clear")
     assert report.status == "failed" and report.exit_code == 75
     code, s = status_json(config.path)
@@ -218,7 +216,7 @@ def test_a_failed_last_run_is_critical_with_its_error(simulator, tmp_path, monke
     assert sum("last run failed" in r for r in reasons(s)) == len(config.demarches)
     assert "last run failed: PageFailed" in status_cli(config.path).stdout
 
-    report = asyncio.run(run_recorded(config, load_token(config, environ={})))
+    report = run_once(config).sync
     assert report.status == "ok"
     assert status_json(config.path)[0] == OK
 
@@ -276,7 +274,7 @@ def test_the_tables_of_later_issues_are_read_when_they_exist(simulator, tmp_path
         conn.executemany("INSERT INTO conventions VALUES (?, 1, ?, ?)", [
             (a, "awaiting", (today + timedelta(days=3)).isoformat()),    # awaited, due soon
             (a, "awaiting", (today + timedelta(days=40)).isoformat()),   # awaited, not soon
-            (a, "awaiting", (today - timedelta(days=2)).isoformat()),    # awaited past its deadline
+            (a, "awaiting", (today - timedelta(days=2)).isoformat()),    # awaiting as saved: not also overdue
             (a, "overdue", (today - timedelta(days=9)).isoformat()),
             (a, "received_on_time", today.isoformat()),
         ])
@@ -286,7 +284,7 @@ def test_the_tables_of_later_issues_are_read_when_they_exist(simulator, tmp_path
     assert code == OK, reasons(s)
     first, second = s["demarches"][0], s["demarches"][1]
     assert first["anomalies"] == {"open": 2, "by_severity": {"error": 1, "warning": 1}}
-    assert first["conventions"] == {"awaiting": 3, "due_within_15_days": 1, "overdue": 2}
+    assert first["conventions"] == {"awaiting": 3, "due_within_15_days": 1, "overdue": 1}
     assert first["actions"] == {"planned": 2, "sending": 0, "sent": 0, "failed": 1, "unknown": 0, "cancelled": 0}
     assert second["conventions"] == {"awaiting": 0, "due_within_15_days": 0, "overdue": 0}
     assert second["anomalies"] == {"open": 0, "by_severity": {}}
@@ -297,4 +295,31 @@ def test_the_tables_of_later_issues_are_read_when_they_exist(simulator, tmp_path
     assert code == CRITICAL and reasons(s) == [f"démarche {b}: 1 action(s) in unknown state (check DS)"]
     prom = status_cli(config.path, "--format", "prometheus").stdout
     assert f'ds_connector_actions{{demarche="{b}",state="unknown"}} 1' in prom
-    assert f'ds_connector_conventions{{demarche="{a}",status="overdue"}} 2' in prom
+    assert f'ds_connector_conventions{{demarche="{a}",status="overdue"}} 1' in prom
+
+
+def test_status_and_actions_plan_count_the_conventions_alike(make_simulator, tmp_path):
+    """On the demo's world (seed 2026, DS's clock months behind this machine's): ``status`` shows the
+    conventions as ``actions plan`` counts them, awaiting and overdue never both."""
+    from followup_env import followup_config, occitanie, sync_and_act
+
+    simulator = make_simulator(seed=2026, dossiers=300)
+    config = followup_config(tmp_path, simulator)
+    sync_and_act(config)
+    number = occitanie(simulator.world)
+    code, s = status_json(config.path)
+    conventions = next(d for d in s["demarches"] if d["number"] == number)["conventions"]
+    plan = subprocess.run([sys.executable, "-m", "connector.cli", "actions", "plan", "--config", str(config.path)],
+                          capture_output=True, text=True, timeout=120, env=child_env())
+    assert plan.returncode == 0, plan.stderr
+    line = next(l for l in plan.stdout.splitlines() if l.startswith(f"démarche {number} "))
+    planned = {status: int(n) for n, status in re.findall(r"(\d+) ([a-z_]+)", line.split(":", 1)[1])}
+    assert planned.get("overdue", 0) > 0 and planned.get("awaiting", 0) > 0, line  # both figures are exercised
+    assert conventions["awaiting"] == planned["awaiting"] and conventions["overdue"] == planned["overdue"], line
+    assert conventions["due_within_15_days"] <= conventions["awaiting"]
+    with closing(sqlite3.connect(config.database.path)) as conn:
+        total = conn.execute("SELECT count(*) FROM conventions WHERE demarche_number = ?", [number]).fetchone()[0]
+    assert sum(planned.values()) == total  # one status per convention: no overlap
+    text = status_cli(config.path).stdout
+    assert (f"conventions: {planned['awaiting']} awaiting (of which {conventions['due_within_15_days']} due "
+            f"within 15 days), {planned['overdue']} overdue") in text

@@ -14,6 +14,7 @@ import re
 import secrets
 import sqlite3
 import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -24,10 +25,10 @@ from syncenv import sync_cli, write_config
 
 from connector.lock import InstanceLock
 
-SUMMARY = re.compile(
-    r"^(full )?sync (ok|partial|failed): .*\b(?P<new>\d+) new, (?P<updated>\d+) updated, "
-    r"(?P<deleted>\d+) deleted, .*\b(?P<quarantined>\d+) quarantined, .*\b(?P<requests>\d+) requests, "
-    r"(?P<seconds>\d+\.\d) s$"
+SUMMARY = re.compile(  # two lines on purpose, each within 100 columns
+    r"^(full )?sync (ok|partial|failed): \d+ démarches?, (?P<requests>\d+) requests, (?P<seconds>\d+\.\d) s\n"
+    r"  (?P<new>\d+) new, (?P<updated>\d+) updated, (?P<deleted>\d+) deleted, \d+ to the trash, "
+    r"(?P<quarantined>\d+) quarantined, \d+ files$"
 )
 EVENT = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")
 
@@ -80,7 +81,31 @@ def test_a_bad_token_stops_the_sync_with_one_clear_line(simulator, tmp_path, kin
     assert result.returncode == 78
     [line] = problem_lines(result)
     assert expected in line
+    assert f"token read from token file {tmp_path / 'ds-api-token'}" in line  # where it came from, not what
     assert dossier_counts(config) == {}
+
+
+@pytest.mark.parametrize("source", ["credentials directory", "environment"])
+def test_a_refused_token_names_the_source_it_was_read_from(simulator, tmp_path, source):
+    token = simulator.sim.add_token(revoked=True)
+    config = write_config(tmp_path, simulator.url, token, sorted(simulator.world.demarches))
+    config.write_text(config.read_text().replace('token_file = "ds-api-token"\n', ""))
+    (tmp_path / "ds-api-token").unlink()
+    if source == "environment":
+        env, named = {"DS_API_TOKEN": token}, "token read from $DS_API_TOKEN"
+    else:
+        credentials = tmp_path / "credentials"
+        credentials.mkdir()
+        (credentials / "ds-api-token").write_text(token + "\n")
+        env, named = {"CREDENTIALS_DIRECTORY": str(credentials)}, f"token read from the credentials directory ({credentials}"
+    result = subprocess.run([sys.executable, "-m", "connector", "sync", "--config", str(config)],
+                            capture_output=True, text=True, timeout=120,
+                            env={**{k: v for k, v in os.environ.items() if k not in ("DS_API_TOKEN", "CREDENTIALS_DIRECTORY")},
+                                 **env})
+    assert result.returncode == 78, result.stderr
+    refused = [line for line in result.stderr.splitlines() if "refused the API token" in line]
+    assert refused and named in refused[0], result.stderr
+    assert token not in result.stdout + result.stderr
 
 
 def test_token_not_covering_a_demarche_syncs_the_others_and_names_it(simulator, tmp_path):
@@ -95,7 +120,7 @@ def test_token_not_covering_a_demarche_syncs_the_others_and_names_it(simulator, 
         assert f"démarche {number}" in line and "access" in line, line
     assert str(covered) not in result.stderr
     assert dossier_counts(config) == {covered: listed(simulator, covered)}
-    assert result.stdout.splitlines()[-1].startswith("sync partial:")
+    assert result.stdout.splitlines()[-2].startswith("sync partial:")
 
 
 def test_demarche_missing_on_ds_is_named(simulator, tmp_path):
@@ -180,9 +205,10 @@ def test_successful_run_logs_json_and_ends_with_the_summary(simulator, tmp_path)
     result = run(config, simulator.token)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    *logs, last = result.stdout.splitlines()
-    summary = SUMMARY.match(last)
-    assert summary, last
+    *logs, first, second = result.stdout.splitlines()
+    summary = SUMMARY.match(f"{first}\n{second}")
+    assert summary, (first, second)
+    assert max(len(first), len(second)) <= 100
     events = [json.loads(line) for line in logs]
     assert all(isinstance(e, dict) and EVENT.match(e["event"]) for e in events), logs
     names = [e["event"] for e in events]
@@ -198,6 +224,6 @@ def test_successful_run_logs_json_and_ends_with_the_summary(simulator, tmp_path)
 
     again = run(config, simulator.token)
     assert again.returncode == 0, again.stderr
-    summary = SUMMARY.match(again.stdout.splitlines()[-1])
+    summary = SUMMARY.match("\n".join(again.stdout.splitlines()[-2:]))
     assert summary and summary["new"] == "0" and summary["updated"] == "0"
     assert int(summary["requests"]) == 3 * len(simulator.world.demarches)  # one page of each stream

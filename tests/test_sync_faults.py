@@ -25,15 +25,13 @@ from aiohttp import web
 from tenacity import wait_exponential_jitter
 
 from connector.config import load_config
-from connector.credentials import load_token
 from connector.ds import retry
 from connector.errors import PageFailed
 from connector.simulator.seed import seed_world
 from connector.status import WARNING, gather
-from connector.sync import run_sync
 from connector.sync.attachments import is_temporary
 from conftest import SimulatorHandle
-from syncenv import dump, read_db, remote_dossiers, simulator_config, sync, without_urls, write_config
+from syncenv import dump, read_db, remote_dossiers, simulator_config, sync, sync_async, without_urls, write_config
 
 SEED, DOSSIERS, PAGE_SIZE = 7, 60, 20
 BIG = 131274  # the démarche with the most dossiers in this world (30 visible)
@@ -293,7 +291,7 @@ async def sync_through(proxy_url: str, world: SimulatorHandle, tmp_path, **optio
     config = load_config(write_config(tmp_path, proxy_url, world.token, sorted(world.world.demarches),
                                       page_size=PAGE_SIZE))
     assert world.url not in config.ds.url
-    return config, await run_sync(config, load_token(config, environ={}), **options)
+    return config, await sync_async(config, **options)
 
 
 def nodes_of(request: dict, answer: dict) -> list[dict]:

@@ -3,44 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from datetime import timedelta
 from pathlib import Path
 
 import click
 
-from connector import logs
-from connector.config import Config, load_config
-from connector.credentials import load_token
-from connector.ds.budget import RequestBudget
-from connector.ds.client import DsClient
-from connector.ds.verdicts import FILE_NAME as VERDICTS_FILE
+from connector import service
+from connector.config import Config, load_config, select_demarches
+from connector.credentials import ApiToken, load_token
 from connector.errors import ConnectorError
 from connector.commands.hooks import sync_hooks
 from connector.followup import actions as followup
 from connector.followup import journal, renewal_reminders
-from connector.followup.renewal_refresh import pairs as renewal_pairs
 from connector.lock import InstanceLock
 from connector.logs import get_logger
 from connector.store import followup as store
 from connector.store.db import open_db, open_db_readonly
-from connector.sync import run_sync
 
 log = get_logger(__name__)
-
-
-def _client(config: Config) -> DsClient:
-    return DsClient(config.ds.url, load_token(config), budget=RequestBudget(config.ds.requests_per_minute),
-                    connect_timeout=config.ds.connect_timeout_seconds, read_timeout=config.ds.read_timeout_seconds,
-                    verdicts=config.state_dir / VERDICTS_FILE)
-
-
-def _logging(config: Config, verbose: bool) -> None:
-    if sys.stderr.isatty():
-        logs.configure(level=config.log.level if verbose else "warning", json=config.log.json or False,
-                       stream=sys.stderr)
-    else:
-        logs.configure(level=config.log.level, json=config.log.json, stream=sys.stderr)
 
 
 def plan_lines(report: followup.RunReport) -> list[str]:
@@ -75,25 +55,15 @@ def plan_lines(report: followup.RunReport) -> list[str]:
 
 
 def plan(config_path: Path | None, demarches: list[int], verbose: bool = False) -> int:
-    """What ``run`` would do now, and why. Nothing is written: the work runs in a transaction that is
-    rolled back."""
+    """What ``run`` would do now, and why, at DS's clock. Nothing is kept: DS is asked its clock first,
+    then the plans are worked out under the instance lock in a transaction that is rolled back (it
+    waits for a run in progress)."""
     config = load_config(config_path)
-    _logging(config, verbose)
-    db = open_db(config.database.path)
-
-    async def go() -> followup.RunReport:
-        async with _client(config) as client:
-            report = await followup.plan_only(config, client, db, demarches=demarches or None)
-            runner = followup.Runner(db, client, config, report, timedelta(), sync_hooks(config).dossiers_changed)
-            report.renewals = await renewal_reminders.run(config, runner, act=False, demarches=demarches or None)
-            return report
-
-    db.conn.execute("BEGIN")
-    try:
-        report = asyncio.run(go())
-    finally:
-        db.conn.rollback()
-        db.conn.close()
+    select_demarches(config, demarches)
+    service.configure_logging(config, "actions", verbose=verbose)
+    token = load_token(config)
+    with service.hold_lock(config, "actions plan", wait=True) as lock:
+        report = asyncio.run(service.plan(config, token, lock, sync_hooks(config), demarches or None))
     for line in plan_lines(report):
         click.echo(line)
     return 0
@@ -101,60 +71,23 @@ def plan(config_path: Path | None, demarches: list[int], verbose: bool = False) 
 
 def run(config_path: Path | None, demarches: list[int], settle: float, verbose: bool = False) -> int:
     config = load_config(config_path)
-    _logging(config, verbose)
-    with InstanceLock(config.state_dir, holder="actions run"):
-        report = asyncio.run(run_actions(config, demarches, timedelta(seconds=settle)))
+    select_demarches(config, demarches)
+    service.configure_logging(config, "actions", verbose=verbose)
+    report = asyncio.run(run_actions(config, demarches, timedelta(seconds=settle)))
     click.echo(report.summary())
     return 0 if not (report.failed or report.unknown) else 1
 
 
 async def run_actions(config: Config, demarches: list[int] | None = None,
                       settle: timedelta = timedelta(seconds=60)) -> followup.RunReport:
-    """The deadline follow-up's actions, then the renewal's (its table refreshed with DS's clock, its
-    reminders when enabled); ``report.renewals`` holds the renewal plans."""
-    db = open_db(config.database.path)  # synchronous=FULL: the journal's commits are on disk
-    try:
-        async with _client(config) as client:
-            report = await followup.run(config, client, db, demarches=demarches or None, settle=settle,
-                                        hook=sync_hooks(config).dossiers_changed)
-            if not report.stopped:
-                runner = followup.Runner(db, client, config, report, settle, sync_hooks(config).dossiers_changed)
-                report.renewals = await renewal_reminders.run(config, runner, act=True, demarches=demarches or None)
-    finally:
-        db.conn.close()
-    log.info("followup.finished", summary=report.summary())
-    return report
-
-
-async def after_sync_actions(config: Config) -> followup.RunReport | None:
-    """After each successful sync: the statuses with DS's clock, and the enabled actions. Failures are
-    logged, never raised (the sync itself succeeded)."""
-    enabled = (any(d.deadline.reminders or d.deadline.classer_sans_suite for d in config.demarches)
-               or renewal_reminders.reminders_on(config))
-    try:
-        if enabled:
-            return await run_actions(config)
-        db = open_db(config.database.path)
-        try:
-            targets = followup.deadline_demarches(db, config)
-            if not targets and not renewal_pairs(config):
-                return None
-            async with _client(config) as client:
-                report = await followup.plan_only(config, client, db, targets=targets)
-                runner = followup.Runner(db, client, config, report, timedelta(), sync_hooks(config).dossiers_changed)
-                report.renewals = await renewal_reminders.run(config, runner, act=False)
-        finally:
-            db.conn.close()
-        return report
-    except ConnectorError as exc:
-        log.warning("followup.after_sync_failed", error=str(exc))
-        return None
-
-
-async def after_sync(config: Config, report: object) -> None:
-    """What runs after each successful sync, outside the sync's transactions (the daemon after every
-    run; ``sync`` after its one run): the convention statuses with DS's clock, and the enabled actions."""
-    await after_sync_actions(config)
+    """``actions run``: the run service's follow-up alone, its actions on, under the instance lock
+    (LockHeld, exit 75, while a sync or the daemon's run holds it). ``report.renewals`` holds the
+    renewal plans."""
+    with InstanceLock(config.state_dir, holder="actions run") as lock:
+        outcome = await service.run(config, load_token(config), lock, kind="actions", hooks=sync_hooks(config),
+                                    demarches=demarches or None, sync=False, settle=settle)
+    assert outcome.followup is not None
+    return outcome.followup
 
 
 def list_actions(config_path: Path | None, states: list[str], dossier: int | None) -> int:
@@ -188,13 +121,17 @@ def cancel(config_path: Path | None, action_id: int) -> int:
 
 def _operator(config_path: Path | None, action_id: int, move, event: str):
     """An operator's ``actions retry|cancel ID``: the journal's transition, logged; a refused one is a
-    human error."""
+    human error. Under the instance lock (waiting for a run in progress): the run's follow-up may be
+    sending that very action."""
     config = load_config(config_path)
-    db = open_db(config.database.path)
-    try:
-        a = move(db, action_id)
-    except journal.JournalError as exc:
-        raise ConnectorError(str(exc)) from None
+    with service.hold_lock(config, f"actions {event.rsplit('_', 1)[-1]}", wait=True):
+        db = open_db(config.database.path)
+        try:
+            a = move(db, action_id)
+        except journal.JournalError as exc:
+            raise ConnectorError(str(exc)) from None
+        finally:
+            db.conn.close()
     log.info(event, action=action_id, dossier=a.dossier_number)
     return a
 
@@ -216,38 +153,34 @@ def add_demo_followup(config_path: Path, instructeur_email: str, demarche: int) 
     config_path.write_text(text, encoding="utf-8")
 
 
-async def demo_followup(config: Config, log_entries) -> list[str]:  # type: ignore[no-untyped-def]
-    """The demo's follow-up part: statuses, ``actions plan``, then one run with actions enabled and the
-    journal. ``log_entries()``: the simulator's mutation journal."""
+async def demo_followup(config: Config, token: ApiToken, lock: InstanceLock, log_entries) -> list[str]:  # type: ignore[no-untyped-def]
+    """The demo's follow-up part (under the demo's ``lock``): statuses, ``actions plan``, then one run
+    with actions enabled and the journal. ``log_entries()``: the simulator's mutation journal."""
     import dataclasses
 
     lines: list[str] = []
-    db = open_db(config.database.path)
-    try:
-        async with _client(config) as client:
-            report = await followup.plan_only(config, client, db)
-        for plan in report.plans:
-            counts = ", ".join(f"{n} {s}" for s, n in sorted(plan.statuses.items()))
-            lines.append(f"5. Signed conventions of démarche {plan.demarche} ({plan.profile.name}), "
-                         f"DS clock {report.ds_now:%Y-%m-%d %H:%M} UTC:")
-            lines.append(f"     {counts}")
-        on = dataclasses.replace(config, demarches=tuple(
-            dataclasses.replace(d, deadline=dataclasses.replace(d.deadline, reminders=True, classer_sans_suite=True))
-            for d in config.demarches))
-        async with _client(on) as client:
-            would = await followup.plan_only(on, client, db)
-        decisions = [d for p in would.plans for d in p.decisions if d.kind]
-        kinds = ", ".join(f"{n} {k}" for k, n in sorted(_count(d.kind for d in decisions).items()))
-        lines.append("")
-        lines.append(f"6. actions plan (with reminders and classer_sans_suite on): {len(decisions)} actions ({kinds})")
-        shown = {}
-        for d in decisions:
-            shown.setdefault(d.kind, d)
-        for d in shown.values():
-            lines.append(f"     dossier {d.dossier}: {d.kind} — {d.rule}")
-    finally:
-        db.conn.close()
-    ran = await run_actions(on, settle=timedelta())
+    report = await service.plan(config, token, lock, sync_hooks(config))
+    for plan in report.plans:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(plan.statuses.items()))
+        lines.append(f"5. Signed conventions of démarche {plan.demarche} ({plan.profile.name}), "
+                     f"DS clock {report.ds_now:%Y-%m-%d %H:%M} UTC:")
+        lines.append(f"     {counts}")
+    on = dataclasses.replace(config, demarches=tuple(
+        dataclasses.replace(d, deadline=dataclasses.replace(d.deadline, reminders=True, classer_sans_suite=True))
+        for d in config.demarches))
+    would = await service.plan(on, token, lock, sync_hooks(on))
+    decisions = [d for p in would.plans for d in p.decisions if d.kind]
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(_count(d.kind for d in decisions).items()))
+    lines.append("")
+    lines.append(f"6. actions plan (with reminders and classer_sans_suite on): {len(decisions)} actions ({kinds})")
+    shown = {}
+    for d in decisions:
+        shown.setdefault(d.kind, d)
+    for d in shown.values():
+        lines.append(f"     dossier {d.dossier}: {d.kind} — {d.rule}")
+    ran = (await service.run(on, token, lock, kind="demo", hooks=sync_hooks(on), sync=False,
+                             settle=timedelta())).followup
+    assert ran is not None
     lines.append("")
     lines.append(f"7. actions run on the simulator: {ran.summary()}")
     db = open_db_readonly(config.database.path)
@@ -287,17 +220,13 @@ async def renewal_demo(config: Config, token, advance_to) -> list[str]:  # type:
         for d in config.demarches))
 
     async def plans() -> list[renewal_reminders.RenewalPlan]:
-        report = await run_sync(config, token, kind="demo", hooks=sync_hooks(config))
-        for d in report.demarches:
-            if d.error is not None:
-                raise ConnectorError(f"démarche {d.number}: {d.error}")
-        db = open_db(config.database.path)
-        try:
-            async with _client(on) as client:
-                runner = followup.Runner(db, client, on, followup.RunReport(), timedelta(), sync_hooks(on).dossiers_changed)
-                return await renewal_reminders.run(on, runner, act=False)
-        finally:
-            db.conn.close()
+        with InstanceLock(config.state_dir, holder="demo") as lock:
+            outcome = await service.run(config, token, lock, kind="demo", hooks=sync_hooks(config))
+            assert outcome.sync is not None
+            for d in outcome.sync.demarches:
+                if d.error is not None:
+                    raise ConnectorError(f"démarche {d.number}: {d.error}")
+            return (await service.plan(on, token, lock, sync_hooks(on))).renewals
 
     def figures(rp: renewal_reminders.RenewalPlan) -> str:
         s, c = rp.schools, rp.communes

@@ -8,11 +8,9 @@ unit a missing token file is systemd's own failure, 243/CREDENTIALS, before this
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
-from connector import logs
-from connector.commands.actions import after_sync
+from connector import service
 from connector.commands.hooks import sync_hooks
 from connector.config import load_config
 from connector.credentials import load_token
@@ -24,8 +22,8 @@ def run_daemon(config_path: Path | None, *, interval_seconds: float | None = Non
     config = load_config(config_path)
     # JSON lines on stdout for journald (console on a terminal): before the token lookup, whose
     # development-only fallback logs a warning.
-    logs.configure(level=config.log.level, json=config.log.json, stream=sys.stdout)
+    service.configure_logging(config, "daemon")
     token = load_token(config)
-    daemon = Daemon(config, token, hooks=sync_hooks, after_sync=after_sync, notifier=Notifier(),
+    daemon = Daemon(config, token, hooks=sync_hooks, notifier=Notifier(),
                     interval_seconds=interval_seconds)
     return asyncio.run(daemon.run())

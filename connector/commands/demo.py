@@ -16,24 +16,27 @@ import shutil
 import socket
 import sqlite3
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
 from aiohttp import web
+from rich.console import Console
 
-from connector import logs
+from connector import logs, service
+from connector.config import load_config
 from connector.commands.actions import add_demo_followup, demo_followup, renewal_demo
 from connector.commands.hooks import sync_hooks
-from connector.commands.sync import TerminalProgress
-from connector.config import load_config
 from connector.credentials import load_token
 from connector.forms.report import anomalies_by_rule, write_exports
+from connector.lock import InstanceLock
+from connector.progress import SyncDisplay, terminal_console
 from connector.simulator import renewal as campaigns
 from connector.simulator.app import GRAPHQL_PATH, create_app
 from connector.simulator.listing import visible
 from connector.simulator.seed import TECH_ACCOUNTS, seed_world
 from connector.store import open_db
-from connector.sync import SyncReport, run_sync
+from connector.sync import SyncReport
 
 PREFERRED_PORT = 8484
 
@@ -123,20 +126,17 @@ def _activity(sim, demarches: list[int]) -> list[str]:
     return done
 
 
-def _progress():
-    if not sys.stderr.isatty():
-        return None
-    return TerminalProgress(sys.stderr)
-
-
-async def _sync(config, token, label: str) -> SyncReport:
-    progress = _progress()
-    try:
-        report = await run_sync(config, token, kind="demo", progress=progress, hooks=sync_hooks(config))
-    finally:
-        if progress:
-            progress.done()
-    click.echo(f"{label}: {report.summary()}")
+async def _sync(config, token, lock, label: str, terminal: Console | None) -> SyncReport:
+    """One run of the run service (sync, follow-up, report), as ``sync`` runs it; the progress display
+    on the terminal (the transcript goes to standard output)."""
+    display = None
+    if terminal is not None:
+        display = SyncDisplay(terminal, full=False, title=label, demarches=[d.number for d in config.demarches])
+    with display or nullcontext():
+        outcome = await service.run(config, token, lock, kind="demo", progress=display, hooks=sync_hooks(config))
+    report = outcome.sync
+    assert report is not None
+    click.echo(f"{label}: {report.summary(indent=' ' * 5)}")
     for d in report.demarches:
         if d.error is not None:
             raise click.ClickException(f"démarche {d.number}: {d.error}")
@@ -169,7 +169,7 @@ def _contents(database: Path) -> list[str]:
         conn.close()
 
 
-async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
+async def run_demo(state_dir: Path, seed: int, dossiers: int, terminal: Console | None = None) -> None:
     world = seed_world(seed=seed, dossiers=dossiers)
     token = next(iter(world.tokens))
     port = _port()
@@ -186,28 +186,47 @@ async def run_demo(state_dir: Path, seed: int, dossiers: int) -> None:
         add_demo_followup(config_path, TECH_ACCOUNTS[occitanie], occitanie)
         config = load_config(config_path)
         api_token = load_token(config, environ={})
-        click.echo(f"Simulator: {url} (seed {seed}, {len(world.dossiers)} dossiers incl. brouillons and hidden)")
-        click.echo(f"Config:    {config_path} (token in {state_dir / 'ds-api-token'}, mode 0600)")
-        click.echo("")
-        first = await _sync(config, api_token, "1. Full sync")
-        for d in first.demarches:
-            click.echo(f"     démarche {d.number}: {d.dossiers} dossiers in {d.pages} pages, "
-                       f"{d.files} attachments")
-        click.echo("")
-        click.echo("2. Activity on DS:")
-        for line in _activity(app["sim"], [n for n, _ in demarches]):
-            click.echo(f"     {line}")
-        click.echo("")
-        await _sync(config, api_token, "3. Incremental sync")
-        await _sync(config, api_token, "4. Nothing new")
-        click.echo("")
-        for line in await demo_followup(config, lambda: app["sim"].mutation_log):
-            click.echo(line)
-        click.echo("")
-        for line in await _renewal(app["sim"], state_dir, url, token, TECH_ACCOUNTS[occitanie]):
-            click.echo(line)
-    finally:
+        lock = InstanceLock(config.state_dir, holder="demo")  # held until the demo ends
+        lock.acquire()
+    except BaseException:
         await runner.cleanup()
+        raise
+    try:
+        try:
+            click.echo(f"Simulator: {url} (seed {seed}, {len(world.dossiers)} dossiers incl. brouillons and hidden)")
+            click.echo(f"Config:    {config_path} (token in {state_dir / 'ds-api-token'}, mode 0600)")
+            click.echo("")
+            await _main_mirror(config, api_token, lock, app["sim"], demarches, terminal)
+            for line in await _renewal(app["sim"], state_dir, url, token, TECH_ACCOUNTS[occitanie]):
+                click.echo(line)
+        finally:
+            await runner.cleanup()
+        _after(config, config_path, state_dir, seed, dossiers, port, demarches)
+    finally:
+        lock.release()
+
+
+async def _main_mirror(config, api_token, lock, sim, demarches, terminal: Console | None) -> None:
+    """Steps 1 to 7 on the main demo mirror, under its instance lock."""
+    first = await _sync(config, api_token, lock, "1. Full sync", terminal)
+    for d in first.demarches:
+        click.echo(f"     démarche {d.number}: {d.dossiers} dossiers in {d.pages} pages, "
+                   f"{d.files} attachments")
+    click.echo("")
+    click.echo("2. Activity on DS:")
+    for line in _activity(sim, [n for n, _ in demarches]):
+        click.echo(f"     {line}")
+    click.echo("")
+    await _sync(config, api_token, lock, "3. Incremental sync", terminal)
+    await _sync(config, api_token, lock, "4. Nothing new", terminal)
+    click.echo("")
+    for line in await demo_followup(config, api_token, lock, lambda: sim.mutation_log):
+        click.echo(line)
+    click.echo("")
+
+
+def _after(config, config_path: Path, state_dir: Path, seed: int, dossiers: int, port: int, demarches) -> None:
+    """What the mirror holds, the forms' findings and exports, what to try next."""
     click.echo("")
     database = _relative(config.database.path)
     click.echo(f"In {database}:")
@@ -259,7 +278,8 @@ def _forms(config, state_dir: Path) -> None:
         for line in anomalies_by_rule(db):
             click.echo(line)
         click.echo("")
-        click.echo("Exports (CSV: UTF-8 with BOM, ';', decimal comma; Occitanie opens once the signed convention is in):")
+        click.echo("Exports (xlsx for people, CSV and JSON for scripts; Occitanie opens once the signed convention "
+                   "is in):")
         for line in write_exports(db, config, _relative(state_dir / "exports")):
             click.echo(line)
     finally:
@@ -275,5 +295,7 @@ def _relative(path: Path) -> Path:
 
 
 def demo(state_dir: Path, seed: int, dossiers: int) -> None:
-    logs.configure(level="warning", json=False, stream=sys.stderr)
-    asyncio.run(run_demo(state_dir, seed, dossiers))
+    terminal = terminal_console(sys.stderr) if sys.stderr.isatty() else None
+    # before any config (the demo writes its own); warnings go above the progress display, never on its lines
+    service.configure_logging(None, "demo", stream=logs.ConsoleLines(terminal) if terminal else None)
+    asyncio.run(run_demo(state_dir, seed, dossiers, terminal))

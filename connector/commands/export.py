@@ -8,31 +8,60 @@ from pathlib import Path
 
 import click
 
-from connector.config import load_config
+from connector.config import load_config, select_demarches
 from connector.errors import ConnectorError
 from connector.forms import exports
 from connector.store import open_db_readonly
 
 
 def export(config_path: Path | None, kind: str, demarches: list[int], fmt: str, output: Path | None,
-           delimiter: str, decimal: str) -> int:
+           style: exports.CsvStyle = exports.CsvStyle(), strict: bool = False) -> int:
+    """Write ``kind`` (or ``all`` kinds, xlsx only: one sheet each) to ``output`` or standard output.
+    A ``--demarche`` that is not configured is a ConfigError (exit 78) naming the configured ones."""
     config = load_config(config_path)
+    select_demarches(config, demarches)
+    kinds = exports.KINDS if kind == "all" else (kind,)
     db = open_db_readonly(config.database.path)
     try:
-        rows = exports.rows_of(db, config, kind, demarches or None)
+        built = [exports.build(db, config, k, demarches or None, strict) for k in kinds]
     finally:
         db.close()
-    text = exports.render(kind, rows, fmt, exports.CsvStyle(delimiter, decimal))
+    if fmt == "xlsx":
+        data = exports.to_xlsx(built)
+    else:
+        data = exports.render(kind, built[0].rows, fmt, style).encode("utf-8")
     if output is None:
-        sys.stdout.write(text.removeprefix("\ufeff") if sys.stdout.isatty() else text)
-        return 0
+        if fmt == "csv" and sys.stdout.isatty():
+            data = data.removeprefix("\ufeff".encode("utf-8"))
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        _write(output, data)
+    for e in built:
+        click.echo(_summary(e, output), err=True)
+        for note in e.notes:
+            click.echo(f"  {e.kind}: {note}", err=True)
+    return 0
+
+
+def _summary(e: exports.Export, output: Path | None) -> str:
+    text = f"{e.kind}: {len(e.rows)} line(s)"
+    if e.kind == "facturation":
+        to_check = sum(1 for r in e.rows if r["a_verifier"])
+        if to_check:
+            text += f", {to_check} à vérifier (open error anomaly on a dossier)"
+        if e.held_back:
+            text += f", {e.held_back} held back by --strict (open error anomaly: see `export anomalies`)"
+    return text + (f" -> {output}" if output else "")
+
+
+def _write(output: Path, data: bytes) -> None:
     tmp = output.with_name(output.name + ".part")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            f.write(data)
         os.replace(tmp, output)
     except OSError as exc:
         raise ConnectorError(f"cannot write {output}: {exc.strerror}") from None
-    click.echo(f"{kind}: {len(rows)} line(s) -> {output}", err=True)
-    return 0

@@ -115,7 +115,8 @@ def text(s: dict[str, Any]) -> str:
         if m["conventions"] is not None:
             c = m["conventions"]
             lines.append("  conventions: " + (c["error"] if "error" in c else
-                         f"{c['awaiting']} awaited, {c['due_within_15_days']} due within 15 days, {c['overdue']} overdue"))
+                         f"{c['awaiting']} awaiting (of which {c['due_within_15_days']} due within 15 days), "
+                         f"{c['overdue']} overdue"))
         if m["actions"] is not None:
             a = m["actions"]
             lines.append("  actions: " + (a["error"] if "error" in a else

@@ -1,77 +1,49 @@
-"""``ds-connector sync``: config, token, lock, logging and progress around :func:`run_sync`."""
+"""``ds-connector sync``: config, token and the progress display around one run of :mod:`connector.service`."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
-import time
+from contextlib import nullcontext
 from pathlib import Path
-from typing import TextIO
 
 import click
 
-from connector import logs
-from connector.commands.actions import after_sync
+from connector import logs, service
+from connector.config import load_config, select_demarches
 from connector.commands.hooks import sync_hooks
-from connector.config import load_config
 from connector.credentials import load_token
-from connector.daemon.runs import run_recorded
-from connector.errors import LockHeld
-from connector.lock import InstanceLock, read_holder
-from connector.sync.engine import DemarcheReport
+from connector.progress import SyncDisplay, terminal_console
 
 
-class TerminalProgress:
-    """One rewritten status line on a terminal: démarche, pages, dossiers, rate. It shares the
-    terminal with the log lines through :class:`connector.logs.TerminalLines`: a log line clears it
-    and it is redrawn below, so the two never share a line."""
+def terminal_display(full: bool, demarches: list[int]) -> tuple[SyncDisplay, logs.ConsoleLines]:
+    """The progress display on standard error, and the stream log lines go through above it."""
+    console = terminal_console(sys.stderr)
+    return SyncDisplay(console, full=full, demarches=demarches), logs.ConsoleLines(console)
 
-    def __init__(self, stream: TextIO | logs.TerminalLines):
-        self.lines = stream if isinstance(stream, logs.TerminalLines) else logs.TerminalLines(stream)
 
-    def __call__(self, report: DemarcheReport) -> None:
-        seconds = max(time.monotonic() - report.started, 1e-6)
-        line = (f"démarche {report.number}: {report.pages} pages, {report.dossiers} dossiers "
-                f"({report.new} new, {report.updated} updated), {report.dossiers / seconds:.0f} dossiers/s")
-        self.lines.progress(line)
-
-    def done(self) -> None:
-        self.lines.done()
+def interactive() -> bool:
+    """A person at a terminal: standard output and standard error both are one. Otherwise (journald,
+    a pipe, a file) the JSON lines go to standard output, as the daemon's do, and nothing is drawn."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
 
 
 def sync_once(config_path: Path | None, demarches: list[int], *, full: bool, verbose: bool = False,
               wait: bool = False) -> int:
+    """One run of the run service (``connector.service``): the sync, its follow-up and its report,
+    under the instance lock (``wait``: after the holder's run)."""
     config = load_config(config_path)
+    select_demarches(config, demarches)
     token = load_token(config)
-    interactive = sys.stderr.isatty()
-    progress = None
-    if interactive:
-        # People get a progress line and warnings; journald and pipes get every JSON line.
-        level = config.log.level if verbose else "warning"
-        terminal = logs.TerminalLines(sys.stderr)
-        logs.configure(level=level, json=config.log.json or False, stream=terminal)
-        progress = TerminalProgress(terminal)
-    else:
-        logs.configure(level=config.log.level, json=config.log.json, stream=sys.stdout)
-    lock = InstanceLock(config.state_dir, holder="sync")
-    try:
-        lock.acquire()
-    except LockHeld:
-        if not wait:
-            raise
-        holder = read_holder(config.state_dir)
-        click.echo(f"ds-connector: waiting for pid {holder.pid or 'unknown'} ({holder.what or 'another sync'}) "
-                   "to finish its run…", err=True)
-        lock.acquire(wait=True)
-    with lock:
-        try:
-            report = asyncio.run(run_recorded(config, token, demarches=demarches or None, full=full,
-                                              hooks=sync_hooks(config), progress=progress))
-        finally:
-            if progress:
-                progress.done()
-        if report.demarches_done:  # a quarantined dossier does not hold back the others' follow-up
-            asyncio.run(after_sync(config, report))
+    display, lines = None, None
+    if interactive():  # people get the progress display and warnings; journald and pipes every JSON line
+        display, lines = terminal_display(full, demarches or [d.number for d in config.demarches])
+    service.configure_logging(config, "once", verbose=verbose, stream=lines)
+    with service.hold_lock(config, "sync", wait=wait) as lock, display or nullcontext():
+        outcome = asyncio.run(service.run(config, token, lock, kind="once", hooks=sync_hooks(config),
+                                          demarches=demarches or None, full=full, progress=display))
+    report = outcome.sync
+    assert report is not None
     for demarche in report.demarches:
         if demarche.error is not None:
             click.echo(f"ds-connector: démarche {demarche.number}: {demarche.error}", err=True)

@@ -4,8 +4,9 @@ Jobs (``AsyncIOScheduler``): ``sync`` every ``interval_minutes`` (the first at s
 ``reconcile`` (the full pass) daily at ``reconcile_at``. They never overlap: one job at a time in
 the process (an asyncio lock; ``max_instances=1`` per job, ``coalesce``, no misfire limit, so runs
 missed during a suspend are run once, late, not N times), and the instance lock, taken for the run
-only, against an operator's one-shot sync (the job waits for it). After each successful run
-:func:`connector.commands.actions.after_sync` runs (deadlines, actions: later issues).
+only, against an operator's one-shot sync (the job waits for it). Each job is one run of the run
+service (:mod:`connector.service`): the sync, its follow-up (deadlines, actions, renewals) and its
+report, all under that lock, on the process's one request budget for the token.
 
 DS outages are survived: the run reports them, the next run comes sooner (1, 2, 4 ... minutes, never
 later than the interval). A permanent error (bad token, expired token, bad config) ends the daemon
@@ -34,12 +35,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from connector import logs
+from connector import logs, service
 from connector.config import Config, load_config
 from connector.credentials import ApiToken, load_token
 from connector.daemon.heartbeat import HEARTBEAT_SECONDS, Heartbeat, write_heartbeat
 from connector.daemon.notify import Notifier
-from connector.daemon.runs import run_recorded
 from connector.errors import EX_CONFIG, EX_OK, ConnectorError, LockHeld, machine_fault
 from connector.lock import InstanceLock
 from connector.store import open_db
@@ -53,7 +53,6 @@ BACKOFF_FIRST_SECONDS = 60.0
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
 
 HooksFactory = Callable[[Config], SyncHooks]
-AfterSync = Callable[[Config, SyncReport], Any]
 
 
 def _hhmm(moment: datetime | None) -> str:
@@ -82,13 +81,12 @@ def token_days_left(config: Config, today: date | None = None) -> int | None:
 
 
 class Daemon:
-    def __init__(self, config: Config, token: ApiToken, *, hooks: HooksFactory, after_sync: AfterSync,
+    def __init__(self, config: Config, token: ApiToken, *, hooks: HooksFactory,
                  notifier: Notifier | None = None, interval_seconds: float | None = None,
                  drain_seconds: float = DRAIN_SECONDS):
         self.config = config
         self.token = token
         self.hooks = hooks
-        self.after_sync = after_sync
         self.notifier = notifier or Notifier()
         self.interval_override = interval_seconds  # tests: sub-minute intervals
         self.drain_seconds = drain_seconds
@@ -256,8 +254,9 @@ class Daemon:
             self.notifier.status(f"{'full sync' if full else 'sync'} running since {_hhmm(datetime.now())}"
                                  + (f"; last: {self.last_result}" if self.last_result else ""))
             log.info("daemon.job_started", full=full)
-            report = await run_recorded(config, token, full=full, kind="daemon", hooks=self.hooks(config),
+            outcome = await service.run(config, token, lock, kind="daemon", full=full, hooks=self.hooks(config),
                                         stop=self.stop)
+            report = outcome.sync
         except ConnectorError as exc:
             if exc.exit_code == EX_CONFIG:
                 self.fatal(exc)
@@ -278,11 +277,8 @@ class Daemon:
         now = datetime.now().astimezone()
         line = result_line(report, now)
         log.info("daemon.job_done", status=report.status, new=report.total("new"), updated=report.total("updated"))
+        assert report is not None
         if report.status == "ok" or report.demarches_done:  # dossiers quarantined: the others go on
-            try:
-                await self.after_sync(config, report)
-            except Exception as exc:  # noqa: BLE001 - the hooks of later issues never stop the daemon
-                log.exception("daemon.after_sync_failed", error=f"{type(exc).__name__}: {exc}")
             self.failures = 0
             self.last_result = line
             self.announce()
@@ -366,7 +362,7 @@ class Daemon:
                       kept="the previous configuration")
             return
         old, self.config, self.token = self.config, config, token
-        logs.configure(level=config.log.level, json=config.log.json)
+        service.configure_logging(config, "daemon")
         if old.sync.interval_minutes != config.sync.interval_minutes:
             self.schedule(first_sync=self.rescheduled_sync())
         elif old.sync.reconcile_at != config.sync.reconcile_at:

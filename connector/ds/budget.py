@@ -38,6 +38,7 @@ class RequestBudget:
         self._sent: deque[float] = deque(maxlen=per_minute)  # start times of the last per_minute requests
         self._held_until = float("-inf")  # hold(): no request before this
         self._lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop _lock serves
         self.waits = 0  # acquisitions that had to wait
         self.waited_seconds = 0.0
 
@@ -51,6 +52,9 @@ class RequestBudget:
     async def acquire(self) -> float:
         """Wait until one more request may be sent, take it, and return the seconds waited."""
         waited = 0.0
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # one budget per process lives across runs, each its own asyncio.run
+            self._lock, self._loop = asyncio.Lock(), loop
         async with self._lock:  # first come, first served
             now = self._clock()
             while (ready := self._ready_at()) > now:
@@ -65,6 +69,14 @@ class RequestBudget:
             self.waits += 1
             self.waited_seconds += waited
         return waited
+
+    def resize(self, per_minute: int) -> None:
+        """A new ``per_minute`` (the config was reloaded); the requests already started still count."""
+        if per_minute < 1:
+            raise ValueError(f"per_minute must be at least 1, not {per_minute}")
+        if per_minute != self.per_minute:
+            self.per_minute = per_minute
+            self._sent = deque(self._sent, maxlen=per_minute)
 
     def hold(self, seconds: float) -> None:
         """Let no request through for ``seconds`` (DS answered 429); an earlier, longer hold stays."""

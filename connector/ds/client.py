@@ -181,6 +181,7 @@ class DsClient:
         self.stats = ClientStats()
         self._operations: dict[str, _Operation] = {}
         self._session: AsyncClientSession | None = None
+        self.token_source = token.source  # named when DS refuses the token; the token itself never
         transport = AIOHTTPTransport(
             url,
             json_deserialize=_loads,
@@ -367,15 +368,16 @@ class DsClient:
             )
         if status == 401:
             return TokenExpired(
-                f"the DS API token has expired (HTTP 401, {where}): create a new one in DS"
+                f"the DS API token has expired (HTTP 401, {where}; token read from {self.token_source}): "
+                "create a new one in DS"
             )
         if status == 403:
             message = _first_message(outcome)
             if "forbidden network" in message:
                 return BadToken(f"DS refused this machine's network ({where}): {message}")
             return BadToken(
-                f"DS refused the API token (HTTP 403, {where}): it is missing, malformed, "
-                "unknown or revoked"
+                f"DS refused the API token (HTTP 403, {where}; token read from {self.token_source}): "
+                "it is missing, malformed, unknown or revoked"
             )
         if status == 429:
             delay = rate_limit_delay(exchange.headers)

@@ -243,6 +243,14 @@ def record_intents(db: sqlite_utils.Database, plan: DemarchePlan) -> int:
 # --- running ----------------------------------------------------------------------------------
 
 
+async def ds_clock(client: DsClient, demarche: int) -> datetime:
+    """DS's clock: the ``Date`` header of the latest answer ``client`` got; when it got none yet, of
+    one cheap read of ``demarche`` (``demarche_probe``)."""
+    if client.stats.server_date is None:
+        await client.query("demarche_probe", {"demarcheNumber": demarche})
+    return client.stats.server_date or datetime.now(timezone.utc)
+
+
 class Runner:
     """``hook``: what a sync runs on changed dossiers (``SyncHooks.dossiers_changed``: the forms'
     evaluation, the deadlines), run on every re-read through the door, so a dossier re-read before
@@ -259,9 +267,10 @@ class Runner:
         return self.client.stats.server_date or datetime.now(timezone.utc)
 
     async def clock(self, demarche: int) -> datetime:
-        """DS's clock (the Date header of a cheap read)."""
-        await self.client.query("demarche_probe", {"demarcheNumber": demarche})
-        return self.now()
+        """DS's clock: the Date header of the run's latest answer (after a sync, no request at all);
+        a run that has not asked DS anything yet (``actions plan|run`` alone) reads it from one cheap
+        request."""
+        return await ds_clock(self.client, demarche)
 
     async def reread(self, demarche: int, number: int) -> dict[str, Any] | None:
         """Re-read one dossier from DS into the mirror, through the door (validated, saved, the hooks
@@ -500,7 +509,7 @@ async def plan_only(config: Config, client: DsClient, db: sqlite_utils.Database,
                     demarches: list[int] | None = None,
                     targets: list[tuple[DemarcheConfig, FollowupProfile]] | None = None) -> RunReport:
     """``actions plan``: what run would do now, and why; the journal and DS are not touched (the
-    convention statuses are refreshed, and DS is read once for its clock). ``targets``: the
+    convention statuses are refreshed at DS's clock, see ``Runner.clock``). ``targets``: the
     ``deadline_demarches`` the caller already resolved (default: resolved here)."""
     report = RunReport()
     runner = Runner(db, client, config, report, timedelta())

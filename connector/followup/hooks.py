@@ -2,7 +2,7 @@
 
 DS's clock is not known inside a page: the newest DS timestamp of the mirror stands in for it (a
 lower bound); the statuses that depend on the time (awaiting → overdue) are refreshed with DS's real
-clock after each sync (``commands.actions.after_sync_actions``).
+clock after each sync (the run service's follow-up, ``connector.service``).
 
 The follow-up profile of a démarche is resolved once per hook (one sync) and kept until its
 descriptor is saved again: it is read from the champ descriptors alone, which only the descriptor's
@@ -39,7 +39,7 @@ class FollowupHooks:
         self._profiles.pop(demarche, None)
 
     def demarche_done(self, db: sqlite_utils.Database, demarche: int, report: object) -> None:
-        """Nothing: statuses that depend on DS's clock are refreshed after the sync (after_sync)."""
+        """Nothing: statuses that depend on DS's clock are refreshed after the sync (``connector.service``)."""
 
     def dossiers_changed(self, db: sqlite_utils.Database, demarche: int, numbers: list[int]) -> None:
         dcfg = self.by_number.get(demarche)

@@ -27,8 +27,9 @@ class FollowupProfile:
 
 def resolve(db: sqlite_utils.Database, demarche_number: int,
             demarche_config: DemarcheConfig | None) -> FollowupProfile | None:
+    """The démarche's follow-up profile; None when its form is no ENT-École form (profile ``none``)."""
     resolution = profiles.resolve(db, demarche_number, demarche_config)
-    if not resolution.profile:
+    if not resolution.recognised:  # profile none: no form, no convention, no action
         return None
     return FollowupProfile(resolution.profile, bool(resolution.convention_deadline),
                            {role: resolution.champ(role) for role in ROLES})

@@ -4,7 +4,7 @@
 It runs in each sync page's transaction when a dossier of either campaign changes (after the forms and
 the conventions of that page: they feed it), with the newest DS timestamp of the mirror or the day the
 table was last computed at, whichever is later, standing in for DS's clock (a lower bound), and after
-each sync with DS's real clock (``commands.actions.after_sync_actions``:
+each sync with DS's real clock (the run service's follow-up, ``connector.service``:
 the daemon's way of seeing the cut-off pass when no dossier changes).
 """
 

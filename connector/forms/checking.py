@@ -13,7 +13,7 @@ import sqlite_utils
 from connector.config import Config
 from connector.forms.evaluate import evaluate_cross, evaluate_dossiers
 from connector.forms.hooks import _config_of, record_resolution
-from connector.forms.rules import RULES, Settings
+from connector.forms.rules import RULES, settings_for
 from connector.store import forms as store
 
 
@@ -23,6 +23,7 @@ class DemarcheCheck:
     profile: str
     detected: bool
     problems: list[str]
+    notes: list[str] = field(default_factory=list)  # no profile recognised, a rule off, a fee contradicted
     dossiers: int = 0
     failed: list[int] = field(default_factory=list)
     opened: int = 0
@@ -39,10 +40,12 @@ def check_demarches(db: sqlite_utils.Database, config: Config | None, demarches:
             resolution = record_resolution(db, number, demarche_config)
             numbers = (store.dossier_numbers(db, number) if full
                        else store.dossiers_to_evaluate(db, number))
-            result = evaluate_dossiers(db, resolution, numbers, Settings.of(demarche_config))
+            settings = settings_for(resolution, demarche_config)
+            result = evaluate_dossiers(db, resolution, numbers, settings)
             cross = evaluate_cross(db, resolution)
         counts = {code: n for dem, code, _, n in store.open_anomaly_counts(db, number)}
-        out.append(DemarcheCheck(number, resolution.profile, resolution.detected, resolution.problems,
+        notes = ([resolution.note] if resolution.note else []) + resolution.warnings + list(settings.notes)
+        out.append(DemarcheCheck(number, resolution.profile, resolution.detected, resolution.problems, notes,
                                  result.dossiers, result.failed, result.opened + cross.opened,
                                  result.resolved + cross.resolved, counts))
     return out
@@ -56,6 +59,7 @@ def render(checks: list[DemarcheCheck], full: bool) -> str:
                      f"{'re-evaluated' if full else 'evaluated'}, {c.opened} anomalies opened, {c.resolved} resolved"
                      + (f", {len(c.failed)} dossier(s) unreadable (see the log)" if c.failed else ""))
         lines += [f"  ! {p}" for p in c.problems]
+        lines += [f"  - {n}" for n in c.notes]
         for code, rule in RULES.items():
             if c.open_by_code.get(code):
                 lines.append(f"  {c.open_by_code[code]:5d}  {code:26} {rule.severity:7}  {rule.title}")

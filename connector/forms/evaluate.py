@@ -53,9 +53,16 @@ def _ecole_rows(form: DossierForm) -> list[dict[str, Any]]:
 
 def evaluate_dossiers(db: sqlite_utils.Database, resolution: Resolution, numbers: list[int],
                       settings: rules.Settings, now: str | None = None) -> Evaluation:
-    """Rebuild ``dossier_forms`` and ``ecoles`` of these dossiers and their per-dossier anomalies."""
+    """Rebuild ``dossier_forms`` and ``ecoles`` of these dossiers and their per-dossier anomalies. A
+    démarche whose profile is ``none`` has no form to read: its dossiers get no form summary, no school
+    and no anomaly (those left by an earlier profile are removed, resolved)."""
     now = now or now_utc()
     result = Evaluation()
+    if not resolution.recognised:
+        numbers = list(dict.fromkeys(numbers))
+        store.forget_dossier_forms(db, numbers)
+        result.opened, result.resolved = store.sync_anomalies(db, numbers, rules.DOSSIER_CODES, [], now)
+        return result
     found: list[dict] = []
     done: list[int] = []
     form_rows: list[dict] = []
@@ -106,6 +113,6 @@ def evaluate_cross(db: sqlite_utils.Database, resolution: Resolution, now: str |
 
 def _fingerprint(resolution: Resolution, facts: tuple[list[tuple], list[tuple]]) -> str:
     """Everything ``rules.check_cross`` turns into anomalies, hashed."""
-    inputs = [__version__, rules.OTHERS_LISTED, [rules.RULES[c].severity for c in rules.CROSS_CODES],
+    inputs = [__version__, resolution.profile, rules.OTHERS_LISTED, [rules.RULES[c].severity for c in rules.CROSS_CODES],
               resolution.label("ecoles"), resolution.label("siret"), facts]
     return hashlib.sha256(json.dumps(inputs, ensure_ascii=False, default=str).encode()).hexdigest()

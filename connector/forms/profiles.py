@@ -4,11 +4,20 @@ A role is recognised from the démarche's champ descriptors (table ``champ_descr
 revision) by type and label patterns, and by the section (the header above the champ), so that a form
 cloned by another académie with slightly different wording still maps. A profile is one of the three
 processes of the ENT-École (Occitanie adhesion, Poitiers convention, Créteil order finalisation): the
-roles its form must have, its académie's départements and whether a signed convention is due within a
-deadline. ``resolve()`` picks the profile (configured, or detected: the one whose expected roles match
-best) and maps every role; a role that matches no champ, or several where one is expected, is a problem
-(a human message naming the candidates), never a silent guess. A ``[demarches.roles]`` override names
-the champ by its label or its descriptor id.
+roles that identify its form, the roles its form must have and whether a signed convention is due
+within a deadline. A profile says nothing of an académie: the départements and the fee per school come
+from the config or from the démarche itself (``connector.forms.rules.settings_for``).
+
+``resolve()`` picks the profile, configured or detected. Detection only recognises a profile whose
+identifying roles match (:attr:`Profile.identifying`, at least :attr:`Profile.needed` of them, the
+schools always among them: a champ that is a list of schools, i.e. a repetition with a school or UAI
+column, a drop-down whose options carry UAIs, or a UAI text champ); among the recognised ones, the one
+whose expected roles match best. No profile recognised: the profile is ``none`` (the démarche is
+mirrored, no form is read, no anomaly, no convention, no action) and :attr:`Resolution.note` names the
+best candidate and what it lacked. Every role is then mapped; a role that matches no champ, or several
+where one is expected, is a problem (a human message naming the candidates), never a silent guess: an
+error when the profile cannot work without the role (:attr:`Profile.expected`), else a warning. A
+``[demarches.roles]`` override names the champ by its label or its descriptor id.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from typing import Any
 import sqlite_utils
 
 from connector.config import DemarcheConfig
-from connector.roles import PRIVATE_ROLES, PROFILE_NAMES, ROLES, SCHOOL_COLUMNS, SEVERAL
+from connector.roles import NO_PROFILE, PRIVATE_ROLES, PROFILE_NAMES, ROLES, SCHOOL_COLUMNS, SEVERAL
 from connector.store import forms as store
 
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
@@ -123,29 +132,39 @@ assert set(SPECS) == set(ROLES)
 class Profile:
     name: str
     title: str  # the process, for people
-    academie: str
-    departements: tuple[str, ...]
     convention_deadline: bool  # a signed convention is due within two months (Occitanie)
-    expected: tuple[str, ...]  # roles its form must have: each one missing is a problem
+    expected: tuple[str, ...]  # roles the profile cannot work without: each one missing is an error
+    identifying: tuple[str, ...] = ()  # roles that tell this process's form from any other form
+    needed: int = 0  # identifying roles that must match (``ecoles`` always among them)
     billed: bool = False  # the cost is declared in the form and billed per school
     title_pattern: str = ""  # a démarche title that says which process it is
 
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (
-    Profile("occitanie", "adhésion par conventionnement (convention signée en PDF)",
-            "académies de Montpellier et de Toulouse",
-            ("09", "11", "12", "30", "31", "32", "34", "46", "48", "65", "66", "81", "82"), True,
+    Profile("occitanie", "adhésion par conventionnement (convention signée en PDF)", True,
             ("departement", "signataire_nom", "signataire_qualite", "telephone", "ecoles", "nombre_ecoles",
-             "cout", "engagements"), billed=True, title_pattern=r"adhesion"),
-    Profile("poitiers", "convention signée en cochant une case", "académie de Poitiers",
-            ("16", "17", "79", "86"), False,
-            ("signataire_nom", "signataire_qualite", "ecoles", "signature"), title_pattern=r"conventionnement ent"),
-    Profile("creteil", "finalisation de commande (trois pièces justificatives)", "académie de Créteil",
-            ("77", "93", "94"), False,
+             "cout", "engagements"),
+            identifying=("ecoles", "nombre_ecoles", "cout", "engagements"), needed=3,
+            billed=True, title_pattern=r"adhesion"),
+    Profile("poitiers", "convention signée en cochant une case", False,
+            ("signataire_nom", "signataire_qualite", "ecoles", "signature"),
+            identifying=("ecoles", "signataire_nom", "signataire_qualite", "signature"), needed=3,
+            title_pattern=r"conventionnement ent"),
+    Profile("creteil", "finalisation de commande (trois pièces justificatives)", False,
             ("departement", "commune", "signataire_nom", "signataire_prenom", "email", "telephone", "ecoles",
-             "pieces"), title_pattern=r"finalisation de commande"),
+             "pieces"),
+            identifying=("ecoles", "pieces", "departement", "commune"), needed=3,
+            title_pattern=r"finalisation de commande"),
 )}
 assert set(PROFILES) == set(PROFILE_NAMES)
+assert all("ecoles" in p.identifying and 0 < p.needed <= len(p.identifying) for p in PROFILES.values())
+# Not an ENT-École form (or not recognised as one): mirrored, nothing read, nothing checked, nothing done.
+NONE = Profile(NO_PROFILE, "pas un formulaire ENT-École reconnu", False, ())
+
+
+def definition_of(name: str | None) -> Profile:
+    """The profile named ``name`` (``none`` and unknown names: :data:`NONE`)."""
+    return PROFILES.get(name or NO_PROFILE, NONE)
 
 
 @dataclass
@@ -158,6 +177,7 @@ class Descriptor:
     section: str = ""  # the header above it (normalised)
     required: bool = False
     options: list[str] | None = None
+    description: str | None = None
 
     @property
     def norm(self) -> str:
@@ -177,13 +197,14 @@ def descriptors_from_rows(rows: list[dict]) -> list[Descriptor]:
         if kind(r["type"]) == "HeaderSection":
             section[private] = normalize(r.get("label"))
         d = Descriptor(r["id"], bool(private), None, r["type"], r.get("label"), section[private],
-                       bool(r.get("required")), _options(r.get("options")))
+                       bool(r.get("required")), _options(r.get("options")), r.get("description"))
         out.append(d)
         by_id[d.id] = d
     for r in children:
         parent = by_id.get(r["parent_id"])
         out.append(Descriptor(r["id"], bool(r.get("private")), r["parent_id"], r["type"], r.get("label"),
-                              parent.section if parent else "", bool(r.get("required")), _options(r.get("options"))))
+                              parent.section if parent else "", bool(r.get("required")), _options(r.get("options")),
+                              r.get("description")))
     return out
 
 
@@ -243,7 +264,11 @@ def _looks_like_schools(d: Descriptor, descriptors: list[Descriptor]) -> bool:
 @dataclass
 class Resolution:
     """The roles of one démarche's form. ``champ(role)``: the one descriptor id (None when the role is
-    missing or ambiguous); ``champs(role)``: every descriptor id mapped to it."""
+    missing or ambiguous); ``champs(role)``: every descriptor id mapped to it. ``problems``: what the
+    profile cannot work without (errors); ``warnings``: what it can (an optional role ambiguous or
+    named by an override that matches nothing, a démarche not synced yet). ``note``: why the profile
+    is ``none`` when detection recognised nothing. ``service``: what the démarche says of who runs it
+    (its service's name and organisme), ``texts``: what its form says (descriptions), for the settings."""
 
     demarche: int
     profile: str
@@ -251,10 +276,19 @@ class Resolution:
     mapping: dict[str, list[Descriptor]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     descriptors: list[Descriptor] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    note: str | None = None
+    service: str = ""
+    description: str = ""
 
     @property
     def definition(self) -> Profile:
-        return PROFILES[self.profile]
+        return definition_of(self.profile)
+
+    @property
+    def recognised(self) -> bool:
+        """An ENT-École form (configured or detected): its dossiers are read and checked."""
+        return self.profile != NO_PROFILE
 
     @property
     def convention_deadline(self) -> bool:
@@ -283,36 +317,47 @@ def _describe(d: Descriptor) -> str:
 
 
 def map_roles(descriptors: list[Descriptor], profile: Profile, overrides: dict[str, str],
-              demarche: int) -> tuple[dict[str, list[Descriptor]], list[str]]:
-    """Every role mapped against these descriptors, with the problems (human messages)."""
+              demarche: int) -> tuple[dict[str, list[Descriptor]], list[str], list[str]]:
+    """Every role mapped against these descriptors, with the problems (human messages): errors (a
+    role of ``profile.expected``) and warnings (any other role)."""
     mapping: dict[str, list[Descriptor]] = {}
-    problems: list[str] = []
+    errors: list[str] = []
+    warnings: list[str] = []
     parents: dict[str, list[str]] = {}
     ordered = [r for r in ROLES if r not in SCHOOL_COLUMNS] + list(SCHOOL_COLUMNS)
     for role in ordered:
         spec = SPECS[role]
+        graded = errors if role in profile.expected else warnings
         if role in overrides:
             found, problem = _override(role, overrides[role], descriptors, demarche)
             if problem:
-                problems.append(problem)
+                graded.append(problem)
         else:
             found = match(spec, descriptors, parents)
             if len(found) > 1 and not spec.several:
                 names = ", ".join(_describe(d) for d in found)
-                problems.append(
+                graded.append(
                     f"démarche {demarche}: role {role} matches {len(found)} champs: {names}; "
                     f"name the right one in [demarches.roles] {role} = \"<label or descriptor id>\"")
                 found = []
             if not found and role in profile.expected:
-                problems.append(_missing(role, spec, descriptors, demarche))
+                errors.append(_missing(role, spec, descriptors, demarche))
         if found:
             mapping[role] = found
             parents[role] = [d.id for d in found]
-    if "ecoles" in mapping and kind(mapping["ecoles"][0].type) == "Repetition":
-        if not any(r in mapping for r in ("ecole_choix", "ecole_uai")):
-            problems.append(f"démarche {demarche}: the schools' block {_describe(mapping['ecoles'][0])} has no "
-                            "column with the school (a drop-down of schools or a UAI)")
-    return mapping, problems
+    if "ecoles" in mapping and not _lists_schools(mapping):
+        (errors if "ecoles" in profile.expected else warnings).append(
+            f"démarche {demarche}: the schools' block {_describe(mapping['ecoles'][0])} has no "
+            "column with the school (a drop-down of schools or a UAI)")
+    return mapping, errors, warnings
+
+
+def _lists_schools(mapping: dict[str, list[Descriptor]]) -> bool:
+    """The ``ecoles`` role is a list of schools: a repetition needs a school or UAI column."""
+    found = mapping.get("ecoles") or []
+    if not found:
+        return False
+    return kind(found[0].type) != "Repetition" or any(r in mapping for r in ("ecole_choix", "ecole_uai"))
 
 
 def _missing(role: str, spec: RoleSpec, descriptors: list[Descriptor], demarche: int) -> str:
@@ -352,33 +397,84 @@ def score(mapping: dict[str, list[Descriptor]], profile: Profile) -> float:
     return sum(1 for r in profile.expected if mapping.get(r)) / len(profile.expected)
 
 
+def identifying_roles(mapping: dict[str, list[Descriptor]], profile: Profile) -> tuple[list[str], list[str]]:
+    """The profile's identifying roles this mapping has, and those it lacks (``ecoles`` counts only as
+    a list of schools)."""
+    has = [r for r in profile.identifying if (_lists_schools(mapping) if r == "ecoles" else mapping.get(r))]
+    return has, [r for r in profile.identifying if r not in has]
+
+
+def recognises(mapping: dict[str, list[Descriptor]], profile: Profile) -> bool:
+    """The form is this profile's: ``ecoles`` and at least ``profile.needed`` identifying roles match."""
+    has, _ = identifying_roles(mapping, profile)
+    return "ecoles" in has and len(has) >= profile.needed
+
+
+def rule_of(profile: Profile) -> str:
+    """How ``profile`` is recognised, for people (check-config, README)."""
+    others = [r for r in profile.identifying if r != "ecoles"]
+    return f"ecoles and {profile.needed - 1} of {', '.join(others)}"
+
+
+def _none_note(demarche: int, candidates: list[tuple[str, dict[str, list[Descriptor]]]]) -> str:
+    """"no ENT-École profile recognised", the best candidate and what it lacked."""
+    def strength(item: tuple[str, dict]) -> tuple[int, float]:
+        name, mapping = item
+        return len(identifying_roles(mapping, PROFILES[name])[0]), score(mapping, PROFILES[name])
+
+    name, mapping = max(candidates, key=strength)
+    has, lacks = identifying_roles(mapping, PROFILES[name])
+    return (f"démarche {demarche}: no ENT-École profile recognised; best candidate {name} "
+            f"({len(has)} of {len(PROFILES[name].identifying)} identifying roles: "
+            f"{'has ' + ', '.join(has) + '; ' if has else ''}lacks {', '.join(lacks)}; it needs "
+            f"{rule_of(PROFILES[name])}). Mirrored without form checks, conventions or actions; if it is an "
+            f"ENT-École form, set profile = \"{name}\" and name its champs in [demarches.roles]")
+
+
 def resolve_descriptors(demarche: int, rows: list[dict], title: str | None,
-                        demarche_config: DemarcheConfig | None = None) -> Resolution:
-    """``resolve()`` on descriptor rows already read (tests, check-config)."""
+                        demarche_config: DemarcheConfig | None = None, service: str = "",
+                        description: str = "") -> Resolution:
+    """``resolve()`` on descriptor rows already read (tests, check-config). ``title`` None: the démarche
+    is not in the mirror yet."""
     descriptors = descriptors_from_rows(rows)
     configured = getattr(demarche_config, "profile", "auto") or "auto"
     overrides = dict(getattr(demarche_config, "roles", ()) or ())
+    facts = {"service": service or "", "description": description or ""}
+    if configured == NO_PROFILE:
+        return Resolution(demarche, NO_PROFILE, False, descriptors=descriptors, **facts)
     if not descriptors:
-        name = configured if configured != "auto" else "occitanie"
-        return Resolution(demarche, name, configured == "auto", {}, [
-            f"démarche {demarche}: no champ descriptor in the mirror yet (run a sync first)"], [])
+        name = configured if configured != "auto" else NO_PROFILE
+        if title is None:
+            return Resolution(demarche, name, configured == "auto", warnings=[
+                f"démarche {demarche}: not in the mirror yet (run a sync first): its form is not read"], **facts)
+        note = (f"démarche {demarche}: no ENT-École profile recognised: its form has no champ"
+                if name == NO_PROFILE else None)
+        problems = [] if name == NO_PROFILE else [f"démarche {demarche}: its form has no champ for profile {name}"]
+        return Resolution(demarche, name, configured == "auto", problems=problems, note=note, **facts)
     if configured != "auto":
-        mapping, problems = map_roles(descriptors, PROFILES[configured], overrides, demarche)
-        return Resolution(demarche, configured, False, mapping, problems, descriptors)
-    best: tuple[tuple[float, int, int], str, dict, list] | None = None
+        mapping, errors, warnings = map_roles(descriptors, PROFILES[configured], overrides, demarche)
+        return Resolution(demarche, configured, False, mapping, errors, descriptors, warnings, **facts)
+    best: tuple[tuple[float, int, int], str, dict, list, list] | None = None
+    candidates: list[tuple[str, dict[str, list[Descriptor]]]] = []
     for name, profile in PROFILES.items():
-        mapping, problems = map_roles(descriptors, profile, overrides, demarche)
+        mapping, errors, warnings = map_roles(descriptors, profile, overrides, demarche)
+        candidates.append((name, mapping))
+        if not recognises(mapping, profile):
+            continue
         titled = int(bool(profile.title_pattern and re.search(profile.title_pattern, normalize(title))))
         key = (score(mapping, profile), titled, len(profile.expected))
         if best is None or key > best[0]:
-            best = (key, name, mapping, problems)
-    assert best is not None
-    return Resolution(demarche, best[1], True, best[2], best[3], descriptors)
+            best = (key, name, mapping, errors, warnings)
+    if best is None:
+        return Resolution(demarche, NO_PROFILE, True, descriptors=descriptors,
+                          note=_none_note(demarche, candidates), **facts)
+    return Resolution(demarche, best[1], True, best[2], best[3], descriptors, best[4], **facts)
 
 
 def resolve(db: sqlite_utils.Database, demarche_number: int,
             demarche_config: DemarcheConfig | None = None) -> Resolution:
     """The roles of the démarche's form, from the mirror's champ descriptors (its active revision).
     ``demarche_config``: a ``DemarcheConfig`` (``profile``, ``roles`` overrides) or None (auto)."""
+    service, description = store.demarche_facts(db, demarche_number)
     return resolve_descriptors(demarche_number, store.champ_descriptors(db, demarche_number),
-                               store.demarche_title(db, demarche_number), demarche_config)
+                               store.demarche_title(db, demarche_number), demarche_config, service, description)

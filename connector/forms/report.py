@@ -1,5 +1,5 @@
 """What the demo shows of the forms layer: open anomalies per rule and démarche, and the exports
-written as files (CSV for people, one JSON for scripts)."""
+written as files (xlsx for people, CSV and JSON for scripts)."""
 
 from __future__ import annotations
 
@@ -31,16 +31,18 @@ def anomalies_by_rule(db: sqlite_utils.Database) -> list[str]:
 
 
 def write_exports(db: sqlite_utils.Database, config: Config | None, directory: Path) -> list[str]:
+    """Each kind as xlsx (for people) and CSV (for scripts), and the anomalies as JSON."""
     directory.mkdir(parents=True, exist_ok=True)
     lines = []
-    for kind in exports.KINDS:
-        rows = exports.rows_of(db, config, kind, None)
-        if kind == "renouvellements" and not rows:
+    built = {kind: exports.build(db, config, kind, None) for kind in exports.KINDS}
+    for kind, export in built.items():
+        if kind == "renouvellements" and not export.rows:
             continue  # no démarche renews a previous campaign (previous = N)
-        path = directory / f"{kind}.csv"
-        path.write_text(exports.to_csv(kind, rows), encoding="utf-8", newline="")
-        lines.append(f"  {path}: {len(rows)} line(s)")
-    rows = exports.rows_of(db, config, "anomalies", None)
+        path = directory / f"{kind}.xlsx"
+        path.write_bytes(exports.to_xlsx([export]))
+        path.with_suffix(".csv").write_text(exports.to_csv(kind, export.rows), encoding="utf-8", newline="")
+        lines.append(f"  {path} (and .csv): {len(export.rows)} line(s)")
+    rows = built["anomalies"].rows
     path = directory / "anomalies.json"
     path.write_text(exports.to_json("anomalies", rows), encoding="utf-8")
     lines.append(f"  {path}: {len(rows)} object(s)")

@@ -1,5 +1,14 @@
 """The named rules: each has a stable code, a severity and a French message that points at the champ.
 
+What the rules need of a démarche beyond its form's roles is in :class:`Settings`, resolved by
+``settings_for`` and never borrowed from another académie's profile:
+- the fee per school: the amount the form states (the cost drop-down's amounts, all multiples of one
+  fee, or its only amount; a text such as « 45 € par école inscrite et par an » or « X*45 euros »),
+  else ``fee_per_school`` of the config, else none and the cost rule (``cout_incoherent``) is off. A
+  configured fee the form contradicts is reported (the form's fee is used: it is what the usager saw);
+- the académie's départements: ``departements`` of the config, else the académies the démarche's service
+  or organisme names (``connector.forms.academies``), else none and ``uai_hors_academie`` is off.
+
 Per dossier (``check_dossier``): count, cost, UAIs, SIRET, duplicates, uploads, signature, commitments,
 signatory, e-mails. Across the dossiers of a démarche (``check_cross``): one school claimed by two
 collectivités, one collectivité with two live dossiers ("un seul formulaire par collectivité"). A rule
@@ -16,11 +25,12 @@ from itertools import islice
 import sqlite_utils
 
 from connector.config import DemarcheConfig
-from connector.forms.dossier import DossierForm
+from connector.forms.academies import academies_named, departements_of
+from connector.forms.dossier import DossierForm, parse_euros
 from connector.forms.identifiers import is_collectivite, siret_problem, uai_departement
 from connector.forms.profiles import Resolution
 from connector.logs import get_logger
-from connector.roles import FEE_2026_2027, FEES_BY_YEAR
+from connector.roles import FEES_BY_YEAR
 from connector.store import forms as store
 
 log = get_logger(__name__)
@@ -58,15 +68,111 @@ DOSSIER_CODES = tuple(c for c in RULES if c not in CROSS_CODES)
 
 @dataclass(frozen=True)
 class Settings:
-    fee: float = FEE_2026_2027
-    departements: tuple[str, ...] = ()  # empty: the profile's
+    """The fee per school (None: the cost rule is off) and the académie's départements (empty: the
+    ``uai_hors_academie`` check is off), each with where it comes from; ``notes``: what check-config and
+    the logs say about them (a rule off, a configured fee the form contradicts)."""
 
-    @classmethod
-    def of(cls, demarche_config: DemarcheConfig | None) -> Settings:
-        if demarche_config is None:
-            return cls()
-        return cls(float(getattr(demarche_config, "fee_per_school", FEE_2026_2027)),
-                   tuple(getattr(demarche_config, "departements", ()) or ()))
+    fee: float | None = None
+    departements: tuple[str, ...] = ()
+    fee_source: str = ""
+    departements_source: str = ""
+    notes: tuple[str, ...] = ()
+
+
+_NUMBER = r"\d{1,3}(?:[ \u202f\xa0]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
+_EUROS = r"(?:€|euros?\b)(?:\s*(?:ttc|ht|net)\b)?"
+# « 45 € par école inscrite et par an », « 45 euros TTC / école », « 45 € pour chaque école »
+_PER_SCHOOL = re.compile(rf"({_NUMBER})\s*{_EUROS}\s*(?:par|/|pour chaque|pour une|l'|l’)\s*(?:[ée]cole|etablissement|établissement)",
+                         re.IGNORECASE)
+# « X*45 euros », « nombre d'écoles × 45 € », « N x 45 € »
+_TIMES = re.compile(rf"(?:\b[xn]\s*|\)\s*|[ée]coles?\s*)[*×x]\s*({_NUMBER})\s*{_EUROS}", re.IGNORECASE)
+
+
+def _amount(text: str) -> float:
+    return float(re.sub(r"[ \u202f\xa0]", "", text).replace(",", "."))
+
+
+def fee_in_options(options: list[str] | None) -> float | None:
+    """The fee a cost drop-down offers: its only amount, or the one all its amounts are multiples of
+    (« 41 € », « 82 € » ... « 3 280 € »: 41). None when its options are not such amounts."""
+    amounts = sorted({a for a in (parse_euros(o) for o in options or []) if a is not None and a > 0})
+    if not amounts or len(amounts) < len([o for o in options or [] if (o or "").strip()]):
+        return None
+    fee = amounts[0]
+    if all(abs(a / fee - round(a / fee)) < 1e-9 for a in amounts):
+        return fee
+    return None
+
+
+def fees_in_text(text: str | None) -> set[float]:
+    """The fees per school a text states (« 45 € par école », « X*45 euros »)."""
+    if not text:
+        return set()
+    return {_amount(m.group(1)) for pattern in (_PER_SCHOOL, _TIMES) for m in pattern.finditer(text)}
+
+
+def fee_stated(res: Resolution) -> tuple[float | None, str, list[str]]:
+    """The fee the form states, where, and what it says otherwise (two fees in one form)."""
+    cost = res.descriptor("cout")
+    if cost is not None and (fee := fee_in_options(cost.options)) is not None:
+        found, where = fee, f"the cost drop-down {_q(cost.label)}"
+    else:
+        found, where = None, ""
+    stated: dict[float, str] = {}
+    for d in res.descriptors:
+        for text in (d.label, d.description):
+            for amount in sorted(fees_in_text(text)):
+                stated.setdefault(amount, f"the champ {_q(d.label)}")
+    for amount in sorted(fees_in_text(res.description)):
+        stated.setdefault(amount, "the démarche's description")
+    others: list[str] = []
+    if found is None and len(stated) == 1:
+        (found, where), = stated.items()
+    elif found is None and len(stated) > 1:
+        others.append(f"démarche {res.demarche}: the form states several fees per school ("
+                      + ", ".join(f"{euros(a)} in {w}" for a, w in sorted(stated.items()))
+                      + "): set fee_per_school to say which one applies")
+    elif found is not None and set(stated) - {found}:
+        others.append(f"démarche {res.demarche}: {where} offers {euros(found)} per school but the form also says "
+                      + ", ".join(f"{euros(a)} in {w}" for a, w in sorted(stated.items()) if a != found))
+    return found, where, others
+
+
+def settings_for(res: Resolution, demarche_config: DemarcheConfig | None) -> Settings:
+    """The fee and départements of this démarche (see the module's docstring); the notes say which
+    rule is off and why, and a configured fee the form contradicts."""
+    if not res.recognised:
+        return Settings()
+    configured_fee = getattr(demarche_config, "fee_per_school", None)
+    configured_depts = tuple(getattr(demarche_config, "departements", ()) or ())
+    n = res.demarche
+    notes: list[str] = []
+    fee, fee_source = None, ""
+    if res.mapping.get("cout"):
+        stated, where, others = fee_stated(res)
+        notes += others
+        if stated is not None:
+            fee, fee_source = stated, f"stated by the form ({where})"
+            if configured_fee is not None and abs(configured_fee - stated) > 0.005:
+                notes.append(f"démarche {n}: fee_per_school = {configured_fee:g} in the config, but the form "
+                             f"states {euros(stated)} per school ({where}): the form's fee is used; correct "
+                             "or remove fee_per_school")
+        elif configured_fee is not None:
+            fee, fee_source = float(configured_fee), "fee_per_school in the config"
+        else:
+            notes.append(f"démarche {n}: the cost rule (cout_incoherent) is off: the form states no fee per "
+                         "school and the config sets none (fee_per_school = 41 for 2026-2027)")
+    departements, depts_source = (), ""
+    if configured_depts:
+        departements, depts_source = configured_depts, "departements in the config"
+    elif (named := academies_named(res.service)):
+        departements = departements_of(named)
+        depts_source = f"the démarche's service « {res.service} » (académie(s) of {', '.join(named)})"
+    elif res.mapping.get("ecoles"):
+        said = f"its service « {res.service} »" if res.service else "DS gives no service for it"
+        notes.append(f"démarche {n}: the uai_hors_academie check is off: the config lists no départements "
+                     f"and the démarche names no académie ({said}); set departements = [\"78\", \"91\", ...]")
+    return Settings(fee, departements, fee_source, depts_source, tuple(notes))
 
 
 def euros(amount: float) -> str:
@@ -105,7 +211,7 @@ def _count(form: DossierForm, res: Resolution, s: Settings, out: _Found) -> None
 
 
 def _cost(form: DossierForm, res: Resolution, s: Settings, out: _Found) -> None:
-    if form.cout is None or form.nombre_ecoles is None:
+    if form.cout is None or form.nombre_ecoles is None or s.fee is None:
         return
     count, cost, fee = form.nombre_ecoles, form.cout, s.fee
     expected = count * fee
@@ -131,7 +237,7 @@ def _cost(form: DossierForm, res: Resolution, s: Settings, out: _Found) -> None:
 
 
 def _uais(form: DossierForm, res: Resolution, s: Settings, out: _Found) -> None:
-    departements = s.departements or res.definition.departements
+    departements = s.departements
     where = form.where("ecoles")
     for school in form.schools:
         name = f" ({school.nom})" if school.nom else ""
@@ -260,8 +366,11 @@ CHECKS: tuple[tuple[str, Callable[[DossierForm, Resolution, Settings, _Found], N
 
 
 def check_dossier(form: DossierForm, resolution: Resolution, settings: Settings) -> list[dict]:
-    """The per-dossier anomalies of one form (rows for ``store.forms.sync_anomalies``)."""
+    """The per-dossier anomalies of one form (rows for ``store.forms.sync_anomalies``); none when the
+    démarche's form is no ENT-École form (profile ``none``)."""
     out = _Found(form)
+    if not resolution.recognised:
+        return out.items
     for name, check in CHECKS:
         try:
             check(form, resolution, settings, out)
@@ -291,8 +400,10 @@ def cross_facts(db: sqlite_utils.Database, demarche: int) -> tuple[list[tuple], 
 
 
 def check_cross(resolution: Resolution, facts: tuple[list[tuple], list[tuple]]) -> list[dict]:
-    """The cross-dossier anomalies of the démarche, from its ``cross_facts``."""
+    """The cross-dossier anomalies of the démarche, from its ``cross_facts`` (none for profile ``none``)."""
     demarche = resolution.demarche
+    if not resolution.recognised:
+        return []
     schools, sirets = facts
     items: list[dict] = []
     by_uai: dict[str, list[tuple[int, str]]] = {}

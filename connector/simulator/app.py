@@ -92,6 +92,8 @@ async def graphql(request: web.Request) -> web.StreamResponse:
         payload = {}
     name = payload.get("operationName")
     variables = payload.get("variables")
+    sim.request_log.append({"at": time.time(), "operation": name if isinstance(name, str) else None,
+                            "demarche": variables.get("demarcheNumber") if isinstance(variables, dict) else None})
     fault = sim.faults.take(name if isinstance(name, str) else None,
                             variables.get("demarcheNumber") if isinstance(variables, dict) else None)
     if fault is not None:

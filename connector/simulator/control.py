@@ -18,6 +18,8 @@ and demos running in another thread or process can drive the world safely:
                       wrong port or a stopped proxy; needs the server started with ``Listener``)
     renewal/truth (read: each school's expected renewal status at the clock; a world seeded with renewal)
     renewal/late (the commune that renews after the cut-off files now; the clock must be past the cut-off)
+    requests (read: every GraphQL request received, {at (epoch s), operation, demarche}, and their count)
+    requests/reset (read the count and empty the list)
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def _planted(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
 
 def _renewal(sim: Simulator) -> None:
     if renewal.PREVIOUS not in sim.world.demarches:
-        raise ValueError("this world has no renewal campaigns: seed it with renewal (simulate --renewal)")
+        raise ValueError("this world has no renewal campaigns: seed it with renewal (simulate --with renewal)")
 
 
 def _renewal_truth(sim: Simulator, _p: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +76,12 @@ def _renewal_late(sim: Simulator, _p: dict[str, Any]) -> dict[str, Any]:
     number = renewal.file_late(sim.world)
     sim.changed(sim.world.dossiers[number])
     return {"number": number}
+
+
+def _reset_requests(sim: Simulator, _p: dict[str, Any]) -> dict[str, Any]:
+    count = len(sim.request_log)
+    sim.request_log = []
+    return {"count": count}
 
 
 def _rate_limit(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
@@ -173,6 +181,8 @@ OPERATIONS: dict[str, Callable[[Simulator, dict[str, Any]], Any]] = {
     "latency": _latency,
     "log": lambda sim, p: {"mutations": sim.mutation_log},
     "log/reset": lambda sim, p: {"mutations": sim.reset_log()},
+    "requests": lambda sim, p: {"count": len(sim.request_log), "requests": sim.request_log},
+    "requests/reset": _reset_requests,
     "dossiers": lambda sim, p: {"numbers": sim.create_dossiers(**p)},
     "message": _message,
     "scan": _scan,

@@ -61,6 +61,7 @@ class Simulator:
         self.listeners: list[Any] = []  # the listening sites (control.Listener), for /_sim/refuse
         self.poisoned: set[int] = set()
         self.mutation_log: list[dict[str, Any]] = []
+        self.request_log: list[dict[str, Any]] = []  # every GraphQL request received: when (epoch s), what
         self.hidden_reasons: dict[int, str] = {}  # DS's hidden_by_reason, for pendingDeletedDossiers
         self.api_written: set[tuple[int, int, str | None]] = set()  # annotations last written by the API
         self.file_secret = secrets.token_bytes(32)

@@ -24,6 +24,7 @@ class Spec:
     title: str
     description: str
     service: str
+    organisme: str
     departements: tuple[str, ...]
     declarative: str | None
     fee_cents: int | None
@@ -42,6 +43,7 @@ SPECS = {
         "l'ENT-École pour l'année scolaire 2026-2027, après concertation avec les équipes pédagogiques "
         "des écoles. Un seul formulaire doit être complété par collectivité.",
         "Direction de région académique du numérique pour l'éducation (DRANE Occitanie)",
+        "Région académique Occitanie",
         ("09", "11", "12", "30", "31", "32", "34", "46", "48", "65", "66", "81", "82"), "accepte", 4100,
         612044, 190,
         ((70412, "Académie de Montpellier", ("11", "30", "34", "48", "66"), False),
@@ -61,6 +63,7 @@ SPECS = {
         "La collectivité s'identifie grâce à son SIRET, désigne le signataire de la convention, choisit "
         "les écoles ENT de son périmètre, et désigne un référent (facultatif).",
         "Rectorat de l'académie de Poitiers - Délégation régionale académique au numérique éducatif",
+        "Rectorat de l'académie de Poitiers",
         ("16", "17", "79", "86"), "accepte", None, 598310, 200,
         ((70501, "Charente et Charente-Maritime", ("16", "17"), False),
          (70502, "Vienne et Deux-Sèvres", ("79", "86"), False),
@@ -76,6 +79,7 @@ SPECS = {
         "passé commande auprès du titulaire du marché vous devez informer l'Académie de Créteil pour que "
         "celle-ci puisse mettre à disposition du titulaire les annuaires de vos écoles.",
         "Région académique Île-de-France - DRANE, site de Créteil",
+        "Rectorat de l'académie de Créteil",
         ("77", "93", "94"), None, None, 541877, 520,
         ((70601, "Seine-et-Marne (77)", ("77",), False),
          (70602, "Seine-Saint-Denis (93) et Val-de-Marne (94)", ("93", "94"), False),
@@ -115,6 +119,7 @@ def build_demarche(world: World, spec: Spec, form: Form, start: datetime) -> Dem
         declarative=spec.declarative, created_at=created, published_at=published, revisions=[revision],
         active_revision_id=spec.revision_id, groupes=groupes,
         labels=[Label(*lb) for lb in spec.labels], kind=spec.kind, fee_cents=spec.fee_cents,
+        service=(spec.service, spec.organisme),
     )
 
 

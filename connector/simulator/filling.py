@@ -215,7 +215,8 @@ def _referent(rng: random.Random, commune: ref.Commune, values: dict[str, object
             values["referent2_nom"], values["referent2_email"] = f"{first} {last}", _person_email(first, last, domain)
 
 
-def _fill_occitanie(rng: random.Random, commune: ref.Commune, planted: bool, anomalies: list[str]) -> dict:
+def _fill_occitanie(rng: random.Random, commune: ref.Commune, planted: bool, anomalies: list[str],
+                    fee: int = forms.OCCITANIE_FEE_EUROS) -> dict:
     schools = _pick_schools(rng, commune, planted)
     listed = len(schools)
     count = max(listed, 1)
@@ -230,7 +231,7 @@ def _fill_occitanie(rng: random.Random, commune: ref.Commune, planted: bool, ano
     values: dict[str, object] = {
         "departement": {"name": ref.DEPARTEMENTS[dept], "code": dept}, "signataire": _signataire(rng),
         "telephone": _phone(rng, dept), "ecoles": [s.label for s in schools], "nombre_ecoles": str(count),
-        "cout": forms.euros(cost_count * forms.OCCITANIE_FEE_EUROS),
+        "cout": forms.euros(cost_count * fee),
         "engagement_convention": True, "engagement_paiement": True,
     }
     _qualite(rng, values)
@@ -346,9 +347,10 @@ def _values_by_id(form: Form, values: dict[str, object]) -> dict[int, object]:
 
 
 def fill(world: World, kind: str, form: Form, rng: random.Random, commune: ref.Commune, planted: bool,
-         anomalies: list[str], at: datetime, shared: dict) -> tuple[dict, dict[int, object]]:
+         anomalies: list[str], at: datetime, shared: dict, fee: int | None = None) -> tuple[dict, dict[int, object]]:
     """A new dossier's demandeur and champ values (by stable id), filled by ``at``; the anomalies planted
-    (only when ``planted``) are appended to ``anomalies``. ``shared`` holds the world's read-only values."""
+    (only when ``planted``) are appended to ``anomalies``. ``shared`` holds the world's read-only values;
+    ``fee``: the démarche's fee per school in euros (Occitanie's form; default its 2026-27 fee)."""
     siret, incomplete = commune.siret, False
     if planted and rng.random() < RATES[BAD_SIRET]:
         siret = ident.with_bad_luhn(siret, rng)
@@ -362,7 +364,7 @@ def fill(world: World, kind: str, form: Form, rng: random.Random, commune: ref.C
     if key not in shared:
         shared[key] = _demandeur(commune, siret, incomplete)
     if kind == "occitanie":
-        values = _fill_occitanie(rng, commune, planted, anomalies)
+        values = _fill_occitanie(rng, commune, planted, anomalies, fee or forms.OCCITANIE_FEE_EUROS)
     elif kind == "poitiers":
         values = _fill_poitiers(rng, commune, planted, anomalies, form, shared)
     else:

@@ -79,10 +79,11 @@ SIGNATURE_LABEL = (
 )
 
 
-def occitanie(school_options: tuple[str, ...]) -> Form:
+def occitanie(school_options: tuple[str, ...], fee: int = OCCITANIE_FEE_EUROS, year: str = "2026-2027") -> Form:
+    """Occitanie's adhesion form; ``fee`` (euros per school) and ``year`` make another campaign's."""
     d = _Descriptors()
     counts = tuple(str(k) for k in range(1, MAX_SCHOOL_COUNT + 1))
-    costs = tuple(euros(k * OCCITANIE_FEE_EUROS) for k in range(1, MAX_SCHOOL_COUNT + 1))
+    costs = tuple(euros(k * fee) for k in range(1, MAX_SCHOOL_COUNT + 1))
     champs = [
         d(None, 4210001, "HeaderSectionChamp", "1. IDENTIFICATION DU SIGNATAIRE DE LA CONVENTION"),
         d("departement", 4210002, "DepartementChamp", "Département", required=True),
@@ -100,7 +101,7 @@ def occitanie(school_options: tuple[str, ...]) -> Form:
           required=True, options=school_options, description=(
               "Saisissez les premières lettres du nom de la commune dans la barre. Vous pourrez alors "
               "sélectionner les écoles les unes après les autres.")),
-        d(None, 4210010, "HeaderSectionChamp", "3. COÛT DE L'ADHÉSION POUR L'ANNÉE SCOLAIRE 2026-2027"),
+        d(None, 4210010, "HeaderSectionChamp", f"3. COÛT DE L'ADHÉSION POUR L'ANNÉE SCOLAIRE {year}"),
         d(None, 4210011, "ExplicationChamp", "Confirmation du coût de l'adhésion", description=(
             "Merci d'indiquer le nombre d'écoles sélectionnées et de confirmer le coût pour la collectivité.")),
         d("nombre_ecoles", 4210012, "DropDownListChamp",

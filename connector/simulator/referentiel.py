@@ -24,18 +24,18 @@ DEPARTEMENTS = {
     "30": "Gard", "31": "Haute-Garonne", "32": "Gers", "34": "Hérault", "46": "Lot", "48": "Lozère",
     "65": "Hautes-Pyrénées", "66": "Pyrénées-Orientales", "77": "Seine-et-Marne", "79": "Deux-Sèvres",
     "81": "Tarn", "82": "Tarn-et-Garonne", "86": "Vienne", "93": "Seine-Saint-Denis",
-    "94": "Val-de-Marne",
+    "94": "Val-de-Marne", "78": "Yvelines", "91": "Essonne", "92": "Hauts-de-Seine", "95": "Val-d'Oise",
 }
 REGIONS = {  # code, name
     "76": "Occitanie", "75": "Nouvelle-Aquitaine", "11": "Île-de-France",
 }
 REGION_OF = {d: "76" for d in ("09", "11", "12", "30", "31", "32", "34", "46", "48", "65", "66", "81", "82")}
-REGION_OF |= {d: "75" for d in ("16", "17", "79", "86")} | {d: "11" for d in ("77", "93", "94")}
+REGION_OF |= {d: "75" for d in ("16", "17", "79", "86")} | {d: "11" for d in ("77", "93", "94", "78", "91", "92", "95")}
 # Telephone area prefix: the first two digits of a landline number.
 PHONE_PREFIX = {
     "09": "05", "11": "04", "12": "05", "30": "04", "31": "05", "32": "05", "34": "04", "46": "05",
     "48": "04", "65": "05", "66": "04", "81": "05", "82": "05", "16": "05", "17": "05", "79": "05",
-    "86": "05", "77": "01", "93": "01", "94": "01",
+    "86": "05", "77": "01", "93": "01", "94": "01", "78": "01", "91": "01", "92": "01", "95": "01",
 }
 
 # Real towns first in their département: (INSEE code, name, postal code, schools in the catalogue).
@@ -65,12 +65,15 @@ TOWNS = {
     "93": (("93066", "Saint-Denis", "93200", 30), ("93048", "Montreuil", "93100", 28),
            ("93008", "Bobigny", "93000", 16), ("93001", "Aubervilliers", "93300", 20)),
     "94": (("94028", "Créteil", "94000", 22), ("94081", "Vitry-sur-Seine", "94400", 24)),
+    # Académie de Versailles: no built-in profile (a cloned form, connector.simulator.worlds).
+    "78": (("78646", "Versailles", "78000", 16),), "91": (("91228", "Évry-Courcouronnes", "91000", 14),),
+    "92": (("92050", "Nanterre", "92000", 20),), "95": (("95127", "Cergy", "95000", 14),),
 }
 # How many communes each département holds in the catalogue (towns included).
 SIZES = {
     "09": 60, "11": 90, "12": 90, "30": 110, "31": 150, "32": 70, "34": 130, "46": 60, "48": 40,
     "65": 70, "66": 90, "81": 90, "82": 60, "16": 150, "17": 180, "79": 140, "86": 150,
-    "77": 200, "93": 40, "94": 47,
+    "77": 200, "93": 40, "94": 47, "78": 60, "91": 60, "92": 36, "95": 60,
 }
 URBAN = {"93", "94"}
 

@@ -1,5 +1,5 @@
 """Two successive Occitanie campaigns, planted for the renewal from one school year to the next (opt-in:
-``seed_world(..., renewal=True)``, ``ds-connector simulate --renewal``).
+``seed_world(..., renewal=True)``, ``ds-connector simulate --with renewal``).
 
 :data:`PREVIOUS` (2025-2026, closed) holds the dossiers of last year, accepted with their signed
 convention returned (one classé sans suite for want of it, one archived since); :data:`NEXT` (2026-2027)

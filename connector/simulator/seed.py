@@ -140,11 +140,14 @@ def _groupe_for(spec: Spec, departement: str, old: bool) -> int:
 
 
 def _new_dossier(world: World, dem: Demarche, form: Form, rng: random.Random, number: int, commune: ref.Commune,
-                 created: datetime, last_edit: datetime, planted: bool, old: bool, shared: dict) -> Life:
-    """A dossier filled from ``created`` to ``last_edit``, with its anomalies drawn when ``planted``."""
-    spec = SPECS[dem.number]
+                 created: datetime, last_edit: datetime, planted: bool, old: bool, shared: dict,
+                 spec: Spec | None = None) -> Life:
+    """A dossier filled from ``created`` to ``last_edit``, with its anomalies drawn when ``planted``
+    (``spec``: the démarche's, default the built-in one of its number)."""
+    spec = spec or SPECS[dem.number]
     anomalies: list[str] = []
-    person, values = fill(world, dem.kind, form, rng, commune, planted, anomalies, last_edit, shared)
+    person, values = fill(world, dem.kind, form, rng, commune, planted, anomalies, last_edit, shared,
+                          fee=dem.fee_cents // 100 if dem.fee_cents else None)
     d = Dossier(
         number=number, demarche_number=dem.number, state="brouillon", created_at=created, updated_at=created,
         revision_id=dem.active_revision_id, groupe_instructeur_number=_groupe_for(spec, commune.departement, old),
@@ -326,17 +329,21 @@ _MOTIVATIONS = {"refuse": "Pièces justificatives non conformes.", "sans_suite":
 
 
 def make_dossier(world: World, demarche_number: int, rng: random.Random, when: datetime,
-                 state: str = "en_construction") -> Dossier:
+                 state: str = "en_construction", *, spec: Spec | None = None,
+                 commune: ref.Commune | None = None) -> Dossier:
     """A new, anomaly-free dossier with a fresh number whose latest event (dépôt, decision...) is ``when``;
-    added to ``world.dossiers``. ``state`` may be any DS state, ``brouillon`` included."""
-    if demarche_number not in world.demarches or demarche_number not in SPECS:
+    added to ``world.dossiers``. ``state`` may be any DS state, ``brouillon`` included. ``spec``: the
+    démarche's when it is not one of the three built-in ones (``connector.simulator.worlds``);
+    ``commune``: the collectivité that files it (default: one drawn from the démarche's départements)."""
+    spec = spec or SPECS.get(demarche_number)
+    if demarche_number not in world.demarches or spec is None:
         raise ValueError(f"unknown démarche {demarche_number}")
     if state not in ("brouillon", "en_construction", "en_instruction", *TERMINATED):
         raise ValueError(f"unknown dossier state {state!r}")
     dem, when = world.demarches[demarche_number], when.astimezone(UTC)
     form = form_of(dem)
-    commune = rng.choice([c for d in SPECS[demarche_number].departements for c in ref.communes(d)
-                          if all(ident.uai_is_valid(s.uai) for s in c.schools)])
+    commune = commune or rng.choice([c for d in spec.departements for c in ref.communes(d)
+                                     if all(ident.uai_is_valid(s.uai) for s in c.schools)])
     auto = dem.declarative == "accepte" and state == "accepte"
     if state == "brouillon":
         depose, fill_end = None, when
@@ -345,7 +352,8 @@ def make_dossier(world: World, demarche_number: int, rng: random.Random, when: d
         depose = when - (timedelta(minutes=1) if auto else DAY * steps)
         fill_end = depose - timedelta(seconds=30)
     created = fill_end - timedelta(minutes=rng.uniform(5, 30))
-    life = _new_dossier(world, dem, form, rng, world.new_id("Dossier"), commune, created, fill_end, False, False, {})
+    life = _new_dossier(world, dem, form, rng, world.new_id("Dossier"), commune, created, fill_end, False, False, {},
+                        spec)
     if depose is not None:
         life.transition(depose, "depose")
     if auto:

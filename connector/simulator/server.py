@@ -14,6 +14,7 @@ from connector.simulator.control import PREFIX, Listener
 from connector.simulator.listing import visible
 from connector.simulator.seed import seed_world
 from connector.simulator.state import World
+from connector.simulator.worlds import EXTRAS
 
 
 def banner(world: World, url: str, rate_limit: int, latency: float = 0.0) -> str:
@@ -55,11 +56,12 @@ async def _serve(world: World, host: str, port: int, rate_limit: int, latency: f
 
 
 def serve(host: str = "127.0.0.1", port: int = 8484, seed: int = 2026, dossiers: int = 300,
-          rate_limit: int = 400, token: str | None = None, latency: float = 0.0,
-          renewal: bool = False) -> None:
+          rate_limit: int = 400, token: str | None = None, latency: float = 0.0, extras: tuple[str, ...] = ()) -> None:
     """Seed a world (``token``: the API token to accept, default derived from the seed) and serve it;
-    ``port`` 0 picks a free port; ``latency`` seconds are added to every GraphQL answer. Returns on
-    Ctrl-C or SIGTERM. ``renewal``: add the two planted renewal campaigns (``renewal.py``)."""
-    world = seed_world(seed=seed, dossiers=dossiers, token=token, renewal=renewal)
+    ``port`` 0 picks a free port; ``latency`` seconds are added to every GraphQL answer; ``extras``:
+    names of ``connector.simulator.worlds.EXTRAS`` to add. Returns on Ctrl-C or SIGTERM."""
+    world = seed_world(seed=seed, dossiers=dossiers, token=token)
+    for name in dict.fromkeys(extras):
+        EXTRAS[name](world)
     gc.freeze()  # the seeded world lives as long as the process: keep it out of every collection
     asyncio.run(_serve(world, host, port, rate_limit, latency))

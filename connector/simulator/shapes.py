@@ -255,7 +255,9 @@ def demarche_shape(world: World, d: Demarche) -> dict[str, Any]:
         "_groupes": [groupe_shape(world, g) for g in d.groupes],
         "labels": [{"id": typed_id("Label", lb.id), "name": lb.name, "color": lb.color} for lb in d.labels],
         "administrateurs": [],
-        "service": None,
+        "service": None if d.service is None else {
+            "id": typed_id("Service", d.number), "nom": d.service[0], "organisme": d.service[1], "siret": None,
+            "typeOrganisme": "administration_centrale"},
         "dureeConservationDossiers": d.duree_conservation_mois,
         "opendata": False,
         "tags": [],

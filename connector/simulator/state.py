@@ -268,6 +268,7 @@ class Demarche:
     kind: str = ""  # "occitanie" | "poitiers" | "creteil": which ENT-École process it models
     fee_cents: int | None = None  # annual fee per school (Occitanie: 4100 for 2026-27)
     duree_conservation_mois: int = 12
+    service: tuple[str, str] | None = None  # (nom, organisme) of the service that runs it (DS's Service)
 
 
 @dataclass

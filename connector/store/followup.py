@@ -181,8 +181,19 @@ def conventions(db: sqlite_utils.Database, demarche_number: int | None = None) -
 
 
 def status_counts(db: sqlite_utils.Database, demarche_number: int) -> dict[str, int]:
-    return dict(db.conn.execute("SELECT status, count(*) FROM conventions WHERE demarche_number = ? "
-                                "GROUP BY status ORDER BY status", [demarche_number]).fetchall())
+    return statuses_by_demarche(db).get(demarche_number, {})
+
+
+def statuses_by_demarche(db: sqlite_utils.Database) -> dict[int, dict[str, int]]:
+    """Per démarche, how many conventions have each status, as the follow-up saved them (its
+    ``conventions.evaluate`` with DS's clock, refreshed after each sync and by ``actions plan``): the
+    one count ``status`` and ``actions plan`` show. Each convention has one status: no overlap."""
+    out: dict[int, dict[str, int]] = {}
+    for demarche, status, count in db.conn.execute(
+            "SELECT demarche_number, status, count(*) FROM conventions GROUP BY demarche_number, status "
+            "ORDER BY demarche_number, status"):
+        out.setdefault(demarche, {})[status] = count
+    return out
 
 
 # --- the journal ----------------------------------------------------------------------------

@@ -37,6 +37,17 @@ def demarche_title(db: sqlite_utils.Database, demarche: int) -> str | None:
     return row[0] if row else None
 
 
+def demarche_facts(db: sqlite_utils.Database, demarche: int) -> tuple[str, str]:
+    """What the démarche says of itself: who runs it (its service's name and organisme, from the
+    descriptor DS sent, joined by " | ") and its description. Empty strings when DS sent none."""
+    row = db.conn.execute(
+        "SELECT json_extract(raw, '$.service.nom'), json_extract(raw, '$.service.organisme'), description "
+        "FROM demarches WHERE number = ?", [demarche]).fetchone()
+    if not row:
+        return "", ""
+    return " | ".join(t for t in row[:2] if t), row[2] or ""
+
+
 def demarche_numbers(db: sqlite_utils.Database) -> list[int]:
     return [n for (n,) in db.conn.execute("SELECT number FROM demarches ORDER BY number")]
 
@@ -168,6 +179,14 @@ def save_dossier_forms(db: sqlite_utils.Database, rows: list[dict], ecoles: list
     insert_many(db, "ecoles", ecoles)
 
 
+def forget_dossier_forms(db: sqlite_utils.Database, numbers: list[int]) -> None:
+    """Remove the form summaries and schools of these dossiers (their démarche has no form profile)."""
+    require_transaction(db, "forget_dossier_forms")
+    for chunk, marks in in_chunks(numbers):
+        db.conn.execute(f"DELETE FROM ecoles WHERE dossier_number IN ({marks})", chunk)
+        db.conn.execute(f"DELETE FROM dossier_forms WHERE dossier_number IN ({marks})", chunk)
+
+
 def sync_anomalies(db: sqlite_utils.Database, dossier_numbers: Iterable[int], codes: Iterable[str],
                    found: list[dict], now: str) -> tuple[int, int]:
     """Make the open anomalies of ``codes`` on these dossiers exactly ``found`` (dicts with demarche_number,
@@ -267,19 +286,26 @@ _WAS_ACCEPTED = ("EXISTS (SELECT 1 FROM json_each(d.raw, '$.traitements') t "
                  "WHERE json_extract(t.value, '$.event') IN ('accepte', 'accepte_automatiquement'))")
 
 
-def _demarche_filter(demarches: list[int] | None, column: str = "d.demarche_number") -> tuple[str, list]:
-    if not demarches:
-        return "", []
+# The collectivité's name on every export, never empty: the form's collectivité champ, else the
+# demandeur's raison sociale (a PersonneMoraleIncomplete has none), else the commune(s) of its schools,
+# else a marker naming the dossier.
+_COLLECTIVITE = """coalesce(nullif(trim(f.collectivite), ''), nullif(trim(d.demandeur_name), ''),
+        (SELECT group_concat(c, ', ') FROM (SELECT DISTINCT trim(s.commune) AS c FROM ecoles s
+         WHERE s.dossier_number = d.number AND trim(s.commune) <> '' ORDER BY c)),
+        '(sans nom : dossier ' || d.number || ')')"""
+
+
+def _demarche_filter(demarches: list[int], column: str = "d.demarche_number") -> tuple[str, list]:
+    """Only these démarches; an empty list selects nothing (never "every démarche")."""
     return f" AND {column} IN ({', '.join('?' * len(demarches))})", list(demarches)
 
 
-def export_ecoles(db: sqlite_utils.Database, demarches: list[int] | None) -> list[dict]:
+def export_ecoles(db: sqlite_utils.Database, demarches: list[int]) -> list[dict]:
     where, params = _demarche_filter(demarches)
     return query(db, f"""
         SELECT d.demarche_number AS demarche, d.number AS dossier, d.state AS etat, e.position + 1 AS rang,
                e.uai_saisi, e.uai, e.uai_valide, e.nom AS ecole, e.commune,
-               coalesce(f.siret, d.demandeur_siret) AS siret,
-               coalesce(f.collectivite, d.demandeur_name) AS collectivite
+               coalesce(f.siret, d.demandeur_siret) AS siret, {_COLLECTIVITE} AS collectivite
         FROM ecoles e JOIN dossiers d ON d.number = e.dossier_number
         LEFT JOIN dossier_forms f ON f.dossier_number = d.number
         WHERE 1 = 1{where} ORDER BY d.demarche_number, d.number, e.position""", params)
@@ -303,8 +329,7 @@ def export_openings(db: sqlite_utils.Database, demarches: list[int], need_conven
         convention = ""
     return query(db, f"""
         SELECT e.uai, min(e.nom) AS ecole, min(e.commune) AS commune,
-               coalesce(f.siret, d.demandeur_siret) AS siret,
-               coalesce(f.collectivite, d.demandeur_name) AS collectivite,
+               coalesce(f.siret, d.demandeur_siret) AS siret, {_COLLECTIVITE} AS collectivite,
                d.number AS dossier, substr(d.date_traitement, 1, 10) AS date, d.demarche_number AS demarche
         FROM ecoles e JOIN dossiers d ON d.number = e.dossier_number
         LEFT JOIN dossier_forms f ON f.dossier_number = d.number
@@ -313,14 +338,13 @@ def export_openings(db: sqlite_utils.Database, demarches: list[int], need_conven
         ORDER BY d.demarche_number, e.uai, d.number""", params)
 
 
-def export_closings(db: sqlite_utils.Database, demarches: list[int] | None) -> list[dict]:
+def export_closings(db: sqlite_utils.Database, demarches: list[int]) -> list[dict]:
     """Valid schools of dossiers classés sans suite or refused after having been accepted (their access
     may have been opened): the date is the closing decision's."""
     where, params = _demarche_filter(demarches)
     return query(db, f"""
         SELECT e.uai, min(e.nom) AS ecole, min(e.commune) AS commune,
-               coalesce(f.siret, d.demandeur_siret) AS siret,
-               coalesce(f.collectivite, d.demandeur_name) AS collectivite,
+               coalesce(f.siret, d.demandeur_siret) AS siret, {_COLLECTIVITE} AS collectivite,
                d.number AS dossier, substr(d.date_traitement, 1, 10) AS date, d.state AS etat,
                d.demarche_number AS demarche
         FROM ecoles e JOIN dossiers d ON d.number = e.dossier_number
@@ -330,16 +354,27 @@ def export_closings(db: sqlite_utils.Database, demarches: list[int] | None) -> l
         ORDER BY d.demarche_number, e.uai, d.number""", params)
 
 
-def export_anomalies(db: sqlite_utils.Database, demarches: list[int] | None) -> list[dict]:
+def export_anomalies(db: sqlite_utils.Database, demarches: list[int]) -> list[dict]:
     where, params = _demarche_filter(demarches, "a.demarche_number")
     return query(db, f"""
         SELECT a.demarche_number AS demarche, a.dossier_number AS dossier, d.state AS etat,
-               coalesce(f.collectivite, d.demandeur_name) AS collectivite, a.code, a.severity AS gravite,
+               {_COLLECTIVITE} AS collectivite, a.code, a.severity AS gravite,
                a.champ, a.message, substr(a.first_seen_at, 1, 10) AS depuis
         FROM anomalies a JOIN dossiers d ON d.number = a.dossier_number
         LEFT JOIN dossier_forms f ON f.dossier_number = d.number
         WHERE a.resolved_at IS NULL{where}
         ORDER BY a.demarche_number, a.dossier_number, a.severity, a.code, a.key""", params)
+
+
+def open_error_codes(db: sqlite_utils.Database, dossiers: list[int]) -> dict[int, list[str]]:
+    """The codes of the rules with an open error anomaly, per dossier (dossiers without one absent)."""
+    out: dict[int, list[str]] = {}
+    for chunk, marks in in_chunks(list(dossiers)):
+        for number, code in db.conn.execute(
+                f"SELECT DISTINCT dossier_number, code FROM anomalies WHERE resolved_at IS NULL "
+                f"AND severity = 'error' AND dossier_number IN ({marks}) ORDER BY dossier_number, code", chunk):
+            out.setdefault(number, []).append(code)
+    return out
 
 
 def dossiers_to_evaluate(db: sqlite_utils.Database, demarche: int) -> list[int]:

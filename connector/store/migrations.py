@@ -17,6 +17,7 @@ from connector.store.shape import (
     ANOMALIES_ONE_OPEN,
     CONVENTIONS_DDL,
     CROSS_FINGERPRINT_COLUMN,
+    DS_CLOCK_COLUMN,
     ENSURED_INDEXES,
     ENSURED_VIEWS,
     FILE_FAILURE_COLUMNS,
@@ -101,6 +102,13 @@ def _renewal(db: sqlite_utils.Database) -> None:
     db.execute("DROP TABLE actions")
     db.execute("ALTER TABLE actions_new RENAME TO actions")
     _ensure_followup_shape(db)
+
+
+@MIGRATIONS(name="0008_ds_clock")
+def _ds_clock(db: sqlite_utils.Database) -> None:
+    """Issue 16: each run keeps DS's clock (the Date header of its latest answer); ``status`` judges
+    "overdue" by the last one seen, not by this machine's date."""
+    db.execute(f"ALTER TABLE sync_runs ADD COLUMN {DS_CLOCK_COLUMN}")
 
 
 def _ensure_followup_shape(db: sqlite_utils.Database) -> None:

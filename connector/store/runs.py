@@ -52,3 +52,17 @@ def finish_run(
             [now_utc(), status, requests, pages, dossiers, new, updated, deleted, quarantined, errors,
              run_id],
         )
+
+
+def finish_followup(db: sqlite_utils.Database, run_id: int, *, requests: int, ds_clock: str | None) -> None:
+    """After the run's follow-up: the requests DS received during the whole run (sync and follow-up)
+    and DS's clock as its latest answer told it (its ``Date`` header), which ``status`` judges by."""
+    with db.atomic():
+        db.conn.execute("UPDATE sync_runs SET requests = ?, ds_clock = coalesce(?, ds_clock) WHERE id = ?",
+                        [requests, ds_clock, run_id])
+
+
+def last_ds_clock(db: sqlite_utils.Database) -> str | None:
+    """DS's clock as last seen by a run (None before any run recorded it)."""
+    row = db.execute("SELECT ds_clock FROM sync_runs WHERE ds_clock IS NOT NULL ORDER BY id DESC LIMIT 1").fetchone()
+    return row[0] if row else None

@@ -357,6 +357,10 @@ TABLES: tuple[Table, ...] = (
     ),
 )
 
+# Migration 0008: each run keeps DS's clock (the Date header of its latest answer); ``status`` judges
+# "overdue" by the last one seen, not by this machine's date.
+DS_CLOCK_COLUMN = "ds_clock TEXT"
+
 # --- run_reports: what a run's row lacks -----------------------------------------------------------
 
 # error: what stopped the whole run (bad token...), NULL if none; errors: a JSON object
@@ -601,6 +605,8 @@ LATER_TABLES: tuple[Table, ...] = (RUN_REPORTS, *FORMS_TABLES, *FOLLOWUP_TABLES,
 INDEXES: dict[str, str] = {
     "idx_dossiers_demarche_state": "dossiers(demarche_number, state)",
     "idx_dossiers_demarche_modified": "dossiers(demarche_number, date_derniere_modification)",
+    # status's (and the web view's) "new in 24 h" reads this index, not every wide dossier row
+    "idx_dossiers_demarche_depot": "dossiers(demarche_number, date_depot)",
     "idx_champs_descriptor": "champs(descriptor_id)",
     "idx_annotations_descriptor": "annotations(descriptor_id)",
     "idx_messages_dossier_created": "messages(dossier_number, created_at)",
@@ -617,6 +623,8 @@ FORMS_INDEXES: dict[str, str] = {
     "idx_dossier_forms_demarche_siret": "dossier_forms(demarche_number, siret)",
     "idx_anomalies_dossier": "anomalies(dossier_number, code)",
     "idx_anomalies_open": "anomalies(demarche_number, code) WHERE resolved_at IS NULL",
+    # status's open anomalies by severity, from the index alone
+    "idx_anomalies_open_severity": "anomalies(demarche_number, severity) WHERE resolved_at IS NULL",
 }
 
 # Also created by migration 0003 (before the open that ensures the others).

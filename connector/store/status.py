@@ -17,6 +17,8 @@ from typing import Any
 
 import sqlite_utils
 
+from connector.store.followup import statuses_by_demarche
+
 STREAMS_OF_A_SYNC = ("dossiers", "deleted", "pending_deleted")
 SCAN_NEVER = ("infected", "integrity_error")  # files that will never be downloaded
 RECENT_RUNS = 2000  # how far back ``last_runs`` looks for a démarche's last run
@@ -155,16 +157,17 @@ def open_anomalies(db: sqlite_utils.Database) -> dict[int, dict[str, int]]:
 
 
 def conventions(db: sqlite_utils.Database, today: date, within_days: int = 15) -> dict[int, dict[str, int]]:
-    """Per démarche: conventions awaited (``awaiting``), awaited and due within ``within_days`` days
-    (deadline today or later), overdue (``overdue``, or awaited past their deadline)."""
+    """Per démarche: conventions ``awaiting`` and ``overdue`` as the follow-up last saved them (the
+    statuses ``actions plan`` counts, from :func:`statuses_by_demarche`: a convention is in one of
+    them at most), and ``due_within_15_days``: of the awaiting ones, those whose deadline is within
+    ``within_days`` days of ``today`` (a part of ``awaiting``, not a third group)."""
     soon = (today + timedelta(days=within_days)).isoformat()
-    rows = db.execute(
-        "SELECT demarche_number, "
-        "sum(status = 'awaiting'), "
-        "sum(status = 'awaiting' AND deadline IS NOT NULL AND date(deadline) >= date(?) AND date(deadline) <= date(?)), "
-        "sum(status = 'overdue' OR (status = 'awaiting' AND deadline IS NOT NULL AND date(deadline) < date(?))) "
-        "FROM conventions GROUP BY demarche_number", [today.isoformat(), soon, today.isoformat()]).fetchall()
-    return {d: {"awaiting": a or 0, "due_within_15_days": s or 0, "overdue": o or 0} for d, a, s, o in rows}
+    due = dict(db.execute(
+        "SELECT demarche_number, count(*) FROM conventions WHERE status = 'awaiting' AND deadline IS NOT NULL "
+        "AND date(deadline) >= date(?) AND date(deadline) <= date(?) GROUP BY demarche_number",
+        [today.isoformat(), soon]).fetchall())
+    return {d: {"awaiting": counts.get("awaiting", 0), "due_within_15_days": due.get(d, 0),
+                "overdue": counts.get("overdue", 0)} for d, counts in statuses_by_demarche(db).items()}
 
 
 def optional(db: sqlite_utils.Database, present: set[str], table: str, read, *args):

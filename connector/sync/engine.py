@@ -35,18 +35,15 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlite_utils
 import structlog
 
-from connector.config import Config
-from connector.credentials import ApiToken
-from connector.ds.budget import RequestBudget
+from connector.config import Config, select_demarches
 from connector.ds.client import DsClient
-from connector.ds.verdicts import FILE_NAME as VERDICTS_FILE
 from connector.errors import (
     EX_CANTCREAT,
     EX_DATAERR,
@@ -168,6 +165,12 @@ class DemarcheReport:
     files_failed_local: int = 0  # fetched but not written here: disk full, permission, name refused
     started: float = field(default_factory=time.monotonic)
     error: ConnectorError | None = None
+    # What a progress display shows (not recorded): the phase (descriptor, dossiers, deletions,
+    # reconciliation, attachments, done), how far it is when that is known, and the files queued.
+    phase: str = "waiting"
+    step_done: int = 0
+    step_total: int | None = None
+    files_queued: int = 0
 
 
 @dataclass
@@ -220,30 +223,33 @@ class SyncReport:
             codes.append(EX_CANTCREAT)  # below 75 and 78: DS unavailable or a bad config says more
         return max(codes, default=0)
 
-    def summary(self) -> str:
+    def summary(self, indent: str = "  ") -> str:
+        """Two lines on purpose, each within 100 columns (5-digit counts included): the verdict and
+        its cost, then the dossiers and files; a third when a file could not be written here."""
         kind = "full sync" if self.full else "sync"
-        line = (
-            f"{kind} {self.status}: {len(self.demarches)} démarche(s), "
-            f"{self.total('new')} new, {self.total('updated')} updated, "
-            f"{self.total('deleted')} deleted, {self.total('pending')} to the trash, "
-            f"{self.total('quarantined')} quarantined, "
-            f"{self.total('files')} files, {self.requests} requests, {self.seconds:.1f} s"
-        )
+        count = len(self.demarches)
+        lines = [
+            f"{kind} {self.status}: {count} démarche{'s' if count > 1 else ''}, {self.requests} requests, "
+            f"{self.seconds:.1f} s",
+            f"{indent}{self.total('new')} new, {self.total('updated')} updated, {self.total('deleted')} deleted, "
+            f"{self.total('pending')} to the trash, {self.total('quarantined')} quarantined, "
+            f"{self.total('files')} files",
+        ]
         if self.total("quarantined"):
-            line += (f"; {self.total('quarantined')} dossier(s) quarantined (see `status` and the "
-                     "quarantine table), tried again by the next --full")
+            lines.append(f"{indent}{self.total('quarantined')} dossier(s) quarantined (see `status` and the "
+                         "quarantine table): tried again by the next --full")
         if self.total("files_failed"):
-            line += (f"; {self.total('files_failed')} file(s) failed (checksum, size, DS refused: see "
-                     "sync.file_failed), tried again later with a backoff")
+            lines.append(f"{indent}{self.total('files_failed')} file(s) failed (checksum, size, DS refused: see "
+                         "sync.file_failed): tried again later with a backoff")
         if self.total("files_failed_local"):
-            line += (f"; {self.total('files_failed_local')} file(s) NOT written here (disk full, permission "
-                     "or name refused: see sync.file_write_failed), tried again next sync")
-        return line
+            lines.append(f"{indent}{self.total('files_failed_local')} file(s) NOT written here (disk full, permission "
+                         "or name refused): tried again next sync")
+        return "\n".join(lines)
 
 
 async def run_sync(
     config: Config,
-    token: ApiToken,
+    client: DsClient,
     *,
     demarches: list[int] | None = None,
     full: bool = False,
@@ -256,27 +262,23 @@ async def run_sync(
     Per-démarche failures (unauthorized, DS unavailable) are reported and the other démarches go
     on; a bad or expired token, or DS not reachable at all (DsUnreachable: refused, DNS, TLS),
     stops the run (the other démarches are cancelled between two commits) and raises. ``stop`` set (SIGTERM) ends the run after the pages being stored commit:
-    no new request is sent and the report says "stopped". The caller holds the instance lock."""
-    selected = _select(config, demarches)
+    no new request is sent and the report says "stopped". The caller holds the instance lock and
+    opened ``client`` (``connector.service``: one per run, on the process's budget for the token);
+    the report counts the requests this sync sent on it."""
+    selected = select_demarches(config, demarches)
     started = time.monotonic()
     db = open_db(config.database.path)
     tune_for_sync(db)
     run_id = start_run(db, "full" if full else kind, [d.number for d in selected])
     sweep(db, config.sync.download_dir)  # leftovers of a run killed between a commit and an unlink
     report = SyncReport(run_id, full, [])
-    client = DsClient(
-        config.ds.url, token,
-        budget=RequestBudget(per_minute=config.ds.requests_per_minute),
-        connect_timeout=config.ds.connect_timeout_seconds,
-        read_timeout=config.ds.read_timeout_seconds,
-        verdicts=config.state_dir / VERDICTS_FILE,
-    )
+    before = replace(client.stats)
     fatal: BaseException | None = None
     try:
         with structlog.contextvars.bound_contextvars(run_id=run_id):
             log.info("sync.started", demarches=[d.number for d in selected], full=full,
                      concurrency=config.sync.concurrency)
-            async with client, Downloader(config.sync.attachments, config.sync.download_dir) as downloader:
+            async with Downloader(config.sync.attachments, config.sync.download_dir) as downloader:
                 run = _Run(db, client, downloader, config, report, progress, full, hooks or SyncHooks(), stop)
                 await run.all(selected)
     except BaseException as exc:
@@ -285,9 +287,9 @@ async def run_sync(
             report.interrupted = True
         raise
     finally:
-        report.requests = client.stats.requests
-        report.retries = client.stats.retries
-        report.rate_limited = client.stats.rate_limited
+        report.requests = client.stats.requests - before.requests
+        report.retries = client.stats.retries - before.retries
+        report.rate_limited = client.stats.rate_limited - before.rate_limited
         report.seconds = time.monotonic() - started
         status = report.status if fatal is None or report.interrupted else "failed"
         try:
@@ -419,19 +421,40 @@ class DemarcheSync:
         self.check_stop()
         try:
             if self.full or self._descriptor_stale():
+                self._phase("descriptor")
                 await self.descriptor()
                 self.check_stop()
+            self._phase("dossiers")
             await self.dossiers()
+            self._phase("deletions")
             await self.deletions(DELETED)
             await self.deletions(PENDING_DELETED)
             if self.full:
                 await self.reconcile()
+            self._phase("attachments", done=self._files_done(), total=self.report.files_queued)
             await self.background.drain()
             self.check_stop()
             await self.files_left()
         finally:
             await self.background.cancel()  # stopped or failed: what was not recorded comes next time
+        self._phase("done")
         self.hooks.demarche_done(self.db, self.number, self.report)
+
+    def _phase(self, name: str, *, done: int = 0, total: int | None = None) -> None:
+        """Tell the progress display (if any) what this démarche is doing now, and how far it is."""
+        self.report.phase, self.report.step_done, self.report.step_total = name, done, total
+        if self.progress:
+            self.progress(self.report)
+
+    def _step(self, done: int, total: int | None = None) -> None:
+        self.report.step_done = done
+        if total is not None:
+            self.report.step_total = total
+        if self.progress:
+            self.progress(self.report)
+
+    def _files_done(self) -> int:
+        return self.report.files + self.report.files_failed + self.report.files_failed_local
 
     def check_stop(self) -> None:
         """After a commit: stop here (before the next page is asked) when asked to."""
@@ -620,10 +643,12 @@ class DemarcheSync:
     async def reconcile(self) -> None:
         """Carry out ``reconcile.decide``'s plan (see reconcile.py)."""
         remote: dict[int, str] = {}
+        self._phase("reconciliation", total=len(dossier_numbers(self.db, self.number)))  # about that many
 
         def listed(page: Page) -> None:
             for node in page.nodes:
                 remote[int(node["number"])] = node["dateDerniereModification"]
+            self._step(len(remote), max(len(remote), self.report.step_total or 0))
 
         source = pages(self.client, self.number, LISTING, page_size=PAGE_SIZES[0])  # lean: a full page is cheap
         async for page in prefetched(source, self._may_go_on):
@@ -635,19 +660,25 @@ class DemarcheSync:
                  missing=len(plan.check_vanished), quarantined=len(mirror.quarantined))
         if plan.unflag:
             clear_pending(self.db, plan.unflag)
+        rereads = (0 if plan.refetch_since is not None else len(plan.refetch)) + len(plan.check_vanished) \
+            + len(plan.retry)
+        self._phase("reconciliation", total=rereads)  # now the re-reads: their number is known
         if plan.refetch_since is not None:
             await self.dossiers(since=plan.refetch_since)
         else:
-            for number in plan.refetch:
+            for done, number in enumerate(plan.refetch, 1):
                 await self.reread(number)
+                self._step(done)
         vanished = 0
-        for number in plan.check_vanished:
+        for done, number in enumerate(plan.check_vanished, self.report.step_done + 1):
             if await self.reread(number) == "not_found":
                 remove_local(confirm_vanished(self.db, number))
                 vanished += 1
+            self._step(done)
         self.report.deleted += vanished
-        for number in plan.retry:
+        for done, number in enumerate(plan.retry, self.report.step_done + 1):
             await self.reread(number)
+            self._step(done)
         if set(remote) <= dossier_numbers(self.db, self.number):  # what could not be named is in now
             clear_unnamed_quarantine(self.db, self.number)
         with self.db.atomic():
@@ -667,11 +698,17 @@ class DemarcheSync:
     async def _download_rows(self, rows: list[dict], *, reread: bool, after_reread: bool = False) -> list[int]:
         if not rows:
             return []
+        self.report.files_queued += len(rows)
+        if self.report.phase == "attachments":
+            self._step(self._files_done(), self.report.files_queued)
         stats = await self.downloader.download(self.db, rows, self.download_slots, after_reread=after_reread)
         self.report.files += stats.downloaded
         self.report.file_bytes += stats.bytes
         self.report.files_failed += stats.failed
         self.report.files_failed_local += stats.failed_local
+        self.report.files_queued -= len(rows) - (stats.downloaded + stats.failed + stats.failed_local)  # not tried
+        if self.report.phase == "attachments":
+            self._step(self._files_done(), self.report.files_queued)
         expired = stats.expired
         if reread:
             for number in self._url_rereads(expired):
@@ -712,19 +749,6 @@ class DemarcheSync:
             and (recent is None or (r["created_at"] and instant(r["created_at"]) >= recent))
         )
         return list(dict.fromkeys(number for _, number in pending))
-
-
-def _select(config: Config, numbers: list[int] | None) -> list[Any]:
-    if not numbers:
-        return list(config.demarches)
-    known = {d.number: d for d in config.demarches}
-    unknown = [n for n in numbers if n not in known]
-    if unknown:
-        raise ConfigError(
-            f"démarche(s) {', '.join(map(str, unknown))} not in {config.path}: "
-            f"configured are {', '.join(str(d.number) for d in config.demarches)}"
-        )
-    return [known[n] for n in dict.fromkeys(numbers)]
 
 
 def _readable(value: str) -> bool:
