@@ -26,6 +26,8 @@ from connector import logs
 from connector.commands.sync import TerminalProgress
 from connector.credentials import ApiToken
 
+pytestmark = pytest.mark.slow  # daemon processes and a pseudo-terminal
+
 
 @pytest.fixture(autouse=True)
 def restore_logging():

@@ -49,7 +49,8 @@ from connector.config import Config, load_config
 from connector.simulator import actions
 from connector.sync.attachments import is_temporary
 
-pytestmark = pytest.mark.skipif(not Path("/proc/locks").exists(), reason="watches the children in /proc (Linux)")
+pytestmark = [pytest.mark.skipif(not Path("/proc/locks").exists(), reason="watches the children in /proc (Linux)"),
+              pytest.mark.slow]
 
 SEED = int(os.environ.get("DS_CRASH_SEED", "2026"))
 DOSSIERS = 300  # about 280 listed, over three démarches: about 30 pages of 10
