@@ -3,23 +3,21 @@
 ``simulator`` is a small seeded world (seed 7, 60 dossiers); ``make_simulator(...)`` builds others.
 The server has its own event loop, so async tests, sync tests and CLI subprocesses can all call it.
 
-The suite runs on every core (pytest-xdist, ``-n auto --dist loadgroup`` in pyproject.toml): nothing
-here listens on a fixed port or writes outside ``tmp_path`` (each worker has its own). Collection puts
-the ``slow`` tests first, so that the longest start while the quick ones fill the other workers, and
-keeps each module that shares a module-scoped fixture of its own (a synced world, a built wheel) on
-one worker, where it is built once.
+The suite runs on every core (pytest-xdist, ``-n auto`` in pyproject.toml), each test sent to the
+next free worker: nothing here listens on a fixed port or writes outside ``tmp_path`` (each worker has
+its own), and a module-scoped fixture (a synced world, a built wheel) is built once per worker that
+runs the module's tests. Collection puts the ``slow`` tests first, so that the longest start while
+the quick ones fill the other workers, and no worker is left alone with a minute-long test at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,25 +28,7 @@ from connector.simulator.control import PREFIX
 from connector.simulator.state import World
 
 
-TESTS = Path(__file__).resolve().parent
-
-
-def _shares_a_module_fixture(item: pytest.Item) -> bool:
-    """Whether the test uses a fixture of tests/ wider than a function (built once per module)."""
-    info = getattr(item, "_fixtureinfo", None)
-    for defs in (info.name2fixturedefs.values() if info else ()):
-        for d in defs:
-            source = inspect.getsourcefile(d.func) if d.scope != "function" else None
-            if source and Path(source).resolve().parent == TESTS:
-                return True
-    return False
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if not any(item.iter_markers("xdist_group")) and _shares_a_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: slow ones first
 
 

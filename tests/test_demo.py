@@ -6,16 +6,10 @@ import stat
 import subprocess
 import sys
 
-import pytest
-
 from connector.simulator.seed import seed_world
 from simworld import visible_dossiers
 
 SEED, DOSSIERS = 2026, 120
-
-# The demo serves on 8484 when that port is free at the moment it looks: under pytest-xdist the demo
-# of test_packaging.py runs on the same worker (one group), never at the same moment as this one.
-pytestmark = pytest.mark.xdist_group("demo")
 
 
 def test_demo_mirrors_the_three_demarches_then_follows_activity(tmp_path):

@@ -4,8 +4,7 @@ Marked ``slow`` (~7 s: a real wheel build) and needs PyPI, where pip fetches the
 The slowest, ``test_wheel_in_a_fresh_venv_...`` (~20 s more), installs the wheel as a sysadmin does (a
 fresh venv, ``pip install <wheel>``, dependencies from the package index), imports every module the
 wheel ships and runs ``ds-connector demo`` to its end. They run in the suite (``.ci/run`` is plain
-``pytest -q``): a plain install once shipped without ``connector.sync``. The module shares one
-xdist group with test_demo.py: one worker, so two demos never pick the demo's port at once.
+``pytest -q``): a plain install once shipped without ``connector.sync``.
 
 The operations and the schema are read with importlib.resources from the installed package, never
 from the source tree: this builds a real wheel, installs it into a bare directory, and loads every
@@ -28,7 +27,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 QUERY_FILES = sorted(p.name for p in (REPO / "queries").glob("*.graphql"))
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
+pytestmark = pytest.mark.slow
 
 # Runs in the installed copy. Prints where everything came from, as JSON.
 PROBE = """
