@@ -3,10 +3,11 @@
 ``simulator`` is a small seeded world (seed 7, 60 dossiers); ``make_simulator(...)`` builds others.
 The server has its own event loop, so async tests, sync tests and CLI subprocesses can all call it.
 
-The suite runs on every core (pytest-xdist, ``-n auto`` in pyproject.toml), each test sent to the
-next free worker: nothing here listens on a fixed port or writes outside ``tmp_path`` (each worker has
-its own), and a module-scoped fixture (a synced world, a built wheel) is built once per worker that
-runs the module's tests. Collection puts the longest tests first (``LONGEST``, then the other ``slow``
+The suite runs on every core (pytest-xdist, ``-n auto --dist worksteal`` in pyproject.toml): each
+worker takes half of the tests in order, and an idle one takes half of what another has left.
+Nothing here listens on a fixed port or writes outside ``tmp_path`` (each worker has its own), and a
+module-scoped fixture (a synced world, a built wheel) is built once per worker that runs the
+module's tests. Collection puts the longest tests first (``LONGEST``, then the other ``slow``
 ones), so that they start at once while the quick ones fill the other workers: no worker is left
 alone with a minute-long test at the end.
 """
