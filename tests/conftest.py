@@ -2,6 +2,14 @@
 
 ``simulator`` is a small seeded world (seed 7, 60 dossiers); ``make_simulator(...)`` builds others.
 The server has its own event loop, so async tests, sync tests and CLI subprocesses can all call it.
+
+The suite runs on every core (pytest-xdist, ``-n auto --dist worksteal`` in pyproject.toml): each
+worker takes half of the tests in order, and an idle one takes half of what another has left.
+Nothing here listens on a fixed port or writes outside ``tmp_path`` (each worker has its own), and a
+module-scoped fixture (a synced world, a built wheel) is built once per worker that runs the
+module's tests. Collection puts the longest tests first (``LONGEST``, then the other ``slow``
+ones), so that they start at once while the quick ones fill the other workers: no worker is left
+alone with a minute-long test at the end.
 """
 
 from __future__ import annotations
@@ -21,6 +29,27 @@ from connector.simulator.app import GRAPHQL_PATH, create_app
 from connector.simulator.core import Simulator
 from connector.simulator.control import PREFIX, Listener
 from connector.simulator.state import World
+
+
+# The longest tests (seconds, alone on a 2-core machine), in the order they start: a name no longer
+# there only loses its place.
+LONGEST = (
+    "test_sync_crash.py::test_sigkill_at_random_moments_loses_and_duplicates_nothing",  # 47
+    "test_packaging.py::test_wheel_in_a_fresh_venv_imports_every_module_and_runs_the_demo",  # 11 + 16 of venv
+    "test_followup_campaign.py::test_two_months_of_campaign",  # 10
+    "test_followup_crash.py::",  # 8
+)
+
+
+def _rank(item: pytest.Item) -> int:
+    for rank, name in enumerate(LONGEST):
+        if name in item.nodeid:
+            return rank
+    return len(LONGEST) + (item.get_closest_marker("slow") is None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=_rank)  # stable: the longest first, then the other slow ones, then the rest
 
 
 class SimulatorHandle:

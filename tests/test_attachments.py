@@ -122,6 +122,12 @@ def _posted(make_simulator, tmp_path, *filenames: str):
         demarche, number
 
 
+def _kept(rows: dict[str, dict]) -> dict[str, dict]:
+    """The rows without what every read of a changed dossier renews: the URL DS just signed (its expiry
+    counts in seconds) and when it was seen. The download columns stay."""
+    return {name: {k: v for k, v in row.items() if k not in ("url", "url_seen_at")} for name, row in rows.items()}
+
+
 def _check_on_disk(row: dict) -> Path:
     path = Path(row["local_path"])
     assert row["downloaded_at"] and row["checksum_ok"] == 1
@@ -147,7 +153,8 @@ def test_both_hostile_names_are_downloaded_kept_and_survive_later_syncs(make_sim
         assert report.status == "ok"
         again = _rows(config, number, keys)
         assert [_check_on_disk(again[k]) for k in keys] == [part, long]
-        assert again == rows  # never fetched again, never re-recorded
+        assert _kept(again) == _kept(rows)  # never fetched again, never re-recorded (a sync in another
+        # second than the first renews the URL of the changed dossier's files: not a refetch)
     result = sync_cli(config.path)
     assert result.returncode == 0 and "sync ok" in result.stdout
     assert part.exists() and long.exists()

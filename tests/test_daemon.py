@@ -19,6 +19,8 @@ from syncenv import start_sync_cli, sync_cli, write_config
 
 from connector.daemon.heartbeat import HEARTBEAT_NAME
 
+pytestmark = pytest.mark.slow  # daemon processes, signalled and killed
+
 
 @pytest.fixture
 def notify(tmp_path):

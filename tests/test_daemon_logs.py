@@ -21,6 +21,8 @@ from syncenv import write_config
 from connector import logs
 from connector.credentials import ApiToken
 
+pytestmark = pytest.mark.slow  # daemon processes and a pseudo-terminal
+
 
 @pytest.fixture(autouse=True)
 def restore_logging():

@@ -16,8 +16,12 @@ import subprocess
 import sys
 from contextlib import closing
 
+import pytest
+
 from followup_env import effects, followup_config, journal, occitanie, statuses
 from syncenv import sync_cli
+
+pytestmark = pytest.mark.slow  # a process killed at every step, restarted
 
 CRASHES = ["planned:1", "sending:1", "answered:1", "step_sent:1", "sending:3", "answered:2", "step_sent:3",
            "answered:4", "sending:2", "planned:1"]

@@ -1,10 +1,10 @@
 """PACKAGING: the wheel carries the GraphQL files, and an installed copy loads them.
 
-Slow-ish (~7 s: a real wheel build) and needs PyPI, where pip fetches the build requirements. The
-slowest, ``test_wheel_in_a_fresh_venv_...`` (marked ``slow``, ~20 s more), installs the wheel as a
-sysadmin does (a fresh venv, ``pip install <wheel>``, dependencies from the package index), imports
-every module the wheel ships and runs ``ds-connector demo`` to its end. It runs in the suite (``.ci/run``
-is plain ``pytest -q``): a plain install once shipped without ``connector.sync``.
+Marked ``slow`` (~7 s: a real wheel build) and needs PyPI, where pip fetches the build requirements.
+The slowest, ``test_wheel_in_a_fresh_venv_...`` (~20 s more), installs the wheel as a sysadmin does (a
+fresh venv, ``pip install <wheel>``, dependencies from the package index), imports every module the
+wheel ships and runs ``ds-connector demo`` to its end. They run in the suite (``.ci/run`` is plain
+``pytest -q``): a plain install once shipped without ``connector.sync``.
 
 The operations and the schema are read with importlib.resources from the installed package, never
 from the source tree: this builds a real wheel, installs it into a bare directory, and loads every
@@ -26,6 +26,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 QUERY_FILES = sorted(p.name for p in (REPO / "queries").glob("*.graphql"))
+
+pytestmark = pytest.mark.slow
 
 # Runs in the installed copy. Prints where everything came from, as JSON.
 PROBE = """
@@ -150,7 +152,6 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-@pytest.mark.slow
 def test_wheel_in_a_fresh_venv_imports_every_module_and_runs_the_demo(wheel, fresh_venv, tmp_path):
     modules = _wheel_modules(wheel)
     for expected in ("connector.sync.engine", "connector.store.save", "connector.commands.demo",

@@ -179,6 +179,7 @@ def test_status_during_a_running_sync_answers_at_once_without_the_lock(simulator
     assert s["last_run"]["status"] == "ok"
 
 
+@pytest.mark.slow  # a daemon process, killed
 def test_daemon_alive_then_killed(simulator, tmp_path):
     config = simulator_config(tmp_path / "site", simulator)
     daemon = DaemonProcess(config.path, interval_seconds=600)

@@ -49,13 +49,15 @@ from connector.config import Config, load_config
 from connector.simulator import actions
 from connector.sync.attachments import is_temporary
 
-pytestmark = pytest.mark.skipif(not Path("/proc/locks").exists(), reason="watches the children in /proc (Linux)")
+pytestmark = [pytest.mark.skipif(not Path("/proc/locks").exists(), reason="watches the children in /proc (Linux)"),
+              pytest.mark.slow]
 
 SEED = int(os.environ.get("DS_CRASH_SEED", "2026"))
 DOSSIERS = 300  # about 280 listed, over three démarches: about 30 pages of 10
 PAGE_SIZE = 10
 KILLS = 20  # killed runs (their run row existed); the first attempt's "opening" kill comes on top
-MAX_ATTEMPTS = 60
+PLANNED = 60  # attempts drawn first (seed 2026 needed 55 of them with the 2-core machine's load at 4)
+MAX_ATTEMPTS = 120  # a loaded machine (other tests on the other core) lets more runs end before their kill
 MODES = ("random",) * 5 + ("page commit",) * 3 + ("download",) * 2
 PAGE_OPERATIONS = {"getDossiersPage", "getDeletedDossiersPage", "getPendingDeletedDossiersPage", "getDossier"}
 CHANGES = ("dossiers", "message", "champ", "purge", "annotation", "state", "purge_killed_download")
@@ -215,7 +217,9 @@ class Child:
             if want is None or phase == want or passed:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-                assert self.proc.returncode == -signal.SIGKILL, self.proc.returncode
+                if self.proc.returncode == 0 and phase == "exiting":
+                    return None  # already leaving: a process in its exit no longer stops, it ended on its own
+                assert self.proc.returncode == -signal.SIGKILL, (phase, self.proc.returncode)
                 return phase
             os.kill(self.proc.pid, signal.SIGCONT)
             time.sleep(0.001)
@@ -309,10 +313,12 @@ def dossier_of(part: str, download_dir: Path) -> int:
 
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(make_simulator, tmp_path):
     rng = random.Random(SEED)
-    plan = [(rng.choice(MODES), rng.uniform(0, 0.5), rng.random()) for _ in range(MAX_ATTEMPTS)]
+    plan = [(rng.choice(MODES), rng.uniform(0, 0.5), rng.random()) for _ in range(PLANNED)]
     plan[0] = ("opening", 0.0, plan[0][2])  # the very first open: creating the database
     changes_order = list(CHANGES)
     rng.shuffle(changes_order)
+    # The spare attempts are drawn last, so that a seed's first PLANNED attempts stay what they were.
+    plan += [(rng.choice(MODES), rng.uniform(0, 0.5), rng.random()) for _ in range(MAX_ATTEMPTS - PLANNED)]
 
     # Every restart brings a fresh client budget (an empty window), so 20 restarts a minute may go past
     # DS's 400 requests a minute and stall on 429s until the minute ends: the simulator's limit is

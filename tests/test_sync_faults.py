@@ -33,6 +33,8 @@ from connector.sync.attachments import is_temporary
 from conftest import SimulatorHandle
 from syncenv import dump, read_db, remote_dossiers, simulator_config, sync, sync_async, without_urls, write_config
 
+pytestmark = pytest.mark.slow  # every fault kind, each ending in a full mirror compared row by row
+
 SEED, DOSSIERS, PAGE_SIZE = 7, 60, 20
 BIG = 131274  # the démarche with the most dossiers in this world (30 visible)
 
