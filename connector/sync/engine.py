@@ -134,7 +134,9 @@ class SyncHooks:
     transaction: a hook that raises for a dossier gets that dossier quarantined with the error (its
     rows and the hook's rolled back together), and the page goes on. Purged dossiers take their
     derived rows with them through foreign keys (``ON DELETE CASCADE`` on ``dossiers.number``).
-    ``demarche_done`` runs once a démarche's streams are done, outside any transaction."""
+    ``demarche_done`` runs once a démarche's streams are done, outside any transaction, unguarded: one
+    that raises is that démarche's bug (reported failed, exit 70; the other démarches go on). Each
+    call is guarded once, here or by the door, never again by the hooks themselves."""
 
     def descriptor_saved(self, db: sqlite_utils.Database, demarche: int) -> None:
         """The démarche's descriptor (champ descriptors, groupes) was just saved."""
@@ -553,8 +555,9 @@ class DemarcheSync:
         return entry
 
     def _hook(self, name: str, hook: Callable[..., None], *args: Any) -> None:
-        """Run a hook inside the caller's transaction, in a savepoint: a hook that fails loses its
-        own writes only, is logged, and the mirror goes on (the descriptor's hook)."""
+        """The one guard around ``descriptor_saved``, inside the descriptor's transaction, in a
+        savepoint: a hook that fails loses its own writes only, is logged, and the mirror goes on,
+        unless the fault is the machine's (disk full...), which stops the run."""
         try:
             with self.db.atomic():
                 hook(*args)
