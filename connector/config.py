@@ -138,6 +138,19 @@ class RenewalConfig:
     reminder_template: str | None = None
 
 
+def _weekdays(t: _Table, default: tuple[int, ...]) -> tuple[int, ...]:
+    """The sending window's days (``weekdays = ["mon", ...]``) as indexes, 0 for Monday; ``default``
+    when absent or wrong (the problem listed)."""
+    raw_days = t.raw("weekdays")
+    if raw_days is _MISSING:
+        return default
+    if (not isinstance(raw_days, list) or not raw_days
+            or not all(isinstance(v, str) and v.lower() in WEEKDAYS for v in raw_days)):
+        t.problem("weekdays", f"expected a non-empty array of days among {', '.join(WEEKDAYS)}")
+        return default
+    return tuple(sorted({WEEKDAYS.index(v.lower()) for v in raw_days}))
+
+
 def _parse_renewal(t: _Table) -> RenewalConfig | None:
     dates = {}
     for key, example in (("cutoff", "2026-10-29"), ("new_schools", "2026-08-29"), ("rentree", "2026-09-01")):
@@ -150,14 +163,7 @@ def _parse_renewal(t: _Table) -> RenewalConfig | None:
     elif not isinstance(reminders, bool):
         t.problem("reminders", f"expected true or false, got {_kind(reminders)}")
         reminders = False
-    weekdays = RenewalConfig.weekdays
-    raw_days = t.raw("weekdays")
-    if raw_days is not _MISSING:
-        if (not isinstance(raw_days, list) or not raw_days
-                or not all(isinstance(v, str) and v.lower() in WEEKDAYS for v in raw_days)):
-            t.problem("weekdays", f"expected a non-empty array of days among {', '.join(WEEKDAYS)}")
-        else:
-            weekdays = tuple(sorted({WEEKDAYS.index(v.lower()) for v in raw_days}))
+    weekdays = _weekdays(t, RenewalConfig.weekdays)
     hours = t.raw("hours")
     if hours is _MISSING:
         hours = RenewalConfig.hours
@@ -478,14 +484,7 @@ def _parse_deadline(t: _Table) -> DeadlineConfig:
             return default
         return tuple(value)
 
-    weekdays = d.weekdays
-    raw_days = t.raw("weekdays")
-    if raw_days is not _MISSING:
-        if (not isinstance(raw_days, list) or not raw_days
-                or not all(isinstance(v, str) and v.lower() in WEEKDAYS for v in raw_days)):
-            t.problem("weekdays", f"expected a non-empty array of days among {', '.join(WEEKDAYS)}")
-        else:
-            weekdays = tuple(sorted({WEEKDAYS.index(v.lower()) for v in raw_days}))
+    weekdays = _weekdays(t, d.weekdays)
     hours = integers("hours", d.hours, 0, 24)
     if len(hours) != 2 or hours[0] >= hours[1]:
         t.problem("hours", "expected [start, end] hours (Europe/Paris), start before end, e.g. [9, 17]")

@@ -52,29 +52,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=_rank)  # stable: the longest first, then the other slow ones, then the rest
 
 
-class SimulatorHandle:
-    """A running simulator: ``url``, ``base_url``, ``token``, ``world``, ``sim`` and ``control()``."""
+class ServedApp:
+    """An aiohttp ``app`` served on 127.0.0.1:<free port> from a thread with its own event loop
+    (``site``: the aiohttp site class, the simulator's ``Listener`` or ``web.TCPSite``); ``port``."""
 
-    def __init__(self, world: World, rate_limit: int, latency: float = 0.0):
-        self.world = world
-        self.app = create_app(world, rate_limit=rate_limit, latency=latency)
-        self.sim: Simulator = self.app["sim"]
-        self.token = next(iter(world.tokens))
+    def __init__(self, app: web.Application, name: str, site: Any = web.TCPSite):
+        self.app = app
+        self._site = site
         self._loop = asyncio.new_event_loop()
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None)
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ds-simulator", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         if not self._ready.wait(30):
-            raise RuntimeError("the simulator did not start")
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.url = self.base_url + GRAPHQL_PATH
+            raise RuntimeError(f"{name} did not start")
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._loop.run_until_complete(self._runner.setup())
-        site = Listener(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
+        self._loop.run_until_complete(self._site(self._runner, "127.0.0.1", 0).start())
         self.port = self._runner.addresses[0][1]
         self._ready.set()
         self._loop.run_forever()
@@ -84,6 +80,19 @@ class SimulatorHandle:
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(30)
+
+
+class SimulatorHandle(ServedApp):
+    """A running simulator: ``url``, ``base_url``, ``token``, ``world``, ``sim`` and ``control()``."""
+
+    def __init__(self, world: World, rate_limit: int, latency: float = 0.0):
+        self.world = world
+        app = create_app(world, rate_limit=rate_limit, latency=latency)
+        self.sim: Simulator = app["sim"]
+        self.token = next(iter(world.tokens))
+        super().__init__(app, "ds-simulator", Listener)
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.url = self.base_url + GRAPHQL_PATH
 
     def control(self, path: str, **payload: Any) -> dict[str, Any]:
         """POST to ``/_sim/<path>`` (runs on the server's loop); the JSON answer, or RuntimeError."""

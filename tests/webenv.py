@@ -4,18 +4,15 @@ running in its own thread on a free loopback port."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 import tempfile
-import threading
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 
-from conftest import SimulatorHandle
+from conftest import ServedApp, SimulatorHandle
 from followup_env import followup_config, sync_and_act
 
 from connector.config import Config, load_config
@@ -62,34 +59,12 @@ def with_web_section(config: Config, text: str) -> Config:
     return load_config(path)
 
 
-class WebServer:
+class WebServer(ServedApp):
     """``create_app(config)`` served on 127.0.0.1:<free port> from a thread with its own loop."""
 
     def __init__(self, config: Config, throttle: Throttle | None = None):
-        self.app = create_app(config, AuthFiles.beside(config.path, environ={}), throttle)
-        self._loop = asyncio.new_event_loop()
-        self._runner = web.AppRunner(self.app, access_log=None)
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ds-web", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("the web view did not start")
+        super().__init__(create_app(config, AuthFiles.beside(config.path, environ={}), throttle), "the web view")
         self.url = f"http://127.0.0.1:{self.port}"
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = self._runner.addresses[0][1]
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._runner.cleanup())
-        self._loop.close()
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
 
 
 def chromium(download_dir: Path | None = None) -> Any:

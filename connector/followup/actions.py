@@ -226,15 +226,17 @@ def _closure_annotation(db: sqlite_utils.Database, demarche: int, profile: Follo
     return None
 
 
-def record_intents(db: sqlite_utils.Database, plan: DemarchePlan) -> int:
-    """Write the plan's intents as ``planned`` rows (one transaction; keys already there are skipped)."""
+def record_intents(db: sqlite_utils.Database, plan: Any, event: str = "followup.decision", **context: Any) -> int:
+    """Write the plan's intents as ``planned`` rows (one transaction; keys already there are skipped)
+    and log each decision as ``event`` (with ``context``). ``plan``: a :class:`DemarchePlan` or the
+    renewal's plan (``intents``, ``decisions``, ``demarche``)."""
     inserted = 0
     with db.atomic():
         for intent in plan.intents:
             if store.insert_action(db, intent) is not None:
                 inserted += 1
     for d in plan.decisions:
-        log.info("followup.decision", demarche=plan.demarche, dossier=d.dossier, rule=d.rule, action=d.kind,
+        log.info(event, demarche=plan.demarche, **context, dossier=d.dossier, rule=d.rule, action=d.kind,
                  dedup_key=d.dedup_key, not_before=d.not_before)
     crash_point("planned")
     return inserted

@@ -27,7 +27,7 @@ import sqlite_utils
 from connector import templates
 from connector.config import Config
 from connector.followup import conventions, deadlines, journal
-from connector.followup.actions import Decision, RunReport, Runner, crash_point
+from connector.followup.actions import Decision, RunReport, Runner, crash_point, record_intents
 from connector.followup.renewal import days_to_cutoff, fr_date, reminder_due
 from connector.followup.renewal_refresh import Pair, pairs, refresh
 from connector.logs import get_logger
@@ -108,19 +108,6 @@ def plan_pair(db: sqlite_utils.Database, config: Config, pair: Pair, now: dateti
     return plan
 
 
-def _record(db: sqlite_utils.Database, plan: RenewalPlan) -> int:
-    inserted = 0
-    with db.atomic():
-        for intent in plan.intents:
-            if store.insert_action(db, intent) is not None:
-                inserted += 1
-    for d in plan.decisions:
-        log.info("renewal.decision", demarche=plan.demarche, previous=plan.previous, dossier=d.dossier, rule=d.rule,
-                 action=d.kind, dedup_key=d.dedup_key, not_before=d.not_before)
-    crash_point("planned")
-    return inserted
-
-
 async def run_pair(runner: Runner, pair: Pair, plans: list[RenewalPlan], act: bool) -> None:
     """Plan the pair at DS's clock; when ``act``: record the reminders and send the planned ones."""
     now = await runner.clock(pair.previous)
@@ -134,7 +121,7 @@ async def run_pair(runner: Runner, pair: Pair, plans: list[RenewalPlan], act: bo
         return
     if plan.problem:
         log.warning("renewal.cannot_act", demarche=pair.number, problem=plan.problem)
-    runner.report.planned += _record(runner.db, plan)
+    runner.report.planned += record_intents(runner.db, plan, "renewal.decision", previous=plan.previous)
     for a in store.actions(runner.db, states=("planned",), demarche=pair.previous):
         if a.kind == KIND:
             await _send(runner, pair, a)
