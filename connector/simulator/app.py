@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 import logging
 import random
 import secrets
@@ -67,6 +68,7 @@ class Simulator:
         self.listeners: list[Any] = []  # the listening sites (control.Listener), for /_sim/refuse
         self.poisoned: set[int] = set()
         self.mutation_log: list[dict[str, Any]] = []
+        self.served: Counter[str] = Counter()  # GraphQL requests by operation name; "file": file GETs
         self.hidden_reasons: dict[int, str] = {}  # DS's hidden_by_reason, for pendingDeletedDossiers
         self.api_written: set[tuple[int, int, str | None]] = set()  # annotations last written by the API
         self.file_secret = secrets.token_bytes(32)
@@ -457,6 +459,7 @@ async def graphql(request: web.Request) -> web.StreamResponse:
         payload = {}
     name = payload.get("operationName")
     variables = payload.get("variables")
+    sim.served[name if isinstance(name, str) else "?"] += 1
     fault = sim.faults.take(name if isinstance(name, str) else None,
                             variables.get("demarcheNumber") if isinstance(variables, dict) else None)
     if fault is not None:
@@ -509,6 +512,7 @@ async def _truncated(request: web.Request, data: bytes) -> web.StreamResponse:
 async def stored_file(request: web.Request) -> web.StreamResponse:
     """GET on a file URL: the exact bytes while the URL is valid, 403 once expired or forged."""
     sim: Simulator = request.app["sim"]
+    sim.served["file"] += 1
     key = request.match_info["key"]
     q = request.query
     if not files.valid(sim.file_secret, key, q.get("temp_url_expires", ""), q.get("temp_url_sig", ""), sim.now()):

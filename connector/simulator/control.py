@@ -12,6 +12,7 @@ and demos running in another thread or process can drive the world safely:
     state {number, state, motivation?}     archive {number, archived?}  touch {numbers}
     hide {number, by?, reason?}            restore {number}             purge {number, reason?}
     world (a summary: clock, démarches, dossier counts)
+    served (read: GraphQL requests received by operation name, "file": file GETs)   served/reset (read and zero)
     revision {demarche, drop?, relabel?} (publish a new revision of the form)
     planted {demarche?} (the facts planted in each dossier: ``Dossier.anomalies``, see anomalies.py)
     refuse {seconds} (stop listening for that long: every new connection is refused, as from a
@@ -43,6 +44,11 @@ PREFIX = "/_sim/"
 def _message(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
     m = sim.usager_message(**p)
     return {"id": typed_id("Commentaire", m.id), "attachments": [f.key for f in m.attachments]}
+
+
+def _served_reset(sim: Simulator, _p: dict[str, Any]) -> dict[str, Any]:
+    served, sim.served = dict(sim.served), Counter()
+    return {"requests": served}
 
 
 def _world(sim: Simulator, _p: dict[str, Any]) -> dict[str, Any]:
@@ -187,6 +193,8 @@ OPERATIONS: dict[str, Callable[[Simulator, dict[str, Any]], Any]] = {
     "purge": _purge,
     "touch": _touch,
     "world": _world,
+    "served": lambda sim, p: {"requests": dict(sim.served)},
+    "served/reset": _served_reset,
     "planted": _planted,
     "refuse": _refuse,
     "revision": lambda sim, p: {"revision": sim.publish_revision(**p)},
