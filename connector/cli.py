@@ -103,14 +103,19 @@ CONFIG_OPTION = click.option(
     "--files-per-dossier", default=None, type=click.FloatRange(0, 20), metavar="F",
     help="Add usager messages with an attachment until the messagerie holds about F attachments per dossier.",
 )
+@click.option(
+    "--file-kb", default=None, type=click.IntRange(1, 100_000), metavar="KB",
+    help="Mean size of the attachments --files-per-dossier adds (default: the seed's, mostly small).",
+)
 @human_errors
 def simulate(host: str, port: int, seed: int, dossiers: int, rate_limit: int, token: str | None,
-             latency: float, extras: tuple[str, ...], sizes: str | None, files_per_dossier: float | None) -> None:
+             latency: float, extras: tuple[str, ...], sizes: str | None, files_per_dossier: float | None,
+             file_kb: int | None) -> None:
     """Run the built-in DS API simulator (GraphQL on /api/v2/graphql).
 
     Example: ds-connector simulate --port 8484 --with ordinary --with versailles
 
-    A large académie's world: ds-connector simulate --demarches 2000,1500,750,750 --files-per-dossier 1.6
+    A large académie's world: ds-connector simulate --demarches 2000,1500,750,750 --files-per-dossier 1.6 --file-kb 190
     """
     from connector.simulator.server import serve
 
@@ -126,7 +131,7 @@ def simulate(host: str, port: int, seed: int, dossiers: int, rate_limit: int, to
             raise click.BadParameter(f"expected 3 or 4 numbers >= 0 (the first three not all 0, at most 200 000 "
                                      f"in all, the fourth at most 1 042), not {sizes!r}", param_hint="--demarches")
     serve(host=host, port=port, seed=seed, dossiers=dossiers, rate_limit=rate_limit, token=token, latency=latency,
-          extras=extras, sizes=parsed, files_per_dossier=files_per_dossier)
+          extras=extras, sizes=parsed, files_per_dossier=files_per_dossier, file_kb=file_kb)
 
 
 @cli.command("check-config")

@@ -55,13 +55,13 @@ async def _serve(world: World, host: str, port: int, rate_limit: int, latency: f
 
 def serve(host: str = "127.0.0.1", port: int = 8484, seed: int = 2026, dossiers: int = 300,
           rate_limit: int = 400, token: str | None = None, latency: float = 0.0, extras: tuple[str, ...] = (),
-          sizes: tuple[int, ...] = (), files_per_dossier: float | None = None) -> None:
+          sizes: tuple[int, ...] = (), files_per_dossier: float | None = None, file_kb: int | None = None) -> None:
     """Seed a world (``token``: the API token to accept, default derived from the seed) and serve it;
     ``port`` 0 picks a free port; ``latency`` seconds are added to every GraphQL answer; ``extras``:
     names of ``connector.simulator.worlds.EXTRAS`` to add; ``sizes``: dossiers per built-in démarche
     (Occitanie, Poitiers, Créteil: ``dossiers`` is then their sum), a fourth size adds Occitanie's
     2024-2025 campaign with that many; ``files_per_dossier``: messagerie attachments added up to
-    that many per dossier. Returns on Ctrl-C or SIGTERM."""
+    that many per dossier (``file_kb``: their mean size). Returns on Ctrl-C or SIGTERM."""
     from connector.simulator.seed import seed_world
     from connector.simulator.worlds import EXTRAS, add_campaign_2024, add_messagerie_files
 
@@ -75,6 +75,6 @@ def serve(host: str = "127.0.0.1", port: int = 8484, seed: int = 2026, dossiers:
         if not (name == "campaign-2024" and len(sizes) > 3):
             EXTRAS[name](world)
     if files_per_dossier:
-        add_messagerie_files(world, files_per_dossier, seed)
+        add_messagerie_files(world, files_per_dossier, seed, file_kb)
     gc.freeze()  # the seeded world lives as long as the process: keep it out of every collection
     asyncio.run(_serve(world, host, port, rate_limit, latency))

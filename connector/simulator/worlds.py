@@ -295,11 +295,12 @@ def add_campaign_2024(world: World, dossiers: int = 150) -> Demarche:
         kind="occitanie", fee=45, year="2024-2025", dossiers=dossiers)
 
 
-def add_messagerie_files(world: World, per_dossier: float, seed: int = 13) -> int:
+def add_messagerie_files(world: World, per_dossier: float, seed: int = 13, mean_kb: int | None = None) -> int:
     """Usager messages with one attachment each (a signed PDF, a document, a photo), on deposited
     dossiers drawn at random, until the messagerie holds about ``per_dossier`` attachments per
     dossier of the world (those already there count). A large académie's messagerie: conventions,
-    scans and photos sent back and forth. Returns the attachments added."""
+    scans and photos sent back and forth (``mean_kb``: their mean size, from half to one and a half of
+    it; default the seed's small files). Returns the attachments added."""
     rng = random.Random(f"messagerie-{seed}")
     have = sum(len(m.attachments) for d in world.dossiers.values() for m in d.messages)
     deposited = sorted(n for n, d in world.dossiers.items() if d.depose_at is not None)
@@ -309,7 +310,8 @@ def add_messagerie_files(world: World, per_dossier: float, seed: int = 13) -> in
         d = world.dossiers[rng.choice(deposited)]
         at = between(rng, d.depose_at, now - timedelta(hours=1)) if d.depose_at < now - timedelta(hours=1) \
             else d.depose_at
-        write_usager_message(world, d, rng.choice(("signed_pdf", "non_pdf", "image")), at, rng)
+        size = None if mean_kb is None else int(mean_kb * 1024 * rng.uniform(0.5, 1.5))
+        write_usager_message(world, d, rng.choice(("signed_pdf", "non_pdf", "image")), at, rng, size=size)
         d.messages.sort(key=lambda m: m.created_at)
         d.updated_at = max(d.updated_at, at)
     return max(0, want) if deposited else 0
