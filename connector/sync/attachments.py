@@ -5,7 +5,10 @@
 - Right after the page that listed them: DS file URLs expire after one hour. A URL that answers
   403/404/410 or was seen too long ago makes the engine re-read that dossier for fresh URLs.
 - Bytes are checked against ``byteSizeBigInt`` and ``checksum`` (base64 of the MD5 digest), written
-  to a temporary file, fsynced and renamed into place; only then is the row marked downloaded.
+  to a temporary file, fsynced and renamed into place; then the folders of a batch's files are
+  fsynced (the renames are durable); only then are their rows marked downloaded. The writing, the
+  MD5, the fsyncs and the renames run in worker threads (``asyncio.to_thread``), 1 MiB at a time:
+  the event loop only receives the bytes, so pages go on while files are written.
 - The file URL is a pre-signed object-storage URL: the API token is never sent with it.
 - Names: usagers name their files, the disk must not depend on it. A copy is
   ``<démarche>/<dossier>/<owner>-<hash>-<name>``: the name sanitised (no separator, NUL, newline or
@@ -39,6 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import sqlite_utils
@@ -55,6 +59,7 @@ EXPIRED_STATUSES = {401, 403, 404, 410}
 MAX_TRIES = 5
 RETRY_AFTER = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4), timedelta(hours=16))
 CHUNK = 1 << 16
+BATCH = 1 << 20  # bytes handed to the writing thread at a time (a file's whole when smaller)
 OWN_NAME = re.compile(r"^(champ|annotation|message)-[0-9a-f]{12}-")
 TEMPORARY = re.compile(r"^\.(champ|annotation|message)-[0-9a-f]{12}\.dl-[0-9a-f]{8}$")
 NAME_MAX = 255  # bytes of one path component (ext4, xfs, btrfs, tmpfs)
@@ -178,7 +183,7 @@ class Downloader:
                 self._in_flight.discard(row["file_key"])
 
         outcomes = await asyncio.gather(*(fetch(row) for row in todo))
-        records: list[tuple[str, Path, bool]] = []
+        done: list[dict] = []
         for row, (outcome, reason) in zip(todo, outcomes):
             if outcome == "expired" and after_reread:  # refused again right after a re-read gave it
                 outcome, reason = "failed", f"{reason} on the URL a re-read of the dossier had just given"
@@ -186,9 +191,7 @@ class Downloader:
                 stats.expired.append(row["dossier_number"])
                 continue
             if outcome == "ok":
-                records.append((row["file_key"], self.target(row), True))
-                stats.downloaded += 1
-                stats.bytes += int(row["byte_size"] or 0)
+                done.append(row)
             elif outcome == "local":
                 stats.failed_local += 1
                 self._unwritten.add(row["file_key"])
@@ -200,6 +203,19 @@ class Downloader:
             stats.given_up += next_try is None
         if failures:
             record_file_failures(db, failures)
+        if done:
+            try:  # the renames made durable before any row says downloaded
+                await asyncio.to_thread(_fsync_folders, {self.target(row).parent for row in done})
+            except LocalWriteError as failure:  # not recorded: the next sync fetches them again
+                cause = failure.__cause__
+                log.error("sync.file_write_failed", step=str(failure), files=len(done),
+                          error=getattr(cause, "strerror", None) or str(cause))
+                stats.failed_local += len(done)
+                self._unwritten.update(row["file_key"] for row in done)
+                done = []
+        records = [(row["file_key"], self.target(row), True) for row in done]
+        stats.downloaded += len(done)
+        stats.bytes += sum(int(row["byte_size"] or 0) for row in done)
         for path in record_file_downloads(db, records):
             path.unlink(missing_ok=True)  # the file left its dossier meanwhile
         stats.expired = sorted(set(stats.expired))
@@ -225,31 +241,28 @@ class Downloader:
                 if response.status != 200:
                     log.warning("sync.file_failed", status=response.status, **where)
                     return "failed", f"HTTP {response.status}"
-                if path.parent not in self._folders:
-                    with _local("create the folder"):
-                        private.makedirs(path.parent)  # 0700: personal data
-                    self._folders.add(path.parent)
-                md5, size = hashlib.md5(), 0
-                with _local("open the temporary file"):
-                    out = open(partial, "xb")
-                with out:
+                sink = _Sink(path, partial, self._folders)
+                try:
+                    await asyncio.to_thread(sink.open)
+                    batch: list[bytes] = []
+                    batched = 0
                     async for chunk in response.content.iter_chunked(CHUNK):
-                        md5.update(chunk)
-                        size += len(chunk)
-                        with _local("write"):
-                            out.write(chunk)
-                    with _local("write"):
-                        out.flush()
-                        await asyncio.to_thread(os.fsync, out.fileno())  # not on the loop: pages go on
-            checksum = base64.b64encode(md5.digest()).decode()
+                        batch.append(chunk)
+                        batched += len(chunk)
+                        if batched >= BATCH:  # the write and the MD5 off the loop, a batch at a time
+                            await asyncio.to_thread(sink.write, batch)
+                            batch, batched = [], 0
+                    await asyncio.to_thread(sink.finish, batch)  # the rest, flush, fsync
+                finally:
+                    sink.close()
+            checksum, size = base64.b64encode(sink.md5.digest()).decode(), sink.size
             if checksum != row["checksum"] or (row["byte_size"] is not None and size != int(row["byte_size"])):
                 log.error("sync.file_checksum_mismatch", expected=row["checksum"], got=checksum,
                           expected_size=row["byte_size"], size=size, **where)
                 if checksum != row["checksum"]:
                     return "mismatch", f"checksum {checksum} instead of {row['checksum']}"
                 return "mismatch", f"{size} bytes instead of {row['byte_size']}"
-            with _local("rename into place"):
-                os.replace(partial, path)
+            await asyncio.to_thread(_rename, partial, path)
         except LocalWriteError as failure:
             cause = failure.__cause__
             assert isinstance(cause, OSError)
@@ -263,6 +276,60 @@ class Downloader:
             _discard(partial)  # gone already once renamed into place
         log.debug("sync.file_downloaded", size=size, **where)
         return "ok", ""
+
+
+class _Sink:
+    """One download's temporary file, written in a worker thread (``asyncio.to_thread``): the loop
+    only hands it batches of bytes. Each method runs whole in one thread call; OSErrors come out as
+    ``LocalWriteError`` (this machine's fault, not the network's)."""
+
+    def __init__(self, path: Path, partial: Path, folders: set[Path]):
+        self.path, self.partial, self.folders = path, partial, folders
+        self.md5 = hashlib.md5()
+        self.size = 0
+        self.out: Any = None
+
+    def open(self) -> None:
+        if self.path.parent not in self.folders:
+            with _local("create the folder"):
+                private.makedirs(self.path.parent)  # 0700: personal data
+            self.folders.add(self.path.parent)
+        with _local("open the temporary file"):
+            self.out = open(self.partial, "xb")
+
+    def write(self, batch: list[bytes]) -> None:
+        for chunk in batch:
+            self.md5.update(chunk)  # hashlib and write release the GIL: the loop goes on meanwhile
+            self.size += len(chunk)
+            with _local("write"):
+                self.out.write(chunk)
+
+    def finish(self, batch: list[bytes]) -> None:
+        """The last bytes, then flush and fsync: the bytes are on disk before the rename."""
+        self.write(batch)
+        with _local("write"):
+            self.out.flush()
+            os.fsync(self.out.fileno())
+
+    def close(self) -> None:
+        if self.out is not None:
+            self.out.close()
+
+
+def _rename(partial: Path, path: Path) -> None:
+    with _local("rename into place"):
+        os.replace(partial, path)
+
+
+def _fsync_folders(folders: set[Path]) -> None:
+    """Make the renames into these folders durable (their entries), before the rows say downloaded."""
+    for folder in folders:
+        with _local("sync the folder"):
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def _discard(path: Path) -> None:

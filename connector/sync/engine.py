@@ -16,7 +16,9 @@ Per démarche (``DemarcheSync``), in this order:
    ``(updated_at, id)`` order, so a dossier changed during the pass comes again later in it;
 3. **deleted** (purges: rows and files go, a tombstone stays), read back to the oldest usager
    deletion still in the trash because DS backdates their purge, and **pending_deleted** (the
-   trash: dossiers flagged, they may return); ``--full`` reads both lists whole;
+   trash: dossiers flagged, they may return); ``--full`` reads both lists whole. Both lists are
+   read while the dossier pages are (three streams of the démarche at once, each with its own
+   cursor and commits: no tail of list requests after the last dossier page);
 4. with ``full``: the reconciliation (``reconcile.decide`` says what to do, ``reconcile`` here
    does it), quarantined dossiers retried;
 5. attachments the policy wants: downloaded in the background (bounded) right after the page that
@@ -421,9 +423,8 @@ class DemarcheSync:
             if self.full or self._descriptor_stale():
                 await self.descriptor()
                 self.check_stop()
-            await self.dossiers()
-            await self.deletions(DELETED)
-            await self.deletions(PENDING_DELETED)
+            # The deletion lists are read while the dossier pages are (no tail after the last page).
+            await _together(self.dossiers(), self.deletions(DELETED), self.deletions(PENDING_DELETED))
             if self.full:
                 await self.reconcile()
             await self.background.drain()
@@ -712,6 +713,22 @@ class DemarcheSync:
             and (recent is None or (r["created_at"] and instant(r["created_at"]) >= recent))
         )
         return list(dict.fromkeys(number for _, number in pending))
+
+
+async def _together(*work: Coroutine[Any, Any, None]) -> None:
+    """Run these streams concurrently; the first that raises (a stop, a refusal, DS unavailable)
+    cancels the others (each between two commits: no transaction is ever open across an await)
+    and comes out as itself, not wrapped in an ExceptionGroup."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _readable(value: str) -> bool:
