@@ -7,8 +7,9 @@
 - Bytes are checked against ``byteSizeBigInt`` and ``checksum`` (base64 of the MD5 digest), written
   to a temporary file, fsynced and renamed into place; then the folders of a batch's files are
   fsynced (the renames are durable); only then are their rows marked downloaded. The writing, the
-  MD5, the fsyncs and the renames run in worker threads (``asyncio.to_thread``), 1 MiB at a time:
-  the event loop only receives the bytes, so pages go on while files are written.
+  MD5, the fsyncs and the renames run in the downloader's writing threads (WRITING_THREADS), a
+  small file in one trip, a large one 1 MiB at a time: the event loop only receives the bytes, so
+  pages go on while files are written.
 - The file URL is a pre-signed object-storage URL: the API token is never sent with it.
 - Names: usagers name their files, the disk must not depend on it. A copy is
   ``<démarche>/<dossier>/<owner>-<hash>-<name>``: the name sanitised (no separator, NUL, newline or
@@ -37,7 +38,8 @@ import hashlib
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -59,7 +61,8 @@ EXPIRED_STATUSES = {401, 403, 404, 410}
 MAX_TRIES = 5
 RETRY_AFTER = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4), timedelta(hours=16))
 CHUNK = 1 << 16
-BATCH = 1 << 20  # bytes handed to the writing thread at a time (a file's whole when smaller)
+BATCH = 1 << 20  # bytes handed to a writing thread at a time (a file's whole when smaller)
+WRITING_THREADS = 16  # the disk work of the downloads in flight (8 per démarche) waits on no other
 OWN_NAME = re.compile(r"^(champ|annotation|message)-[0-9a-f]{12}-")
 TEMPORARY = re.compile(r"^\.(champ|annotation|message)-[0-9a-f]{12}\.dl-[0-9a-f]{8}$")
 NAME_MAX = 255  # bytes of one path component (ext4, xfs, btrfs, tmpfs)
@@ -128,15 +131,23 @@ class Downloader:
         self._unwritten: set[str] = set()  # file keys this run could not write: left to the next run
         self._in_flight: set[str] = set()  # file keys being fetched (a dossier listed twice in a pass)
         self._failed: set[str] = set()  # file keys that failed in this run: not tried again in it
+        self._writers: ThreadPoolExecutor | None = None  # the disk work: writes, MD5, fsyncs, renames
 
     async def __aenter__(self) -> Downloader:
         if self.policy != "none":
             self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._writers = ThreadPoolExecutor(WRITING_THREADS, thread_name_prefix="ds-connector-files")
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._session is not None:
             await self._session.close()
+        if self._writers is not None:
+            self._writers.shutdown(wait=True)  # a write under way ends (its temporary is swept next run)
+
+    async def _disk(self, work: Callable[..., Any], *args: Any) -> Any:
+        """``work(*args)`` in one of the writing threads (off the event loop)."""
+        return await asyncio.get_running_loop().run_in_executor(self._writers, work, *args)
 
     def wanted(self, db: sqlite_utils.Database, demarche: int, numbers: set[int] | None = None) -> list[dict]:
         """Rows the policy wants and that are not on disk yet (or failed their checksum)."""
@@ -205,7 +216,7 @@ class Downloader:
             record_file_failures(db, failures)
         if done:
             try:  # the renames made durable before any row says downloaded
-                await asyncio.to_thread(_fsync_folders, {self.target(row).parent for row in done})
+                await self._disk(_fsync_folders, {self.target(row).parent for row in done})
             except LocalWriteError as failure:  # not recorded: the next sync fetches them again
                 cause = failure.__cause__
                 log.error("sync.file_write_failed", step=str(failure), files=len(done),
@@ -233,6 +244,7 @@ class Downloader:
         path = self.target(row)
         partial = path.with_name(temporary_name(row["owner_kind"], row["file_key"]))
         where = {"dossier": row["dossier_number"], "file": row["filename"]}
+        sink: _Sink | None = None
         try:
             async with self._session.get(row["url"], allow_redirects=False) as response:
                 if response.status in EXPIRED_STATUSES:
@@ -243,26 +255,26 @@ class Downloader:
                     return "failed", f"HTTP {response.status}"
                 sink = _Sink(path, partial, self._folders)
                 try:
-                    await asyncio.to_thread(sink.open)
                     batch: list[bytes] = []
                     batched = 0
                     async for chunk in response.content.iter_chunked(CHUNK):
                         batch.append(chunk)
                         batched += len(chunk)
-                        if batched >= BATCH:  # the write and the MD5 off the loop, a batch at a time
-                            await asyncio.to_thread(sink.write, batch)
+                        if batched >= BATCH:  # a large file: written as it comes, a batch at a time
+                            await self._disk(sink.write, batch)
                             batch, batched = [], 0
-                    await asyncio.to_thread(sink.finish, batch)  # the rest, flush, fsync
+                    # The rest (a small file's whole), flush, fsync, and the rename when it checks out:
+                    # one trip to a writing thread.
+                    await self._disk(sink.complete, batch, row["checksum"], row["byte_size"])
                 finally:
                     sink.close()
             checksum, size = base64.b64encode(sink.md5.digest()).decode(), sink.size
-            if checksum != row["checksum"] or (row["byte_size"] is not None and size != int(row["byte_size"])):
+            if not sink.renamed:
                 log.error("sync.file_checksum_mismatch", expected=row["checksum"], got=checksum,
                           expected_size=row["byte_size"], size=size, **where)
                 if checksum != row["checksum"]:
                     return "mismatch", f"checksum {checksum} instead of {row['checksum']}"
                 return "mismatch", f"{size} bytes instead of {row['byte_size']}"
-            await asyncio.to_thread(_rename, partial, path)
         except LocalWriteError as failure:
             cause = failure.__cause__
             assert isinstance(cause, OSError)
@@ -273,14 +285,15 @@ class Downloader:
             log.warning("sync.file_failed", error=f"{type(exc).__name__}: {exc}", **where)
             return "failed", f"{type(exc).__name__}: {exc}"
         finally:
-            _discard(partial)  # gone already once renamed into place
+            if sink is None or not sink.renamed:
+                _discard(partial)  # gone already once renamed into place
         log.debug("sync.file_downloaded", size=size, **where)
         return "ok", ""
 
 
 class _Sink:
-    """One download's temporary file, written in a worker thread (``asyncio.to_thread``): the loop
-    only hands it batches of bytes. Each method runs whole in one thread call; OSErrors come out as
+    """One download's temporary file, written in the downloader's writing threads: the loop only
+    hands it batches of bytes (a small file's whole at once). Each method runs whole in one thread call; OSErrors come out as
     ``LocalWriteError`` (this machine's fault, not the network's)."""
 
     def __init__(self, path: Path, partial: Path, folders: set[Path]):
@@ -288,8 +301,11 @@ class _Sink:
         self.md5 = hashlib.md5()
         self.size = 0
         self.out: Any = None
+        self.renamed = False
 
     def open(self) -> None:
+        if self.out is not None:
+            return
         if self.path.parent not in self.folders:
             with _local("create the folder"):
                 private.makedirs(self.path.parent)  # 0700: personal data
@@ -298,27 +314,31 @@ class _Sink:
             self.out = open(self.partial, "xb")
 
     def write(self, batch: list[bytes]) -> None:
+        self.open()
         for chunk in batch:
             self.md5.update(chunk)  # hashlib and write release the GIL: the loop goes on meanwhile
             self.size += len(chunk)
             with _local("write"):
                 self.out.write(chunk)
 
-    def finish(self, batch: list[bytes]) -> None:
-        """The last bytes, then flush and fsync: the bytes are on disk before the rename."""
+    def complete(self, batch: list[bytes], checksum: str, byte_size: Any) -> None:
+        """The last bytes, then flush and fsync (the bytes are on disk before the rename), then the
+        rename into place if the MD5 and the size are DS's (``renamed``); else the temporary stays
+        for the caller to discard."""
         self.write(batch)
         with _local("write"):
             self.out.flush()
             os.fsync(self.out.fileno())
+        self.out.close()
+        if base64.b64encode(self.md5.digest()).decode() == checksum and (
+                byte_size is None or self.size == int(byte_size)):
+            with _local("rename into place"):
+                os.replace(self.partial, self.path)
+            self.renamed = True
 
     def close(self) -> None:
         if self.out is not None:
             self.out.close()
-
-
-def _rename(partial: Path, path: Path) -> None:
-    with _local("rename into place"):
-        os.replace(partial, path)
 
 
 def _fsync_folders(folders: set[Path]) -> None:
