@@ -69,8 +69,12 @@ class Simulator:
     seconds: float  # seeding and start-up
 
     def served(self, reset: bool = True) -> Counter[str]:
-        """GraphQL requests the simulator received by operation ("file": file GETs), then zeroed."""
-        return Counter(self.post("served/reset" if reset else "served")["requests"])
+        """GraphQL requests the simulator received by operation ("file": file GETs), then zeroed
+        (empty from a simulator older than its ``served`` count: the sync's own log still counts)."""
+        try:
+            return Counter(self.post("served/reset" if reset else "served")["requests"])
+        except urllib.error.HTTPError:
+            return Counter()
 
     def cpu(self) -> float:
         """utime + stime of the simulator process, in seconds."""
@@ -374,7 +378,8 @@ def compare(args: argparse.Namespace, sim: Simulator, results: list[tuple[str, B
         worst_quiet = max(quiet.requests[d] for d in sim.demarches)
         print(f"{policy:<12}{bound.wall:>8.1f}{f['requests']:>5}{f['files']:>7}{f['file_bytes'] / mb:>7.0f}"
               f"{bound.cpu:>7.1f}{bound.peak_rss_kb / 1024:>8.0f}"
-              f"{full.wall:>8.1f}{sum(n for op, n in full.served.items() if op != 'file'):>5}{full.files:>7}"
+              f"{full.wall:>8.1f}{sum(n for op, n in full.served.items() if op != 'file') or full.row['requests']:>5}"
+              f"{full.files:>7}"
               f"{full.cpu:>7.1f}{rate:>8.0f}"
               f"{full.peak_rss_kb / 1024:>8.0f}{ratio:>7.2f}{'≤ ' + str(target):>8}{worst_quiet:>19}"
               f"{full.load:>16}  {verdict(ratio <= target)}")
