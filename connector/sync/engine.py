@@ -721,7 +721,7 @@ async def _together(*work: Coroutine[Any, Any, None]) -> None:
     and comes out as itself, not wrapped in an ExceptionGroup."""
     tasks = [asyncio.ensure_future(w) for w in work]
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in tasks:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
