@@ -143,17 +143,45 @@ CONFIG_OPTION = click.option(
          "and 2026-2027, planted for the renewal from one school year to the next; truth at "
          "/_sim/renewal/truth). Repeatable.",
 )
+@click.option(
+    "--demarches", "sizes", default=None, metavar="OCC,POI,CRE[,2024]",
+    help="Dossiers per démarche instead of --dossiers' 2:1:1 spread: Occitanie, Poitiers, Créteil (about: "
+         "Créteil keeps the fates only it has), and a fourth number adds Occitanie's 2024-2025 campaign "
+         "with that many (at most 1 042). A large académie: 2000,1500,750,750.",
+)
+@click.option(
+    "--files-per-dossier", default=None, type=click.FloatRange(0, 20), metavar="F",
+    help="Add usager messages with an attachment until the messagerie holds about F attachments per dossier.",
+)
+@click.option(
+    "--file-kb", default=None, type=click.IntRange(1, 100_000), metavar="KB",
+    help="Mean size of the attachments --files-per-dossier adds (default: the seed's, mostly small).",
+)
 @human_errors
 def simulate(host: str, port: int, seed: int, dossiers: int, rate_limit: int, token: str | None,
-             latency: float, extras: tuple[str, ...]) -> None:
+             latency: float, extras: tuple[str, ...], sizes: str | None, files_per_dossier: float | None,
+             file_kb: int | None) -> None:
     """Run the built-in DS API simulator (GraphQL on /api/v2/graphql).
 
     Example: ds-connector simulate --port 8484 --with ordinary --with versailles
+
+    A large académie's world: ds-connector simulate --demarches 2000,1500,750,750 --files-per-dossier 1.6 --file-kb 190
     """
     from connector.simulator.server import serve
 
+    parsed: tuple[int, ...] = ()
+    if sizes:
+        try:
+            parsed = tuple(int(n) for n in sizes.split(","))
+        except ValueError:
+            raise click.BadParameter(f"expected 3 or 4 numbers separated by commas, not {sizes!r}",
+                                     param_hint="--demarches") from None
+        if len(parsed) not in (3, 4) or any(n < 0 for n in parsed) or not sum(parsed[:3]) \
+                or sum(parsed[:3]) > 200_000 or (len(parsed) == 4 and parsed[3] > 1042):
+            raise click.BadParameter(f"expected 3 or 4 numbers >= 0 (the first three not all 0, at most 200 000 "
+                                     f"in all, the fourth at most 1 042), not {sizes!r}", param_hint="--demarches")
     serve(host=host, port=port, seed=seed, dossiers=dossiers, rate_limit=rate_limit, token=token, latency=latency,
-          extras=extras)
+          extras=extras, sizes=parsed, files_per_dossier=files_per_dossier, file_kb=file_kb)
 
 
 @cli.command("check-config")

@@ -324,9 +324,11 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(make_simulator, 
     # DS's 400 requests a minute and stall on 429s until the minute ends: the simulator's limit is
     # off here (test_sync_faults covers 429s); the connector's own budget stays at 400 a minute.
     # With démarches synced concurrently and pages prefetched, a run against an instant simulator ends
-    # before most kill delays (0-0.5 s) expire: 50 ms of server time per answer, as DS is slower still,
-    # keeps every run long enough for the kills to land inside it.
-    handle = make_simulator(seed=SEED, dossiers=DOSSIERS, rate_limit=0, latency=0.05)
+    # before most kill delays (0-0.5 s) expire: 200 ms of server time per answer (DS takes seconds)
+    # keeps every run long enough for the kills to land inside it. (With 50 ms, runs already got 19 to
+    # 20 kills in 60 attempts; once the deletion lists were read alongside the dossier pages and files
+    # written off the event loop, runs ended sooner still. The kills and the checks are the same.)
+    handle = make_simulator(seed=SEED, dossiers=DOSSIERS, rate_limit=0, latency=0.2)
     path = write_config(tmp_path / "mirror", handle.url, handle.token, sorted(handle.world.demarches),
                         page_size=PAGE_SIZE)
     path.write_text(path.read_text() + '\n[log]\nlevel = "debug"  # api.request lines tell commits apart\n')

@@ -201,3 +201,26 @@ def test_concurrency_is_checked(tmp_path, value, expected):
 def test_concurrency_is_read(tmp_path):
     path = write_config(tmp_path, "http://127.0.0.1:9/api/v2/graphql", "x" * 40, [1], extra="concurrency = 1")
     assert load_config(path).sync.concurrency == 1
+
+
+def test_the_deletion_lists_are_read_while_the_dossier_pages_are(simulator, tmp_path):
+    """No tail: each démarche's deleted and trash lists are asked before its last dossier page is
+    committed (three streams at once), and every list still ends committed with its bookmark."""
+    config = simulator_config(tmp_path, simulator, page_size=2)
+    bound = structlog.contextvars.merge_contextvars
+    with structlog.testing.capture_logs(processors=[bound]) as logs:
+        report = sync(config)
+    assert report.status == "ok"
+    for demarche in (d.number for d in config.demarches):
+        mine = [(i, e) for i, e in enumerate(logs) if e.get("demarche") == demarche]
+        pages = [i for i, e in mine if e["event"] == "sync.page_committed" and e["stream"] == "dossiers"]
+        assert len(pages) >= 3, demarche  # enough dossier pages for "while" to mean something
+        for operation in ("getDeletedDossiersPage", "getPendingDeletedDossiersPage"):
+            asked = next(i for i, e in mine if e["event"] == "api.request" and e.get("operation") == operation)
+            assert asked < pages[-1], (demarche, operation)
+        for stream in ("deleted", "pending_deleted"):
+            assert any(e["event"] == "sync.page_committed" and e["stream"] == stream for _, e in mine)
+    db = read_db(config)
+    streams = {(n, s) for n, s in db.execute("SELECT demarche_number, stream FROM sync_state "
+                                             "WHERE last_success_at IS NOT NULL AND after_cursor IS NULL")}
+    assert {(d.number, s) for d in config.demarches for s in ("dossiers", "deleted", "pending_deleted")} <= streams

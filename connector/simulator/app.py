@@ -146,6 +146,7 @@ async def _truncated(request: web.Request, data: bytes) -> web.StreamResponse:
 async def stored_file(request: web.Request) -> web.StreamResponse:
     """GET on a file URL: the exact bytes while the URL is valid, 403 once expired or forged."""
     sim: Simulator = request.app["sim"]
+    sim.files_served += 1
     key = request.match_info["key"]
     q = request.query
     if not files.valid(sim.file_secret, key, q.get("temp_url_expires", ""), q.get("temp_url_sig", ""), sim.now()):

@@ -12,6 +12,7 @@ and demos running in another thread or process can drive the world safely:
     state {number, state, motivation?}     archive {number, archived?}  touch {numbers}
     hide {number, by?, reason?}            restore {number}             purge {number, reason?}
     world (a summary: clock, démarches, dossier counts)
+    served (read: GraphQL requests received by operation name, "file": file GETs)   served/reset (read and zero)
     revision {demarche, drop?, relabel?} (publish a new revision of the form)
     planted {demarche?} (the facts planted in each dossier: ``Dossier.anomalies``, see anomalies.py)
     refuse {seconds} (stop listening for that long: every new connection is refused, as from a
@@ -43,6 +44,20 @@ PREFIX = "/_sim/"
 def _message(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
     m = sim.usager_message(**p)
     return {"id": typed_id("Commentaire", m.id), "attachments": [f.key for f in m.attachments]}
+
+
+def _served(sim: Simulator, _p: dict[str, Any]) -> dict[str, Any]:
+    """The request log counted by operation name ("?" when none), and "file": the file downloads."""
+    served = Counter((e["operation"] or "?") for e in sim.request_log)
+    if sim.files_served:
+        served["file"] = sim.files_served
+    return {"requests": dict(served)}
+
+
+def _served_reset(sim: Simulator, p: dict[str, Any]) -> dict[str, Any]:
+    served = _served(sim, p)
+    sim.request_log, sim.files_served = [], 0
+    return served
 
 
 def _world(sim: Simulator, _p: dict[str, Any]) -> dict[str, Any]:
@@ -195,6 +210,8 @@ OPERATIONS: dict[str, Callable[[Simulator, dict[str, Any]], Any]] = {
     "purge": _purge,
     "touch": _touch,
     "world": _world,
+    "served": _served,
+    "served/reset": _served_reset,
     "planted": _planted,
     "refuse": _refuse,
     "revision": lambda sim, p: {"revision": sim.publish_revision(**p)},

@@ -62,6 +62,7 @@ class Simulator:
         self.poisoned: set[int] = set()
         self.mutation_log: list[dict[str, Any]] = []
         self.request_log: list[dict[str, Any]] = []  # every GraphQL request received: when (epoch s), what
+        self.files_served = 0  # file downloads (GET of a file URL)
         self.hidden_reasons: dict[int, str] = {}  # DS's hidden_by_reason, for pendingDeletedDossiers
         self.api_written: set[tuple[int, int, str | None]] = set()  # annotations last written by the API
         self.file_secret = secrets.token_bytes(32)

@@ -196,8 +196,9 @@ class Life:
 
 
 def write_usager_message(world: World, d: Dossier, kind: str, at: datetime, rng: random.Random,
-                         virus_scan: str = "safe") -> Message:
-    """A message from the usager (or a colleague's address) of one of :data:`USAGER_MESSAGE_KINDS`."""
+                         virus_scan: str = "safe", size: int | None = None) -> Message:
+    """A message from the usager (or a colleague's address) of one of :data:`USAGER_MESSAGE_KINDS`
+    (``size``: its attachment's bytes, default drawn as the seed's are)."""
     if kind not in USAGER_MESSAGE_KINDS:
         raise ValueError(f"unknown usager message kind {kind!r}; expected one of {', '.join(USAGER_MESSAGE_KINDS)}")
     sign = rng.choice(("Le secrétariat de mairie", "La mairie", "Service scolaire", ""))
@@ -210,7 +211,7 @@ def write_usager_message(world: World, d: Dossier, kind: str, at: datetime, rng:
         name = rng.choice(names).format(day=paris_day(at).replace("-", ""), slug=slug, n=rng.randint(1, 40))
         if kind == "signed_pdf" and rng.random() < 0.03:
             content_type = "application/octet-stream"  # a PDF known only by its name
-        size = file_size(rng)
+        size = file_size(rng) if size is None else size
         attachments.append(make_file(world, name, content_type, size, at, virus_scan))
     email = d.usager_email
     if rng.random() < 0.1:  # an invited co-author or a colleague's address

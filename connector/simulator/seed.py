@@ -84,7 +84,7 @@ class _Windows:
         return office if office < hi and rng.random() < 0.85 else t
 
 
-def _plans(rng: random.Random, n: int, now: datetime) -> list[_Plan]:
+def _plans(rng: random.Random, n: int, now: datetime, share: dict[int, float]) -> list[_Plan]:
     w = _Windows(now)
     fates = [f for f, share in FATES.items() for _ in range(round(n * share))][:n]
     fates += [_NORMAL] * (n - len(fates))
@@ -92,7 +92,7 @@ def _plans(rng: random.Random, n: int, now: datetime) -> list[_Plan]:
     reasons = rng.choices(tuple(PURGE_REASONS), tuple(PURGE_REASONS.values()), k=purged)
     entries = [(f, None) for f in fates] + [("purged", r) for r in reasons]
     rng.shuffle(entries)
-    demarches, cumulated = tuple(_SHARE), tuple(itertools.accumulate(_SHARE.values()))
+    demarches, cumulated = tuple(share), tuple(itertools.accumulate(share.values()))
     plans = []
     for fate, reason in entries:
         dem = rng.choices(demarches, cum_weights=cumulated)[0]
@@ -277,16 +277,22 @@ def _token(rng: random.Random) -> str:
 
 
 def seed_world(seed: int = 2026, dossiers: int = 300, token: str | None = None,
-               start: datetime | None = None, renewal: bool = False) -> World:
+               start: datetime | None = None, renewal: bool = False,
+               shares: tuple[float, float, float] | None = None) -> World:
     """A deterministic world: the three démarches, ``dossiers`` dossiers (brouillons and hidden ones
     included) plus about 3 % purged ones in ``world.deleted``, and one read-write token for all three.
-    ``renewal``: add the two successive Occitanie campaigns of ``renewal.py`` (the rest is unchanged)."""
+    ``renewal``: add the two successive Occitanie campaigns of ``renewal.py`` (the rest is unchanged).
+    ``shares``: the weights of Occitanie, Poitiers and Créteil when a dossier's démarche is drawn
+    (default 2:1:1); the fates that only Créteil has (expiry, usager deletions) stay Créteil's."""
     if dossiers < 0:
         raise ValueError(f"dossiers must be >= 0, not {dossiers}")
+    if shares is not None and (len(shares) != 3 or any(w < 0 for w in shares) or not sum(shares)):
+        raise ValueError(f"shares must be three weights >= 0, not all 0: {shares}")
     collecting = gc.isenabled()
     gc.disable()  # millions of acyclic objects: the cyclic collector would only re-scan them
     try:
-        world = _seed(seed, dossiers, token, (start or DEFAULT_START).astimezone(UTC))
+        world = _seed(seed, dossiers, token, (start or DEFAULT_START).astimezone(UTC),
+                      dict(zip(_SHARE, shares)) if shares else _SHARE)
         if renewal:
             renewal_campaigns.plant(world)
         return world
@@ -295,7 +301,7 @@ def seed_world(seed: int = 2026, dossiers: int = 300, token: str | None = None,
             gc.enable()
 
 
-def _seed(seed: int, dossiers: int, token: str | None, start: datetime) -> World:
+def _seed(seed: int, dossiers: int, token: str | None, start: datetime, share: dict[int, float]) -> World:
     rng = random.Random(seed)
     world = World(clock=Clock(start), seed=seed)
     derived = _token(rng)  # drawn even when ``token`` is given, so the data does not depend on it
@@ -309,7 +315,7 @@ def _seed(seed: int, dossiers: int, token: str | None, start: datetime) -> World
     communes = {n: _Communes(rng, s.departements) for n, s in SPECS.items()}
     shared: dict = {}
     number, previous = FIRST_DOSSIER_NUMBER - 1, None
-    for plan in _plans(rng, dossiers, start):
+    for plan in _plans(rng, dossiers, start, share):
         # DS numbers every dossier of the platform: about 0.17 a second between two of ours.
         elapsed = 0.0 if previous is None else (plan.created_at - previous).total_seconds()
         number, previous = number + 1 + int(elapsed * rng.uniform(0.08, 0.26)), plan.created_at

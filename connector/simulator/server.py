@@ -14,7 +14,7 @@ from connector.simulator.control import PREFIX, Listener
 from connector.simulator.listing import visible
 from connector.simulator.seed import seed_world
 from connector.simulator.state import World
-from connector.simulator.worlds import EXTRAS
+from connector.simulator.worlds import EXTRAS, add_campaign_2024, add_messagerie_files
 
 
 def banner(world: World, url: str, rate_limit: int, latency: float = 0.0) -> str:
@@ -56,12 +56,24 @@ async def _serve(world: World, host: str, port: int, rate_limit: int, latency: f
 
 
 def serve(host: str = "127.0.0.1", port: int = 8484, seed: int = 2026, dossiers: int = 300,
-          rate_limit: int = 400, token: str | None = None, latency: float = 0.0, extras: tuple[str, ...] = ()) -> None:
+          rate_limit: int = 400, token: str | None = None, latency: float = 0.0, extras: tuple[str, ...] = (),
+          sizes: tuple[int, ...] = (), files_per_dossier: float | None = None, file_kb: int | None = None) -> None:
     """Seed a world (``token``: the API token to accept, default derived from the seed) and serve it;
     ``port`` 0 picks a free port; ``latency`` seconds are added to every GraphQL answer; ``extras``:
-    names of ``connector.simulator.worlds.EXTRAS`` to add. Returns on Ctrl-C or SIGTERM."""
-    world = seed_world(seed=seed, dossiers=dossiers, token=token)
+    names of ``connector.simulator.worlds.EXTRAS`` to add; ``sizes``: dossiers per built-in démarche
+    (Occitanie, Poitiers, Créteil: ``dossiers`` is then their sum), a fourth size adds Occitanie's
+    2024-2025 campaign with that many; ``files_per_dossier``: messagerie attachments added up to
+    that many per dossier (``file_kb``: their mean size). Returns on Ctrl-C or SIGTERM."""
+    if sizes:
+        dossiers = sum(sizes[:3])
+    world = seed_world(seed=seed, dossiers=dossiers, token=token,
+                       shares=tuple(float(n) for n in sizes[:3]) if sizes else None)
+    if len(sizes) > 3:
+        add_campaign_2024(world, dossiers=sizes[3])
     for name in dict.fromkeys(extras):
-        EXTRAS[name](world)
+        if not (name == "campaign-2024" and len(sizes) > 3):
+            EXTRAS[name](world)
+    if files_per_dossier:
+        add_messagerie_files(world, files_per_dossier, seed, file_kb)
     gc.freeze()  # the seeded world lives as long as the process: keep it out of every collection
     asyncio.run(_serve(world, host, port, rate_limit, latency))

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from connector.simulator import forms, ident, referentiel as ref, renewal
-from connector.simulator.dates import DAY
+from connector.simulator.dates import DAY, between
 from connector.simulator.demarches import Spec, build_demarche
 from connector.simulator.filling import _demandeur, build_champs, empty_annotations
 from connector.simulator.forms import Form
+from connector.simulator.histories import write_usager_message
 from connector.simulator.seed import make_dossier
 from connector.simulator.state import (
     ChampDescriptor as D, Demarche, Dossier, GroupeInstructeur, Instructeur, Revision, Traitement, World,
@@ -292,6 +293,28 @@ def add_campaign_2024(world: World, dossiers: int = 150) -> Demarche:
         organisme="Région académique Occitanie",
         departements=("09", "11", "12", "30", "31", "32", "34", "46", "48", "65", "66", "81", "82"),
         kind="occitanie", fee=45, year="2024-2025", dossiers=dossiers)
+
+
+def add_messagerie_files(world: World, per_dossier: float, seed: int = 13, mean_kb: int | None = None) -> int:
+    """Usager messages with one attachment each (a signed PDF, a document, a photo), on deposited
+    dossiers drawn at random, until the messagerie holds about ``per_dossier`` attachments per
+    dossier of the world (those already there count). A large académie's messagerie: conventions,
+    scans and photos sent back and forth (``mean_kb``: their mean size, from half to one and a half of
+    it; default the seed's small files). Returns the attachments added."""
+    rng = random.Random(f"messagerie-{seed}")
+    have = sum(len(m.attachments) for d in world.dossiers.values() for m in d.messages)
+    deposited = sorted(n for n, d in world.dossiers.items() if d.depose_at is not None)
+    want = round(per_dossier * len(world.dossiers)) - have
+    now = world.clock.start
+    for _ in range(max(0, want) if deposited else 0):
+        d = world.dossiers[rng.choice(deposited)]
+        at = between(rng, d.depose_at, now - timedelta(hours=1)) if d.depose_at < now - timedelta(hours=1) \
+            else d.depose_at
+        size = None if mean_kb is None else int(mean_kb * 1024 * rng.uniform(0.5, 1.5))
+        write_usager_message(world, d, rng.choice(("signed_pdf", "non_pdf", "image")), at, rng, size=size)
+        d.messages.sort(key=lambda m: m.created_at)
+        d.updated_at = max(d.updated_at, at)
+    return max(0, want) if deposited else 0
 
 
 # ``ds-connector simulate --with NAME``: the démarches each name adds to the seeded world.

@@ -6,6 +6,8 @@ re-read by the follow-up before and after an action: all of them call ``enter``,
 1. validates each node (``dossier_problem``),
 2. saves the valid ones (``save_dossiers``),
 3. runs the caller's hook on the dossiers that changed (the forms' evaluation, the deadlines),
+   which reads those dossiers' rows from the page in memory, not back from SQLite
+   (``connector.store.written``),
 4. runs the caller's ``then`` (the page's bookmark) in the same transaction,
 5. and quarantines, with DS's raw answer and the error text, every dossier for which any of this
    raised, **whatever the exception** (an integrity error, a key error, a hook's bug): the other
@@ -36,6 +38,7 @@ from connector.errors import machine_fault
 from connector.logs import get_logger
 from connector.store.deletions import quarantine
 from connector.store.save import SaveCounts, save_dossiers, split_dossiers
+from connector.store.written import remembered
 
 log = get_logger(__name__)
 
@@ -102,7 +105,8 @@ def enter(
         with db.atomic():
             counts = save_dossiers(db, demarche_number, good, unknown_types=unknown_types)
             if counts.changed and hook is not None:
-                hook(db, demarche_number, counts.changed)
+                with remembered(db, counts.written):  # the hooks read the page's rows from memory
+                    hook(db, demarche_number, counts.changed)
             entry = Entry(counts)
             for node, error in bad:
                 entry.quarantined.append(_quarantine_node(db, demarche_number, node, error))
@@ -127,7 +131,8 @@ def enter(
                 with db.atomic():  # a savepoint: this dossier's rows and its hook's, or nothing
                     counts = save_dossiers(db, demarche_number, [node], unknown_types=unknown_types)
                     if counts.changed and hook is not None:
-                        hook(db, demarche_number, counts.changed)
+                        with remembered(db, counts.written):
+                            hook(db, demarche_number, counts.changed)
             except Exception as exc:  # noqa: BLE001 - whatever it is, this dossier alone
                 if _not_the_dossiers(exc):
                     raise

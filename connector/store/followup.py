@@ -21,6 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from connector.store.sql import in_chunks, now_utc, require_transaction
+from connector.store.written import recall
 
 
 def _rows(db: sqlite_utils.Database, sql: str, params: list | tuple = ()) -> list[dict[str, Any]]:
@@ -32,8 +33,17 @@ def _rows(db: sqlite_utils.Database, sql: str, params: list | tuple = ()) -> lis
 # --- reads of the mirror --------------------------------------------------------------------
 
 
+_FACTS = ("number", "id", "demarche_number", "state", "archived", "date_depot", "date_passage_en_instruction",
+          "date_suppression_par_usager", "date_suppression_par_administration", "connection_usager",
+          "pending_deletion", "groupe_instructeur_number", "demandeur_name", "demandeur_siret", "usager_email")
+
+
 def dossier_facts(db: sqlite_utils.Database, numbers: list[int]) -> dict[int, dict[str, Any]]:
-    """The columns of ``dossiers`` the follow-up reads, by number."""
+    """The columns of ``dossiers`` the follow-up reads, by number; from the page's own rows when they
+    are all on the page being written (``connector.store.written``)."""
+    page = recall(db, numbers)
+    if page is not None:
+        return {n: {c: page.dossiers[n][c] for c in _FACTS} for n in numbers}
     out: dict[int, dict[str, Any]] = {}
     for chunk, marks in in_chunks(numbers):
         for row in _rows(db, f"""

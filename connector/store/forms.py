@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import sqlite_utils
 
 from connector.store.sql import in_chunks, insert_many, require_transaction
+from connector.store.written import recall
 
 # A dossier whose ENT access is (or will be) open: the cross-dossier rules only count these.
 LIVE_STATES = ("en_construction", "en_instruction", "accepte")
@@ -119,7 +120,11 @@ def _marks(items: list) -> str:
 
 
 def dossier_rows(db: sqlite_utils.Database, numbers: list[int]) -> dict[int, dict]:
-    """The mirror rows of these dossiers (those in the mirror), by number."""
+    """The mirror rows of these dossiers (those in the mirror), by number; from the page's own rows
+    when they are all on the page being written (``connector.store.written``)."""
+    page = recall(db, numbers)
+    if page is not None:
+        return {n: {c: page.dossiers[n][c] for c in _DOSSIER_COLS} for n in numbers}
     out: dict[int, dict] = {}
     for chunk, marks in in_chunks(list(numbers)):
         for r in db.conn.execute(
@@ -134,6 +139,9 @@ def champs_by_dossier(db: sqlite_utils.Database, numbers: list[int], private: bo
     position, each repetition's cells after it by row then position. A dossier without any is absent.
     With ``wanted`` (descriptor ids), only those champs, the repetitions' cells and the champs whose
     descriptor is not one of ``current`` (the active revision's)."""
+    page = recall(db, numbers)
+    if page is not None:
+        return _page_champs(page.annotations if private else page.champs, numbers, wanted, current)
     table = "annotations" if private else "champs"
     select = f"SELECT {', '.join(_CHAMP_COLS)}, dossier_number FROM {table} WHERE dossier_number IN "
     order = " ORDER BY dossier_number, parent_id IS NOT NULL, row_index, position"
@@ -149,6 +157,22 @@ def champs_by_dossier(db: sqlite_utils.Database, numbers: list[int], private: bo
                 [*chunk, *ids, *active])
         for row in cursor.fetchall():  # zip stops before the last column, the dossier's number
             out.setdefault(row[-1], []).append(dict(zip(_CHAMP_COLS, row)))
+    return out
+
+
+def _page_champs(rows: dict[int, list[tuple]], numbers: list[int], wanted: set[str] | None,
+                 current: set[str]) -> dict[int, list[dict]]:
+    """``champs_by_dossier`` on the rows of the page being written (``save.CHAMP_COLUMNS`` tuples):
+    the same filter (SQL's NULLs included: a champ without descriptor id is kept only as a cell of a
+    repetition) and the same order (NULL row index first)."""
+    out: dict[int, list[dict]] = {}
+    for number in dict.fromkeys(numbers):
+        kept = [r for r in rows.get(number, ())
+                if wanted is None or r[3] is not None
+                or (r[2] is not None and (r[2] in wanted or (r[2] != "" and r[2] not in current)))]
+        if kept:
+            kept.sort(key=lambda r: (r[3] is not None, -1 if r[5] is None else r[5], r[6]))
+            out[number] = [dict(zip(_CHAMP_COLS, r[1:11])) for r in kept]
     return out
 
 

@@ -25,6 +25,7 @@ from connector.store.values import (
     file_key,
     instant,
 )
+from connector.store.written import Written
 
 log = get_logger(__name__)
 
@@ -69,6 +70,7 @@ class SaveCounts:
     unchanged: int = 0
     removed_files: list[Path] = field(default_factory=list)
     changed: list[int] = field(default_factory=list)  # numbers of the new and updated dossiers
+    written: Written | None = None  # their rows as written, for the hooks (``connector.store.written``)
 
     def add(self, other: SaveCounts) -> None:
         self.new += other.new
@@ -214,6 +216,7 @@ def save_dossiers(
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RuntimeError(f"save_dossiers failed while writing (a bug, not a bad dossier): {exc!r}") from exc
     counts.changed = page.new + page.updated
+    counts.written = page.written()
     warned = set() if unknown_types is None else unknown_types
     fresh = {kind: numbers for kind, numbers in unknown.items() if kind not in warned}
     if fresh:
@@ -237,6 +240,20 @@ class _PageRows:
     dossier_labels: list[dict] = field(default_factory=list)
     files: dict[int, dict[str, dict]] = field(default_factory=dict)  # dossier -> file_key -> row
     refreshed: list[dict] = field(default_factory=list)  # files of unchanged dossiers: new URLs
+
+    def written(self) -> Written:
+        """The dossiers, champs and annotations rows as SQLite gives them back once written (see
+        ``connector.store.written``): the flags ``_clear_flags`` just cleared, booleans as 0/1."""
+        out = Written()
+        for row in self.dossiers:
+            out.dossiers[row["number"]] = {**row, "pending_deletion": 0, "pending_deletion_date": None,
+                                           "quarantined": 0}
+        for rows, into in ((self.champs, out.champs), (self.annotations, out.annotations)):
+            for r in rows:
+                if isinstance(r[_VALUE], bool):
+                    r = (*r[:_VALUE], int(r[_VALUE]), *r[_VALUE + 1:])
+                into.setdefault(r[0], []).append(r)
+        return out
 
     def write(self, db: sqlite_utils.Database, demarche_number: int) -> list[Path]:
         back = [n for (n,) in _select_in(db, "SELECT number FROM tombstones WHERE number IN ({})", self.new)]
@@ -337,7 +354,7 @@ def _dossier_row(demarche_number: int, node: dict, raw: str, seen_at: str) -> di
 
 CHAMP_COLUMNS = ("dossier_number", "champ_id", "descriptor_id", "parent_id", "row_id", "row_index", "position",
                  "label", "type", "string_value", "value", "raw", "updated_at")
-_TYPE, _RAW = CHAMP_COLUMNS.index("type"), CHAMP_COLUMNS.index("raw")
+_TYPE, _RAW, _VALUE = CHAMP_COLUMNS.index("type"), CHAMP_COLUMNS.index("raw"), CHAMP_COLUMNS.index("value")
 _INSERT_CHAMPS = (f"INSERT INTO {{table}} ({', '.join(CHAMP_COLUMNS)}) "
                   f"VALUES ({', '.join('?' * len(CHAMP_COLUMNS))})")
 MESSAGE_COLUMNS = ("id", "dossier_number", "email", "sender", "body", "created_at", "discarded", "discarded_at")

@@ -5,7 +5,11 @@
 - Right after the page that listed them: DS file URLs expire after one hour. A URL that answers
   403/404/410 or was seen too long ago makes the engine re-read that dossier for fresh URLs.
 - Bytes are checked against ``byteSizeBigInt`` and ``checksum`` (base64 of the MD5 digest), written
-  to a temporary file, fsynced and renamed into place; only then is the row marked downloaded.
+  to a temporary file, fsynced and renamed into place; then the folders of a batch's files are
+  fsynced (the renames are durable); only then are their rows marked downloaded. The writing, the
+  MD5, the fsyncs and the renames run in the downloader's writing threads (WRITING_THREADS), a
+  small file in one trip, a large one 1 MiB at a time: the event loop only receives the bytes, so
+  pages go on while files are written.
 - The file URL is a pre-signed object-storage URL: the API token is never sent with it.
 - Names: usagers name their files, the disk must not depend on it. A copy is
   ``<démarche>/<dossier>/<owner>-<hash>-<name>``: the name sanitised (no separator, NUL, newline or
@@ -34,11 +38,13 @@ import hashlib
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import sqlite_utils
@@ -55,6 +61,8 @@ EXPIRED_STATUSES = {401, 403, 404, 410}
 MAX_TRIES = 5
 RETRY_AFTER = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4), timedelta(hours=16))
 CHUNK = 1 << 16
+BATCH = 1 << 20  # bytes handed to a writing thread at a time (a file's whole when smaller)
+WRITING_THREADS = 16  # the disk work of the downloads in flight (8 per démarche) waits on no other
 OWN_NAME = re.compile(r"^(champ|annotation|message)-[0-9a-f]{12}-")
 TEMPORARY = re.compile(r"^\.(champ|annotation|message)-[0-9a-f]{12}\.dl-[0-9a-f]{8}$")
 NAME_MAX = 255  # bytes of one path component (ext4, xfs, btrfs, tmpfs)
@@ -123,15 +131,23 @@ class Downloader:
         self._unwritten: set[str] = set()  # file keys this run could not write: left to the next run
         self._in_flight: set[str] = set()  # file keys being fetched (a dossier listed twice in a pass)
         self._failed: set[str] = set()  # file keys that failed in this run: not tried again in it
+        self._writers: ThreadPoolExecutor | None = None  # the disk work: writes, MD5, fsyncs, renames
 
     async def __aenter__(self) -> Downloader:
         if self.policy != "none":
             self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._writers = ThreadPoolExecutor(WRITING_THREADS, thread_name_prefix="ds-connector-files")
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._session is not None:
             await self._session.close()
+        if self._writers is not None:
+            self._writers.shutdown(wait=True)  # a write under way ends (its temporary is swept next run)
+
+    async def _disk(self, work: Callable[..., Any], *args: Any) -> Any:
+        """``work(*args)`` in one of the writing threads (off the event loop)."""
+        return await asyncio.get_running_loop().run_in_executor(self._writers, work, *args)
 
     def wanted(self, db: sqlite_utils.Database, demarche: int, numbers: set[int] | None = None) -> list[dict]:
         """Rows the policy wants and that are not on disk yet (or failed their checksum)."""
@@ -178,7 +194,7 @@ class Downloader:
                 self._in_flight.discard(row["file_key"])
 
         outcomes = await asyncio.gather(*(fetch(row) for row in todo))
-        records: list[tuple[str, Path, bool]] = []
+        done: list[dict] = []
         for row, (outcome, reason) in zip(todo, outcomes):
             if outcome == "expired" and after_reread:  # refused again right after a re-read gave it
                 outcome, reason = "failed", f"{reason} on the URL a re-read of the dossier had just given"
@@ -186,9 +202,7 @@ class Downloader:
                 stats.expired.append(row["dossier_number"])
                 continue
             if outcome == "ok":
-                records.append((row["file_key"], self.target(row), True))
-                stats.downloaded += 1
-                stats.bytes += int(row["byte_size"] or 0)
+                done.append(row)
             elif outcome == "local":
                 stats.failed_local += 1
                 self._unwritten.add(row["file_key"])
@@ -200,6 +214,19 @@ class Downloader:
             stats.given_up += next_try is None
         if failures:
             record_file_failures(db, failures)
+        if done:
+            try:  # the renames made durable before any row says downloaded
+                await self._disk(_fsync_folders, {self.target(row).parent for row in done})
+            except LocalWriteError as failure:  # not recorded: the next sync fetches them again
+                cause = failure.__cause__
+                log.error("sync.file_write_failed", step=str(failure), files=len(done),
+                          error=getattr(cause, "strerror", None) or str(cause))
+                stats.failed_local += len(done)
+                self._unwritten.update(row["file_key"] for row in done)
+                done = []
+        records = [(row["file_key"], self.target(row), True) for row in done]
+        stats.downloaded += len(done)
+        stats.bytes += sum(int(row["byte_size"] or 0) for row in done)
         for path in record_file_downloads(db, records):
             path.unlink(missing_ok=True)  # the file left its dossier meanwhile
         stats.expired = sorted(set(stats.expired))
@@ -217,6 +244,7 @@ class Downloader:
         path = self.target(row)
         partial = path.with_name(temporary_name(row["owner_kind"], row["file_key"]))
         where = {"dossier": row["dossier_number"], "file": row["filename"]}
+        sink: _Sink | None = None
         try:
             async with self._session.get(row["url"], allow_redirects=False) as response:
                 if response.status in EXPIRED_STATUSES:
@@ -225,31 +253,28 @@ class Downloader:
                 if response.status != 200:
                     log.warning("sync.file_failed", status=response.status, **where)
                     return "failed", f"HTTP {response.status}"
-                if path.parent not in self._folders:
-                    with _local("create the folder"):
-                        private.makedirs(path.parent)  # 0700: personal data
-                    self._folders.add(path.parent)
-                md5, size = hashlib.md5(), 0
-                with _local("open the temporary file"):
-                    out = open(partial, "xb")
-                with out:
+                sink = _Sink(path, partial, self._folders)
+                try:
+                    batch: list[bytes] = []
+                    batched = 0
                     async for chunk in response.content.iter_chunked(CHUNK):
-                        md5.update(chunk)
-                        size += len(chunk)
-                        with _local("write"):
-                            out.write(chunk)
-                    with _local("write"):
-                        out.flush()
-                        await asyncio.to_thread(os.fsync, out.fileno())  # not on the loop: pages go on
-            checksum = base64.b64encode(md5.digest()).decode()
-            if checksum != row["checksum"] or (row["byte_size"] is not None and size != int(row["byte_size"])):
+                        batch.append(chunk)
+                        batched += len(chunk)
+                        if batched >= BATCH:  # a large file: written as it comes, a batch at a time
+                            await self._disk(sink.write, batch)
+                            batch, batched = [], 0
+                    # The rest (a small file's whole), flush, fsync, and the rename when it checks out:
+                    # one trip to a writing thread.
+                    await self._disk(sink.complete, batch, row["checksum"], row["byte_size"])
+                finally:
+                    sink.close()
+            checksum, size = base64.b64encode(sink.md5.digest()).decode(), sink.size
+            if not sink.renamed:
                 log.error("sync.file_checksum_mismatch", expected=row["checksum"], got=checksum,
                           expected_size=row["byte_size"], size=size, **where)
                 if checksum != row["checksum"]:
                     return "mismatch", f"checksum {checksum} instead of {row['checksum']}"
                 return "mismatch", f"{size} bytes instead of {row['byte_size']}"
-            with _local("rename into place"):
-                os.replace(partial, path)
         except LocalWriteError as failure:
             cause = failure.__cause__
             assert isinstance(cause, OSError)
@@ -260,9 +285,71 @@ class Downloader:
             log.warning("sync.file_failed", error=f"{type(exc).__name__}: {exc}", **where)
             return "failed", f"{type(exc).__name__}: {exc}"
         finally:
-            _discard(partial)  # gone already once renamed into place
+            if sink is None or not sink.renamed:
+                _discard(partial)  # gone already once renamed into place
         log.debug("sync.file_downloaded", size=size, **where)
         return "ok", ""
+
+
+class _Sink:
+    """One download's temporary file, written in the downloader's writing threads: the loop only
+    hands it batches of bytes (a small file's whole at once). Each method runs whole in one thread call; OSErrors come out as
+    ``LocalWriteError`` (this machine's fault, not the network's)."""
+
+    def __init__(self, path: Path, partial: Path, folders: set[Path]):
+        self.path, self.partial, self.folders = path, partial, folders
+        self.md5 = hashlib.md5()
+        self.size = 0
+        self.out: Any = None
+        self.renamed = False
+
+    def open(self) -> None:
+        if self.out is not None:
+            return
+        if self.path.parent not in self.folders:
+            with _local("create the folder"):
+                private.makedirs(self.path.parent)  # 0700: personal data
+            self.folders.add(self.path.parent)
+        with _local("open the temporary file"):
+            self.out = open(self.partial, "xb")
+
+    def write(self, batch: list[bytes]) -> None:
+        self.open()
+        for chunk in batch:
+            self.md5.update(chunk)  # hashlib and write release the GIL: the loop goes on meanwhile
+            self.size += len(chunk)
+            with _local("write"):
+                self.out.write(chunk)
+
+    def complete(self, batch: list[bytes], checksum: str, byte_size: Any) -> None:
+        """The last bytes, then flush and fsync (the bytes are on disk before the rename), then the
+        rename into place if the MD5 and the size are DS's (``renamed``); else the temporary stays
+        for the caller to discard."""
+        self.write(batch)
+        with _local("write"):
+            self.out.flush()
+            os.fsync(self.out.fileno())
+        self.out.close()
+        if base64.b64encode(self.md5.digest()).decode() == checksum and (
+                byte_size is None or self.size == int(byte_size)):
+            with _local("rename into place"):
+                os.replace(self.partial, self.path)
+            self.renamed = True
+
+    def close(self) -> None:
+        if self.out is not None:
+            self.out.close()
+
+
+def _fsync_folders(folders: set[Path]) -> None:
+    """Make the renames into these folders durable (their entries), before the rows say downloaded."""
+    for folder in folders:
+        with _local("sync the folder"):
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def _discard(path: Path) -> None:

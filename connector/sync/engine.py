@@ -16,7 +16,9 @@ Per démarche (``DemarcheSync``), in this order:
    ``(updated_at, id)`` order, so a dossier changed during the pass comes again later in it;
 3. **deleted** (purges: rows and files go, a tombstone stays), read back to the oldest usager
    deletion still in the trash because DS backdates their purge, and **pending_deleted** (the
-   trash: dossiers flagged, they may return); ``--full`` reads both lists whole;
+   trash: dossiers flagged, they may return); ``--full`` reads both lists whole. Both lists are
+   read while the dossier pages are (three streams of the démarche at once, each with its own
+   cursor and commits: no tail of list requests after the last dossier page);
 4. with ``full``: the reconciliation (``reconcile.decide`` says what to do, ``reconcile`` here
    does it), quarantined dossiers retried;
 5. attachments the policy wants: downloaded in the background (bounded) right after the page that
@@ -427,10 +429,9 @@ class DemarcheSync:
                 await self.descriptor()
                 self.check_stop()
             self._phase("dossiers")
-            await self.dossiers()
-            self._phase("deletions")
-            await self.deletions(DELETED)
-            await self.deletions(PENDING_DELETED)
+            # The deletion lists are read while the dossier pages are (no tail after the last page);
+            # once the pages are in, what is left is named "deletions".
+            await _together(self._dossiers_then_deletions(), self.deletions(DELETED), self.deletions(PENDING_DELETED))
             if self.full:
                 await self.reconcile()
             self._phase("attachments", done=self._files_done(), total=self.report.files_queued)
@@ -480,6 +481,10 @@ class DemarcheSync:
     def _descriptor_stale(self) -> bool:
         synced_at = descriptor_synced_at(self.db, self.number)
         return synced_at is None or datetime.now(timezone.utc) - instant(synced_at) > DESCRIPTOR_MAX_AGE
+
+    async def _dossiers_then_deletions(self) -> None:
+        await self.dossiers()
+        self._phase("deletions")
 
     async def descriptor(self) -> None:
         result = await self.client.query("demarche_descriptor", {"demarcheNumber": self.number})
@@ -752,6 +757,22 @@ class DemarcheSync:
             and (recent is None or (r["created_at"] and instant(r["created_at"]) >= recent))
         )
         return list(dict.fromkeys(number for _, number in pending))
+
+
+async def _together(*work: Coroutine[Any, Any, None]) -> None:
+    """Run these streams concurrently; the first that raises (a stop, a refusal, DS unavailable)
+    cancels the others (each between two commits: no transaction is ever open across an await)
+    and comes out as itself, not wrapped in an ExceptionGroup."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _readable(value: str) -> bool:
