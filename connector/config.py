@@ -25,7 +25,7 @@ from connector.roles import PROFILE_CHOICES, ROLES
 
 SEARCH_PATHS = (Path("config.toml"), Path("/etc/ds-connector/config.toml"))
 DEFAULT_URL = "https://demarche.numerique.gouv.fr/api/v2/graphql"
-DS_REQUESTS_PER_MINUTE = 400  # DS's rate limit per token (ds/NOTES.md §3)
+DS_REQUESTS_PER_MINUTE = 400  # DS's rate limit per token (docs/ds-api.md §3)
 DS_MAX_PAGE_SIZE = 100  # DS clamps `first` silently above this
 GRAPHQL_MAX_INT = 2**31 - 1
 
@@ -40,7 +40,7 @@ TOKEN_HOME = (
     "the API token never goes in the config file: put it in /etc/ds-connector/ds-api-token (mode 0600) "
     "for systemd's LoadCredential=, or in a file named by [ds] token_file"
 )
-# Hosts that answer the API with a redirect, which turns the POST into a GET (ds/NOTES.md §1).
+# Hosts that answer the API with a redirect, which turns the POST into a GET (docs/ds-api.md §1).
 REDIRECTING_HOSTS = {"demarches.numerique.gouv.fr": "demarche.numerique.gouv.fr"}
 
 

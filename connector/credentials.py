@@ -1,6 +1,6 @@
 """The DS API token: found, read safely, never shown.
 
-Lookup order (OPS.md §2): ``$CREDENTIALS_DIRECTORY/ds-api-token`` (systemd ``LoadCredential=``), then
+Lookup order (docs/operations.md §2): ``$CREDENTIALS_DIRECTORY/ds-api-token`` (systemd ``LoadCredential=``), then
 the config's ``[ds] token_file`` (refused if group or others have any access), then ``$DS_API_TOKEN``
 (development only, logged as a warning). A place that holds a token we cannot use is an error: the
 lookup never falls through past a broken token file to a weaker source.

@@ -118,7 +118,7 @@ class PageFailed(ApiError):
     """DS answered but could not serve the request: HTTP 5xx, GraphQL ``timeout``, ``invalid_null``.
 
     ``data`` holds whatever partial data came back. The sync engine commits nothing, shrinks its page
-    and tries again (NOTES.md rule 10).
+    and tries again (docs/ds-api.md rule 10).
     """
 
     exit_code = EX_TEMPFAIL  # transient: a later run will do
@@ -155,7 +155,7 @@ class MutationNotSent(ApiError):
 class MutationOutcomeUnknown(ApiError):
     """The mutation reached DS but no clear answer came back: it may or may not have run.
 
-    Never resend blindly: read the dossier back first (OPS.md §5).
+    Never resend blindly: read the dossier back first (docs/operations.md §5).
     """
 
 

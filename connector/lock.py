@@ -1,4 +1,4 @@
-"""The single-instance lock, held while a sync runs (OPS.md §3.5; issue 11: job-time, not process-time).
+"""The single-instance lock, held while a sync runs (docs/operations.md §3.5; issue 11: job-time, not process-time).
 
 ``sync`` holds it for its one run (the sync, its follow-up and its report: ``connector.service``);
 the daemon holds it for each job, not between jobs, so an operator's one-shot sync between two daemon

@@ -1,7 +1,7 @@
 """Helpers for the simulator tests: lean documents, paging loops, and facts read straight from a World.
 
 The expectations here are computed from the world's records with DS's rules written out again
-(NOTES.md §5-6), not with the simulator's own code, so the tests can catch its mistakes.
+(docs/ds-api.md §5-6), not with the simulator's own code, so the tests can catch its mistakes.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The single-instance lock, across real processes (OPS.md §3.5)."""
+"""The single-instance lock, across real processes (docs/operations.md §3.5)."""
 
 from __future__ import annotations
 

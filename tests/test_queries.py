@@ -1,7 +1,7 @@
 """Every GraphQL operation in queries/ is valid against the vendored DS schema and within DS's limits.
 
 DS rejects at its end what these tests catch here: unknown or conflicting fields, documents deeper
-than graphql-ruby's `max_depth 15`, and (by our own rule, NOTES.md §13 rule 26) deprecated fields.
+than graphql-ruby's `max_depth 15`, and (by our own rule, docs/ds-api.md §13 rule 26) deprecated fields.
 A page size above 100 would be clamped silently (§4).
 """
 
@@ -172,7 +172,7 @@ def test_fragments_file_holds_only_fragments_all_used():
 
 
 def test_no_groupes_instructeurs_closed_argument():
-    # DS answers 500 on groupeInstructeurs(closed:) (NOTES.md §9.1): filter on `closed` client-side.
+    # DS answers 500 on groupeInstructeurs(closed:) (docs/ds-api.md §9.1): filter on `closed` client-side.
     found: list[str] = []
 
     class Groupes(Visitor):
@@ -194,7 +194,7 @@ TYPENAME_NEEDS_FRAGMENT = {
 
 @pytest.mark.parametrize("name", NAMES)
 def test_typename_and_demandeur_fragments_present(name):
-    """NOTES.md §13 rule 9: a champ __typename needs fragments on the types DS would otherwise
+    """docs/ds-api.md §13 rule 9: a champ __typename needs fragments on the types DS would otherwise
     disguise; a demandeur needs PersonneMoraleIncomplete, or degraded SIRET data is invalid_null."""
     type_info = TypeInfo(schema())
     reads: set[str] = set()

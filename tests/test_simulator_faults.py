@@ -1,4 +1,4 @@
-"""Injected faults: every kind, its matching rules, and what a client sees (NOTES.md §3-5, §12)."""
+"""Injected faults: every kind, its matching rules, and what a client sees (docs/ds-api.md §3-5, §12)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The HTTP surface: routing, tokens, Rack::Attack, request errors, files, typenames (NOTES.md §1-4, §7, §12)."""
+"""The HTTP surface: routing, tokens, Rack::Attack, request errors, files, typenames (docs/ds-api.md §1-4, §7, §12)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""demarche.dossiers / deletedDossiers / pendingDeletedDossiers: DS's keyset pagination (NOTES.md §4-6)."""
+"""demarche.dossiers / deletedDossiers / pendingDeletedDossiers: DS's keyset pagination (docs/ds-api.md §4-6)."""
 
 from __future__ import annotations
 

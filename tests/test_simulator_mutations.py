@@ -1,4 +1,4 @@
-"""Mutations: DS's checks, French payload errors, top-level errors and updated_at bumps (NOTES.md §9-10)."""
+"""Mutations: DS's checks, French payload errors, top-level errors and updated_at bumps (docs/ds-api.md §9-10)."""
 
 from __future__ import annotations
 

@@ -353,7 +353,7 @@ def test_only_the_latest_uploads_are_still_being_scanned(world):
 
 
 def test_the_trash_holds_nothing_ds_would_have_purged(world):
-    """pendingDeletedDossiers (NOTES.md §6): DS purges what was hidden two weeks ago."""
+    """pendingDeletedDossiers (docs/ds-api.md §6): DS purges what was hidden two weeks ago."""
     now = world.clock.start
     trash = [d.hidden_by_administration_at or d.hidden_by_user_at for d in world.dossiers.values()
              if (d.state != "brouillon" and d.hidden_by_administration_at)

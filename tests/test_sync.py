@@ -1,6 +1,6 @@
 """The sync engine end to end: real HTTP to the simulator, a real SQLite file, real downloads.
 
-Expectations come from the simulator's World records with DS's rules written out here (NOTES.md
+Expectations come from the simulator's World records with DS's rules written out here (docs/ds-api.md
 §5-7), or from a direct GraphQL read of the same dossiers with the connector's own operation; never
 from the connector's code.
 """
@@ -31,7 +31,7 @@ RUN_BOOKKEEPING = {"sync_runs": {"*"}, "sync_state": {"updated_at", "last_succes
 
 
 def visible(d: Dossier) -> bool:
-    """DS's ``visible_by_administration.for_api_v2`` (NOTES.md §5): no brouillon, nothing hidden by
+    """DS's ``visible_by_administration.for_api_v2`` (docs/ds-api.md §5): no brouillon, nothing hidden by
     the administration or by automatic expiry, no en_construction dossier hidden by its usager."""
     if d.state == "brouillon" or d.hidden_by_administration_at or d.hidden_by_expired_at:
         return False
@@ -43,7 +43,7 @@ def expected_numbers(world: World, demarche: int) -> set[int]:
 
 
 def sender(world: World, email: str) -> str:
-    """NOTES.md §7: system messages come from DS's contact address, instructeurs' from their own."""
+    """docs/ds-api.md §7: system messages come from DS's contact address, instructeurs' from their own."""
     if email == SYSTEM_EMAIL:
         return "system"
     return "instructeur" if email in {i.email for i in world.instructeurs.values()} else "usager"
@@ -343,7 +343,7 @@ def test_incremental_sync_follows_edits_new_dossiers_messages_purges_and_the_tra
 
 
 def test_a_change_committed_late_inside_the_overlap_is_not_lost(simulator, tmp_path):
-    """A transaction that commits after a sync moved past its updated_at (NOTES.md §5): the next
+    """A transaction that commits after a sync moved past its updated_at (docs/ds-api.md §5): the next
     incremental sync re-reads ten minutes behind the watermark and finds it."""
     world = simulator.world
     config = simulator_config(tmp_path, simulator)
@@ -368,7 +368,7 @@ def test_a_change_committed_late_inside_the_overlap_is_not_lost(simulator, tmp_p
 
 def test_a_usager_deletion_backdated_by_two_weeks_is_still_purged(simulator, tmp_path):
     """DS purges an en_construction dossier its usager deleted about two weeks later, dated back to
-    the deletion (NOTES.md §6): the row lands far behind the deleted list's watermark."""
+    the deletion (docs/ds-api.md §6): the row lands far behind the deleted list's watermark."""
     world = simulator.world
     config = simulator_config(tmp_path, simulator, attachments="none")
     sync(config)
@@ -474,7 +474,7 @@ def test_full_sync_tombstones_a_dossier_hidden_by_automatic_expiry(simulator, tm
 
 @pytest.mark.parametrize("changed", [1, 3], ids=["one-by-one", "by-a-dossiers-pass"])
 def test_full_sync_refetches_dossiers_changed_behind_the_watermark(simulator, tmp_path, changed):
-    """Changes committed late (NOTES.md §5, commit lag): their updated_at is older than the window an
+    """Changes committed late (docs/ds-api.md §5, commit lag): their updated_at is older than the window an
     incremental sync re-reads, so only the reconciliation's listing sees their new date. A few are
     read by number, more by one dossiers pass from the oldest."""
     world = simulator.world

@@ -1,4 +1,4 @@
-"""Crash safety (issue 4 §6, OPS.md §3.3 and §4.3): ``ds-connector sync`` SIGKILLed at 20+ moments
+"""Crash safety (issue 4 §6, docs/operations.md §3.3 and §4.3): ``ds-connector sync`` SIGKILLed at 20+ moments
 of a multi-page sync, restarted each time, must lose nothing and duplicate nothing.
 
 The simulator runs in a thread of this process; every sync is a child process

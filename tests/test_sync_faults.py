@@ -245,7 +245,7 @@ Corrupt = Callable[[str, bytes], bytes]
 
 class Proxy:
     """A reverse proxy in front of the simulator. ``rewrite(request, answer)`` may change a GraphQL
-    JSON answer on its way back; file URLs name the host that was called (NOTES.md §1), so downloads
+    JSON answer on its way back; file URLs name the host that was called (docs/ds-api.md §1), so downloads
     come through the proxy too and ``corrupt(path, body)`` may change their bytes."""
 
     def __init__(self, simulator: SimulatorHandle, rewrite: Rewrite | None = None, corrupt: Corrupt | None = None):

@@ -85,7 +85,7 @@ def test_the_one_shot_service_has_the_daemons_sandbox():
 
 
 def _copies(tmp_path: Path) -> Path:
-    """The units with ExecStart= pointing at a binary this machine has (OPS.md §1.4)."""
+    """The units with ExecStart= pointing at a binary this machine has (docs/operations.md §1.4)."""
     for path in UNITS.glob("*.service"):
         text = re.sub(r"(?m)^ExecStart=.*$", "ExecStart=/usr/bin/true", path.read_text(encoding="utf-8"))
         (tmp_path / path.name).write_text(text, encoding="utf-8")
@@ -116,7 +116,7 @@ def test_verify_would_catch_a_typo(tmp_path):
 @pytest.mark.parametrize("unit", SERVICES)
 def test_exposure_is_at_most_1_5(tmp_path, unit):
     path = _copies(tmp_path) / unit
-    # --threshold is on the internal 0-100 scale in systemd 252 (OPS.md §1.4): 15 is "1.5".
+    # --threshold is on the internal 0-100 scale in systemd 252 (docs/operations.md §1.4): 15 is "1.5".
     result = subprocess.run([ANALYZE, "security", "--offline=yes", "--threshold=15", str(path)],
                             capture_output=True, text=True)
     score = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)

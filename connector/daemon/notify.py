@@ -1,4 +1,4 @@
-"""The systemd notify protocol with the standard library (sd_notify(3), OPS.md §1.5).
+"""The systemd notify protocol with the standard library (sd_notify(3), docs/operations.md §1.5).
 
 ``$NOTIFY_SOCKET`` names a unix datagram socket; a leading ``@`` is the abstract namespace (a NUL
 byte). Without the variable every call is a no-op, so CLI runs and tests need nothing. The watchdog

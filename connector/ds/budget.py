@@ -1,6 +1,6 @@
 """The client-side request budget: a rate limiter shared by every démarche of the process.
 
-DS throttles each token to 400 requests per fixed epoch minute (NOTES.md §3). The budget lets at
+DS throttles each token to 400 requests per fixed epoch minute (docs/ds-api.md §3). The budget lets at
 most ``per_minute`` requests start in ANY sliding 60-second window, which bounds every epoch minute
 DS counts too, and nothing more: while the window has room a request goes at once, without spacing,
 so a sync runs as fast as DS answers and only waits when it would really go over. It remembers the

@@ -32,7 +32,7 @@ from connector.errors import ApiUnavailable, DsUnreachable, PageFailed, RateLimi
 
 MAX_ATTEMPTS = 10
 UNREACHABLE_SECONDS = 15.0
-RATE_LIMIT_MIN_WAIT = 1.0  # NOTES.md rule 4: clamp to [1, 61] s from the local clock
+RATE_LIMIT_MIN_WAIT = 1.0  # docs/ds-api.md rule 4: clamp to [1, 61] s from the local clock
 RATE_LIMIT_MAX_WAIT = 61.0
 RATE_LIMIT_JITTER = 1.0  # so that several processes do not all knock at the start of the minute
 

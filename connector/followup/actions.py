@@ -463,7 +463,7 @@ class Runner:
 
 def classify(a: store.Action, data: dict[str, Any] | None, errors: list[dict[str, Any]]) -> tuple[str, str | None,
                                                                                                    str | None]:
-    """DS's answer → (sent | failed, reason, remote id). Two layers (NOTES.md §13 rule 22): top-level
+    """DS's answer → (sent | failed, reason, remote id). Two layers (docs/ds-api.md §13 rule 22): top-level
     errors (not_found, unauthorized) and the payload's French ``errors``."""
     payload = (data or {}).get(PAYLOAD_KEYS[a.operation])
     if payload is None:

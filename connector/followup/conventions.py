@@ -143,7 +143,7 @@ def _received(found: _Found, day: date, base: dict[str, Any]) -> Status:
 
 
 def blocked(dossier: dict[str, Any]) -> str | None:
-    """Why nothing may be sent to this dossier (NOTES.md §13 rule 21), or None."""
+    """Why nothing may be sent to this dossier (docs/ds-api.md §13 rule 21), or None."""
     if dossier.get("archived"):
         return "dossier archivé (messagerie fermée)"
     if dossier.get("pending_deletion") or dossier.get("date_suppression_par_administration"):

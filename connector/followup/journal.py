@@ -1,4 +1,4 @@
-"""The side-effect journal's state machine (OPS.md §5): every write on DS is a row of ``actions``.
+"""The side-effect journal's state machine (docs/operations.md §5): every write on DS is a row of ``actions``.
 
 ::
 

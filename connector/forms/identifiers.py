@@ -1,4 +1,4 @@
-"""UAI and SIRET checks (the rules of the project's DOMAIN.md), vendored: the connector never reads the simulator's copy.
+"""UAI and SIRET checks (the rules of docs/domain.md), vendored: the connector never reads the simulator's copy.
 
 - UAI: 7 characters and a check letter ``"ABCDEFGHJKLMNPRSTUVWXYZ"[int(first seven) % 23]``. A typed
   UAI is normalised (spaces out, upper case) before it is checked; what does not match the pattern

@@ -1,4 +1,4 @@
-"""What DS does to a dossier's records when something happens to it (NOTES.md §9-10).
+"""What DS does to a dossier's records when something happens to it (docs/ds-api.md §9-10).
 
 Plain functions on the world's records, shared by the GraphQL mutations (the API's instructeur)
 and the control surface (usager, web-UI instructeur, DS's own jobs). They never check

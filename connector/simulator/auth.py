@@ -1,4 +1,4 @@
-"""Who may call, and how often: DS's token checks (NOTES.md §2.3) and Rack::Attack's limit (§3)."""
+"""Who may call, and how often: DS's token checks (docs/ds-api.md §2.3) and Rack::Attack's limit (§3)."""
 
 from __future__ import annotations
 

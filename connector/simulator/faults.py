@@ -1,4 +1,4 @@
-"""Faults injected on demand: what a loaded DS, its proxy or the network do (NOTES.md §3-5, §12).
+"""Faults injected on demand: what a loaded DS, its proxy or the network do (docs/ds-api.md §3-5, §12).
 
 A fault matches the next ``count`` GraphQL requests (only those of ``operation`` when given, and
 only those whose ``demarcheNumber`` variable is ``for_demarche`` when given).

@@ -1,4 +1,4 @@
-"""File URLs valid one hour, on the host that was called (NOTES.md §7), and the bytes behind them.
+"""File URLs valid one hour, on the host that was called (docs/ds-api.md §7), and the bytes behind them.
 
 A URL carries its expiry (simulated DS clock, epoch seconds) and an HMAC of key and expiry under
 a per-app secret, like object storage temporary URLs; a bad signature or a past expiry is a 403.

@@ -1,4 +1,4 @@
-"""Keyset pagination as DS's ``CursorConnection`` does it (NOTES.md §4-6).
+"""Keyset pagination as DS's ``CursorConnection`` does it (docs/ds-api.md §4-6).
 
 Each démarche gets sorted indexes, rebuilt only when the world changes: visible dossiers by
 ``(depose_at, id)`` and by ``(updated_at, id)``, purged dossiers by ``(deleted_at, id)``, the trash

@@ -1,4 +1,4 @@
-"""DS's mutations (NOTES.md §9): checks in DS's order, its exact French texts, its side effects (§10).
+"""DS's mutations (docs/ds-api.md §9): checks in DS's order, its exact French texts, its side effects (§10).
 
 graphql-ruby's RelayClassicMutation runs ``ready?`` (read-only token, signed blob ids), then loads
 ``dossierId``/``instructeurId`` (top-level ``not_found``/``unauthorized``), then ``authorized?``

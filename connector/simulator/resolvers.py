@@ -1,4 +1,4 @@
-"""DS's query resolvers on a private copy of the vendored schema (NOTES.md §2.3, §5-7).
+"""DS's query resolvers on a private copy of the vendored schema (docs/ds-api.md §2.3, §5-7).
 
 Resolvers read the request's :class:`RequestContext` (token, host, clock, fragments present in
 the document) and the served simulator (:class:`~connector.simulator.core.Simulator`: world, caches),

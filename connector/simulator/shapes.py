@@ -1,4 +1,4 @@
-"""The world's records as GraphQL-shaped dicts: what DS's types expose (NOTES.md §7).
+"""The world's records as GraphQL-shaped dicts: what DS's types expose (docs/ds-api.md §7).
 
 A shape's keys are the schema's field names, so graphql-core's default resolver reads them
 directly; the few fields that depend on the request (``File.url``, a champ's ``__typename``,

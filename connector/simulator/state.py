@@ -9,7 +9,7 @@ Conventions
 - Every datetime is timezone-aware UTC with microseconds (DS's ``updated_at`` precision); the API
   layer formats it with :func:`iso` (Europe/Paris, seconds).
 - ``Champ.type`` is the *real* GraphQL object type (``"CommuneChamp"``, ``"DropDownListChamp"``...);
-  the API layer decides which typename to show from the fragments in the document (NOTES.md §7).
+  the API layer decides which typename to show from the fragments in the document (docs/ds-api.md §7).
 - ``Champ.value`` holds the typed value for that type (see the table in :class:`Champ`).
 - Nothing in here imports connector code outside ``connector.simulator`` and ``connector.schema``.
 """

@@ -1,6 +1,6 @@
 """Opening the database: the writer (pragmas, then ``store/migrations.py``) and the read-only reader.
 
-OPS.md §3: WAL, ``synchronous=FULL``, a 5 s busy timeout, foreign keys on. Only the holder of the
+docs/operations.md §3: WAL, ``synchronous=FULL``, a 5 s busy timeout, foreign keys on. Only the holder of the
 instance lock (``connector.lock``) opens the writer; ``status`` opens the reader without the lock.
 """
 
@@ -38,8 +38,8 @@ def open_db(path: Path) -> sqlite_utils.Database:
         # journal_mode must change outside a transaction; it is persistent in the file.
         db.enable_wal()
         # FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss. The mirror
-        # rows would simply be re-fetched, but the side-effect journal (OPS.md §5) lives in this same
-        # file and its "intent recorded" commits cannot be re-fetched (OPS.md §3.2). A page every
+        # rows would simply be re-fetched, but the side-effect journal (docs/operations.md §5) lives in this same
+        # file and its "intent recorded" commits cannot be re-fetched (docs/operations.md §3.2). A page every
         # few minutes makes the extra fsync free.
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")

@@ -1,6 +1,6 @@
 """Deletions (purged, pending, vanished dossiers) and the quarantine of dossiers DS cannot serve.
 
-GDPR (NOTES.md §6, rule 8): a purged or vanished dossier loses its row, champs, annotations,
+GDPR (docs/ds-api.md §6, rule 8): a purged or vanished dossier loses its row, champs, annotations,
 messages and files rows; a tombstone keeps only number, démarche, state, reason and dates. The local
 copies of its files are returned so the engine unlinks them **after** the commit.
 
@@ -81,7 +81,7 @@ def clear_pending(db: sqlite_utils.Database, numbers: list[int]) -> int:
 
 def confirm_vanished(db: sqlite_utils.Database, number: int, reason: str = "vanished") -> list[Path]:
     """Tombstone a dossier missing from DS's listing that ``dossier(number:)`` says is not found
-    (the limbo, NOTES.md §6). Its own unit of work (a savepoint inside the caller's transaction).
+    (the limbo, docs/ds-api.md §6). Its own unit of work (a savepoint inside the caller's transaction).
     Unknown numbers are left alone."""
     with db.atomic():
         row = db.conn.execute(

@@ -5,7 +5,7 @@ declared in ``store/shape.py`` (``FOLLOWUP_TABLES``: migrations ``0003_followup`
 - ``conventions``: one row per dossier of a démarche with the convention deadline, derived from the
   mirror (rewritten in the sync page's transaction and after each sync); it goes with its dossier
   (``ON DELETE CASCADE``).
-- ``actions``: the side-effect journal (OPS.md §5). One row per intended write on DS, unique by
+- ``actions``: the side-effect journal (docs/operations.md §5). One row per intended write on DS, unique by
   ``dedup_key``; its state moves ``planned → sending → sent | failed | unknown`` (and ``cancelled``).
   **No foreign key to ``dossiers``**: it is the audit trail of what the connector did on DS, and must
   survive the purge of the dossier (a purge cancels the actions still ``planned``; see

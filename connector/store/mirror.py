@@ -23,7 +23,7 @@ class Held:
 
 def tune_for_sync(db: sqlite_utils.Database) -> None:
     """The connection settings of a sync run. The mirror can be fetched again, so its page commits
-    need not wait for the disk (OPS.md §3.2: in WAL mode NORMAL may lose the last commits on power
+    need not wait for the disk (docs/operations.md §3.2: in WAL mode NORMAL may lose the last commits on power
     loss, rows and cursor together, never one without the other; the next run re-reads them). FULL
     stays the default of open_db for what cannot be fetched again (the side-effect journal). A page
     writes about 2 MB: checkpoint every ~40 MB instead of every 4 MB (each checkpoint syncs the

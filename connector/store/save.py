@@ -1,7 +1,7 @@
 """Savers for the démarche descriptor and for pages of dossiers.
 
 They never commit nor open a transaction: the engine wraps a page and its bookmark in one
-``with db.atomic():`` (OPS.md §3.3), and they refuse to run outside one.
+``with db.atomic():`` (docs/operations.md §3.3), and they refuse to run outside one.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Sync bookmarks, one per démarche and stream, committed with the page they describe (OPS.md §4).
+"""Sync bookmarks, one per démarche and stream, committed with the page they describe (docs/operations.md §4).
 
 A page write (``set_bookmark``) stores the page's ``endCursor`` together with the filter that minted
 it (``cursor_since``: a cursor must never be reused under another filter) and raises ``max_seen``;

@@ -11,7 +11,7 @@ import orjson
 from datetime import datetime
 from typing import Any
 
-# Commentaire::SYSTEM_EMAILS (NOTES.md §7): CONTACT_EMAIL and its legacy spellings.
+# Commentaire::SYSTEM_EMAILS (docs/ds-api.md §7): CONTACT_EMAIL and its legacy spellings.
 SYSTEM_EMAILS = frozenset({
     "contact@demarche.numerique.gouv.fr",
     "contact@demarches.numerique.gouv.fr",
@@ -104,7 +104,7 @@ def champ_value(champ: dict) -> tuple[Any, str | None]:
 
 
 def classify_sender(email: str | None, instructeur_emails: set[str]) -> str:
-    """system | instructeur | usager (NOTES.md §7: there is no sender field, only the e-mail).
+    """system | instructeur | usager (docs/ds-api.md §7: there is no sender field, only the e-mail).
 
     ``instructeur_emails`` must be lower-cased. Invited co-authors count as usager.
     """

@@ -1,4 +1,4 @@
-"""Attachment downloads, per the ``[sync] attachments`` policy (NOTES.md §7, rules 16-17).
+"""Attachment downloads, per the ``[sync] attachments`` policy (docs/ds-api.md §7, rules 16-17).
 
 - Only files DS scanned ``safe`` are fetched; ``pending`` ones wait for a later sync (a finished scan
   does not bump the dossier, so the engine re-reads their dossiers); ``infected`` never.

@@ -105,7 +105,7 @@ from connector.sync.reconcile import decide
 log = get_logger(__name__)
 
 FIRST_PASS_SINCE = "2000-01-01T00:00:00+00:00"  # before any DS dossier: the whole démarche
-DELETED_LOOKBACK = timedelta(days=15)  # DS backdates usager deletions by ~2 weeks (NOTES.md §6)
+DELETED_LOOKBACK = timedelta(days=15)  # DS backdates usager deletions by ~2 weeks (docs/ds-api.md §6)
 PENDING_SCAN_PATIENCE = timedelta(hours=24)  # a scan still pending after that is stuck: --full only
 DESCRIPTOR_MAX_AGE = timedelta(hours=24)
 PENDING_SCAN_RECHECK = timedelta(minutes=5)
@@ -639,7 +639,7 @@ class DemarcheSync:
 
     def _backdated(self, watermark: str, since: str) -> str:
         """DS dates the purge of an en_construction dossier its usager deleted back to that deletion,
-        about two weeks earlier (NOTES.md §6), so its row lands behind the watermark. Those dossiers
+        about two weeks earlier (docs/ds-api.md §6), so its row lands behind the watermark. Those dossiers
         sat in the trash meanwhile: read the deleted list back to the oldest of them (within 15
         days). One deleted and purged between two syncs is caught by the daily full pass."""
         floor = instant(watermark) - DELETED_LOOKBACK

@@ -6,7 +6,7 @@ and follows ``endCursor`` until ``hasNextPage`` is false.
 
 The dossiers stream (``Stream.adaptive``) has an adaptive page size: a page DS cannot serve
 (GraphQL ``timeout`` or ``invalid_null``, HTTP 500, a malformed answer) is asked again smaller,
-100 → 50 → 20 → 5 → 1 (NOTES.md rule 10). When even one dossier fails, the lean listing (same
+100 → 50 → 20 → 5 → 1 (docs/ds-api.md rule 10). When even one dossier fails, the lean listing (same
 filter, same cursor, ``first: 1``) names it and gives the cursor that steps over it: the page then
 carries that dossier as ``poison`` and no nodes, and the engine quarantines it. A successful page
 lets the size grow back one step. The other lists are small: a failed page fails the stream.

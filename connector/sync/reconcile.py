@@ -1,7 +1,7 @@
 """The reconciliation pass (``sync --full``; daily in the daemon): what ``updatedSince`` cannot see.
 
 The lean listing (number, ``dateDerniereModification``, state of every visible dossier, 100 a
-request) is compared with the mirror (NOTES.md rule 7) by ``decide``, a pure function; the engine
+request) is compared with the mirror (docs/ds-api.md rule 7) by ``decide``, a pure function; the engine
 carries out its ``Plan`` (``DemarcheSync.reconcile``):
 
 - dossiers missing locally or dated differently are fetched again: one by one when they are few,
