@@ -171,7 +171,7 @@ async def run(config: Config, token: ApiToken, lock: InstanceLock, *, kind: str,
         if report_.demarches_done:
             if hasattr(progress, "stage"):  # a progress display that shows the run's stages
                 progress.stage("follow-up")
-            after = await _after_sync(config, ds, hooks)
+            after = await _after_sync(config, ds, hooks, selected)
         report_.requests = ds.stats.requests
         report_.retries, report_.rate_limited = ds.stats.retries, ds.stats.rate_limited
         _record(config, report_.run_id, ds, retries=report_.retries, rate_limited=report_.rate_limited,
@@ -180,13 +180,15 @@ async def run(config: Config, token: ApiToken, lock: InstanceLock, *, kind: str,
         return Outcome(report_, after, ds.stats.requests)
 
 
-async def _after_sync(config: Config, ds: DsClient, hooks: SyncHooks) -> followup.RunReport | None:
-    """The follow-up after a sync, on every configured démarche: the actions when the config enables
-    some, else the statuses and the renewals' table at DS's clock (nothing written to DS)."""
+async def _after_sync(config: Config, ds: DsClient, hooks: SyncHooks,
+                      demarches: list[int] | None) -> followup.RunReport | None:
+    """The follow-up after a sync, on the démarches it synced (``demarches``; None: every configured
+    one; a renewal pair when it names one of them): the actions when the config enables some, else the
+    statuses and the renewals' table at DS's clock (nothing written to DS)."""
     enabled = (any(d.deadline.reminders or d.deadline.classer_sans_suite for d in config.demarches)
                or renewal_reminders.reminders_on(config))
     try:
-        return await _followup(config, ds, hooks, act=enabled, demarches=None, settle=timedelta(seconds=60))
+        return await _followup(config, ds, hooks, act=enabled, demarches=demarches, settle=timedelta(seconds=60))
     except ConnectorError as exc:
         log.warning("followup.after_sync_failed", error=str(exc))
     except Exception as exc:  # noqa: BLE001 - a bug of the follow-up never fails the sync it follows

@@ -191,3 +191,17 @@ def test_an_unknown_demarche_is_exit_78_naming_the_configured_ones(simulator, tm
     for d in config.demarches:
         assert str(d.number) in out.stderr
     assert not config.database.path.exists()  # refused before anything was opened
+
+
+def test_a_sync_of_one_demarche_follows_up_that_demarche_alone(simulator, tmp_path):
+    """``sync --demarche N``: the follow-up acts on N only; another démarche's overdue conventions wait
+    for a run that syncs it (this run did not refresh its mirror)."""
+    quiet = followup_config(tmp_path, simulator, only_occitanie=False)  # actions off: everything mirrored
+    run_once(quiet, full=True)
+    config = followup_config(tmp_path, simulator, reminders=True, classer=True, only_occitanie=False)
+    occitanie = next(d.number for d in config.demarches if simulator.world.demarches[d.number].kind == "occitanie")
+    others = [d.number for d in config.demarches if d.number != occitanie]
+    run_once(config, demarches=others)
+    assert journal(config) == []  # Occitanie's overdue dossiers are in the mirror, but it was not synced
+    run_once(config, demarches=[occitanie])
+    assert journal(config) and {a["demarche_number"] for a in journal(config)} == {occitanie}
