@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import sqlite3
 import sys
 from contextlib import nullcontext
@@ -41,14 +40,16 @@ from connector.sync import SyncReport
 PREFERRED_PORT = 8484
 
 
-def _port() -> int:
+async def _listen(runner: web.AppRunner) -> int:
+    """Serve on 127.0.0.1:8484 when free, else on a free port: each is bound once, where it is served
+    (no window between finding a port free and taking it)."""
     for port in (PREFERRED_PORT, 0):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return s.getsockname()[1]
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        try:
+            await site.start()
+        except OSError:
+            continue
+        return runner.addresses[-1][1]
     raise click.ClickException("no free loopback port")
 
 
@@ -172,11 +173,10 @@ def _contents(database: Path) -> list[str]:
 async def run_demo(state_dir: Path, seed: int, dossiers: int, terminal: Console | None = None) -> None:
     world = seed_world(seed=seed, dossiers=dossiers)
     token = next(iter(world.tokens))
-    port = _port()
     app = create_app(world)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    port = await _listen(runner)
     url = f"http://127.0.0.1:{port}{GRAPHQL_PATH}"
     try:
         demarches = [(d.number, d.title) for d in world.demarches.values()]

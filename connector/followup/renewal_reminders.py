@@ -27,7 +27,7 @@ import sqlite_utils
 from connector import templates
 from connector.config import Config
 from connector.followup import conventions, deadlines, journal
-from connector.followup.actions import Decision, RunReport, Runner, crash_point, record_intents
+from connector.followup.actions import Decision, RunReport, Runner, record_intents
 from connector.followup.renewal import days_to_cutoff, fr_date, reminder_due
 from connector.followup.renewal_refresh import Pair, pairs, refresh
 from connector.logs import get_logger
