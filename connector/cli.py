@@ -268,6 +268,8 @@ def check_forms(config_path: Path | None, demarches: tuple[int, ...], full: bool
     sys.exit(check(config_path, list(demarches), full))
 
 
+# The export kinds (``forms.exports.KINDS``), repeated so that --help loads neither the store nor
+# XlsxWriter; tests/test_imports.py checks the copy.
 EXPORT_KINDS = ("ecoles", "ouvertures", "fermetures", "facturation", "anomalies", "renouvellements")
 
 

@@ -181,6 +181,14 @@ def test_cli_repeats_the_journal_states_of_the_shape():
     assert cli.ACTION_STATES == shape.ACTION_STATES
 
 
+def test_cli_repeats_the_export_kinds():
+    """cli.py keeps its own copy of the export kinds (``export KIND`` choices), for the same reason."""
+    from connector import cli
+    from connector.forms import exports
+
+    assert cli.EXPORT_KINDS == exports.KINDS
+
+
 def test_the_checker_finds_cycles_through_functions_type_checking_and_packages(tmp_path):
     """The checks above can fail: modules that import each other (one inside a function, one under
     TYPE_CHECKING) are a cycle; so is a module importing ``pkg.sub.c`` when ``pkg/sub/__init__.py``

@@ -6,12 +6,17 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from connector.forms import exports
+
 PARIS = ZoneInfo("Europe/Paris")
 
-DOSSIER_STATES = {
-    "en_construction": "En construction", "en_instruction": "En instruction", "accepte": "Accepté",
-    "refuse": "Refusé", "sans_suite": "Classé sans suite",
-}
+
+def _capitalised(words: dict[str, str], codes: tuple[str, ...]) -> dict[str, str]:
+    """The exports' French words for ``codes`` (one vocabulary), as a page shows them: capitalised."""
+    return {code: words[code][:1].upper() + words[code][1:] for code in codes}
+
+
+DOSSIER_STATES = _capitalised(exports.STATES, ("en_construction", "en_instruction", "accepte", "refuse", "sans_suite"))
 CONVENTION_STATUSES = {
     "awaiting": "Attendue", "received_on_time": "Reçue à temps", "received_late": "Reçue en retard",
     "overdue": "En retard", "to_review": "À vérifier", "to_confirm": "À confirmer", "not_applicable": "Sans objet",
@@ -23,18 +28,14 @@ ACTION_STATES = {
 ACTION_KINDS = {
     "reminder": "Relance", "closure_message": "Message de clôture", "closure_annotations": "Annotations de clôture",
     "passer_en_instruction": "Passage en instruction", "repasser_en_instruction": "Retour en instruction",
-    "classer_sans_suite": "Classement sans suite",
+    "classer_sans_suite": "Classement sans suite", "renewal_reminder": "Relance de renouvellement",
 }
-SEVERITIES = {"error": "Erreur", "warning": "Avertissement"}
+SEVERITIES = _capitalised(exports.SEVERITIES, ("error", "warning"))
 RUN_STATUSES = {"ok": "Réussie", "partial": "Partielle", "failed": "Échouée", "interrupted": "Interrompue",
                 "running": "En cours"}
 SENDERS = {"usager": "Usager", "instructeur": "Instructeur", "system": "Système"}
 PROOFS = {"message": "Message", "fichier": "Fichier", "annotation": "Annotation"}
-EXPORTS = {
-    "ecoles": "Écoles de chaque dossier", "ouvertures": "Ouvertures d'accès ENT (AAF)",
-    "fermetures": "Fermetures d'accès ENT (AAF)", "facturation": "Facturation par collectivité",
-    "anomalies": "Anomalies ouvertes",
-}
+EXPORTS = exports.TITLES  # the sheets' titles: one name per kind, in the page and in the workbook
 ROLES = {
     "collectivite": "Collectivité", "siret": "SIRET", "commune": "Commune", "departement": "Département",
     "signataire_nom": "Nom du signataire", "signataire_prenom": "Prénom du signataire",
