@@ -14,6 +14,7 @@ import ipaddress
 import math
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -296,6 +297,19 @@ class _Table:
 
     def problem(self, key: str, text: str) -> None:
         self.problems.append(f"{self.where} {key}: {text}")
+
+    def subtable(self, key: str, parse: Callable[[_Table], Any], seen: list[_Table], default: Any) -> Any:
+        """``[demarches.<key>]`` parsed by ``parse`` (its table added to ``seen``, for the unknown keys),
+        or ``default`` when absent or not a table (the problem listed)."""
+        raw = self.raw(key)
+        if raw is _MISSING:
+            return default
+        if not isinstance(raw, dict):
+            self.problem(key, f"expected a table ([demarches.{key}]), got {_kind(raw)}")
+            return default
+        table = _Table(f"{self.where} [{key}]", raw, self.base_dir, self.problems)
+        seen.append(table)
+        return parse(table)
 
     def raw(self, key: str) -> Any:
         self.known.add(key)
@@ -631,22 +645,8 @@ def _build(data: dict[str, Any], base_dir: Path, source: str) -> tuple[Config, l
             t.problem("number", f"démarche {number} is already configured in {first_seen[number]}")
             continue
         first_seen[number] = t.where
-        deadline = DeadlineConfig()
-        if (raw_deadline := t.raw("deadline")) is not _MISSING:
-            if isinstance(raw_deadline, dict):
-                deadline_t = _Table(f"{t.where} [deadline]", raw_deadline, base_dir, problems)
-                deadline_ts.append(deadline_t)
-                deadline = _parse_deadline(deadline_t)
-            else:
-                t.problem("deadline", f"expected a table ([demarches.deadline]), got {_kind(raw_deadline)}")
-        renewal = None
-        if (raw_renewal := t.raw("renewal")) is not _MISSING:
-            if isinstance(raw_renewal, dict):
-                renewal_t = _Table(f"{t.where} [renewal]", raw_renewal, base_dir, problems)
-                renewal_ts.append(renewal_t)
-                renewal = _parse_renewal(renewal_t)
-            else:
-                t.problem("renewal", f"expected a table ([demarches.renewal]), got {_kind(raw_renewal)}")
+        deadline = t.subtable("deadline", _parse_deadline, deadline_ts, DeadlineConfig())
+        renewal = t.subtable("renewal", _parse_renewal, renewal_ts, None)
         previous = t.integer("previous", None, 1, GRAPHQL_MAX_INT)
         demarches.append(DemarcheConfig(number=number, label=label, deadline=deadline, previous=previous,
                                         renewal=renewal, **_parse_forms(t)))
