@@ -137,7 +137,8 @@ def test_stop_set_after_the_first_page_ends_the_run_stopped_and_the_next_run_res
 
     def progress(report: DemarcheReport) -> None:
         seen.append((report.number, report.pages))
-        if report.pages and not stop.is_set():  # progress also reports phases: wait for a committed page
+        # progress also reports phases and deletion pages: wait for a committed (full) page of dossiers
+        if report.dossiers >= 10 and not stop.is_set():
             stop.set()
             log.info("test.stop_set")
 

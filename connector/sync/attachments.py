@@ -53,6 +53,7 @@ from connector import private
 from connector.logs import get_logger
 from connector.store import files_to_download, record_file_downloads, record_file_failures
 from connector.store.mirror import local_paths
+from connector.store.writer import Writer
 
 log = get_logger(__name__)
 
@@ -158,11 +159,11 @@ class Downloader:
                 if row["file_key"] not in self._failed]
 
     async def download(
-        self, db: sqlite_utils.Database, rows: list[dict], slots: asyncio.Semaphore | None = None,
+        self, store: Writer, rows: list[dict], slots: asyncio.Semaphore | None = None,
         *, after_reread: bool = False,
     ) -> DownloadStats:
         """Fetch the ``safe`` rows whose URL is fresh, ``slots`` at a time, and record them in one
-        transaction; report the dossiers whose URLs are stale. A file renamed into place but not
+        transaction (a unit of work of the sync's ``store``, the writer); report the dossiers whose URLs are stale. A file renamed into place but not
         recorded (a crash between the two) is swept by the next run and fetched again. A row
         already being fetched (by another page's downloads) is left to that fetch. ``after_reread``:
         the dossiers were just re-read for fresh URLs, so an URL refused now stays refused: a failure."""
@@ -213,7 +214,7 @@ class Downloader:
             stats.failed += 1
             stats.given_up += next_try is None
         if failures:
-            record_file_failures(db, failures)
+            await store(record_file_failures, failures)
         if done:
             try:  # the renames made durable before any row says downloaded
                 await self._disk(_fsync_folders, {self.target(row).parent for row in done})
@@ -227,7 +228,7 @@ class Downloader:
         records = [(row["file_key"], self.target(row), True) for row in done]
         stats.downloaded += len(done)
         stats.bytes += sum(int(row["byte_size"] or 0) for row in done)
-        for path in record_file_downloads(db, records):
+        for path in await store(record_file_downloads, records) if records else []:
             path.unlink(missing_ok=True)  # the file left its dossier meanwhile
         stats.expired = sorted(set(stats.expired))
         return stats

@@ -1,10 +1,11 @@
 """The sync engine: each configured démarche mirrored into SQLite, page by page, crash-safe.
 
 Démarches are synced concurrently (``[sync] concurrency`` at a time), sharing one ``DsClient`` and
-its request budget. There is ONE SQLite connection, used only on the event loop's thread, and no
-``await`` ever happens inside a transaction: each commit (a page and its stream's cursor) is one
-synchronous block, so commits are serialised by construction and a cancelled task never leaves a
-transaction open.
+its request budget. There is ONE SQLite connection, on the writer's thread
+(``connector.store.writer``): the event loop hands it whole units of work and awaits them, and each
+commit (a page and its stream's cursor) is one such unit, so commits are serialised by
+construction, no transaction ever spans a request to DS, and a cancelled task never leaves one open.
+While a page commits (SQLite releases the GIL), the loop receives and decodes the next ones.
 
 Per démarche (``DemarcheSync``), in this order:
 
@@ -68,7 +69,6 @@ from connector.store import (
     finish_run,
     finish_stream,
     get_bookmark,
-    open_db,
     quarantine,
     save_deleted,
     save_demarche,
@@ -87,6 +87,7 @@ from connector.store.mirror import (
     tune_for_sync,
 )
 from connector.store.values import instant
+from connector.store.writer import Writer
 from connector.sync.attachments import Downloader, remove_local, sweep
 from connector.sync.pages import (
     DELETED,
@@ -271,10 +272,17 @@ async def run_sync(
     the report counts the requests this sync sent on it."""
     selected = select_demarches(config, demarches)
     started = time.monotonic()
-    db = open_db(config.database.path)
-    tune_for_sync(db)
-    run_id = start_run(db, "full" if full else kind, [d.number for d in selected])
-    sweep(db, config.sync.download_dir)  # leftovers of a run killed between a commit and an unlink
+    async with Writer(config.database.path) as store:
+        return await _sync(store, config, client, selected, full=full, kind=kind, progress=progress,
+                           hooks=hooks, stop=stop, started=started)
+
+
+async def _sync(store: Writer, config: Config, client: DsClient, selected: list[Any], *, full: bool, kind: str,
+                progress: ProgressFn | None, hooks: SyncHooks | None, stop: asyncio.Event | None,
+                started: float) -> SyncReport:
+    await store(tune_for_sync)
+    run_id = await store(start_run, "full" if full else kind, [d.number for d in selected])
+    await store(sweep, config.sync.download_dir)  # leftovers of a run killed between a commit and an unlink
     report = SyncReport(run_id, full, [])
     before = replace(client.stats)
     fatal: BaseException | None = None
@@ -283,7 +291,7 @@ async def run_sync(
             log.info("sync.started", demarches=[d.number for d in selected], full=full,
                      concurrency=config.sync.concurrency)
             async with Downloader(config.sync.attachments, config.sync.download_dir) as downloader:
-                run = _Run(db, client, downloader, config, report, progress, full, hooks or SyncHooks(), stop)
+                run = _Run(store, client, downloader, config, report, progress, full, hooks or SyncHooks(), stop)
                 await run.all(selected)
     except BaseException as exc:
         fatal = exc
@@ -296,17 +304,14 @@ async def run_sync(
         report.rate_limited = client.stats.rate_limited - before.rate_limited
         report.seconds = time.monotonic() - started
         status = report.status if fatal is None or report.interrupted else "failed"
-        try:
-            finish_run(
-                db, run_id, status=status, requests=report.requests, pages=report.total("pages"),
-                dossiers=report.total("dossiers"), new=report.total("new"), updated=report.total("updated"),
-                deleted=report.total("deleted"), quarantined=report.total("quarantined"),
-                errors=sum(d.error is not None for d in report.demarches) + (fatal is not None),
-            )
-            if fatal is None:
-                checkpoint(db)
-        finally:
-            db.close()
+        await store(
+            finish_run, run_id, status=status, requests=report.requests, pages=report.total("pages"),
+            dossiers=report.total("dossiers"), new=report.total("new"), updated=report.total("updated"),
+            deleted=report.total("deleted"), quarantined=report.total("quarantined"),
+            errors=sum(d.error is not None for d in report.demarches) + (fatal is not None),
+        )
+        if fatal is None:
+            await store(checkpoint)
         log.info("sync.finished", status=status, requests=report.requests,
                  seconds=round(report.seconds, 2), new=report.total("new"), updated=report.total("updated"),
                  deleted=report.total("deleted"), quarantined=report.total("quarantined"))
@@ -317,7 +322,7 @@ async def run_sync(
 class _Run:
     """The démarches of one run, each in a task of its own, ``concurrency`` at a time."""
 
-    db: sqlite_utils.Database
+    store: Writer
     client: DsClient
     downloader: Downloader
     config: Config
@@ -349,7 +354,7 @@ class _Run:
             self.report.demarches.append(result)
             # contextvars are per task: this binding is this démarche's only.
             with structlog.contextvars.bound_contextvars(demarche=demarche.number):
-                job = DemarcheSync(self.db, self.client, self.downloader, self.config, result, self.progress,
+                job = DemarcheSync(self.store, self.client, self.downloader, self.config, result, self.progress,
                                    full=self.full, hooks=self.hooks, stop=self.stop,
                                    unknown_types=self.unknown_types)
                 try:
@@ -401,11 +406,11 @@ class _Background:
 class DemarcheSync:
     """One démarche's streams, in the order of the module docstring."""
 
-    def __init__(self, db: sqlite_utils.Database, client: DsClient, downloader: Downloader,
+    def __init__(self, store: Writer, client: DsClient, downloader: Downloader,
                  config: Config, report: DemarcheReport, progress: ProgressFn | None, *, full: bool,
                  hooks: SyncHooks | None = None, stop: asyncio.Event | None = None,
                  unknown_types: set[str] | None = None):
-        self.db = db
+        self.store = store  # the mirror: every read and write is a unit of work on the writer's thread
         self.hooks = hooks or SyncHooks()
         self.stop = stop
         self.client = client
@@ -424,7 +429,7 @@ class DemarcheSync:
     async def run(self) -> None:
         self.check_stop()
         try:
-            if self.full or self._descriptor_stale():
+            if self.full or await self._descriptor_stale():
                 self._phase("descriptor")
                 await self.descriptor()
                 self.check_stop()
@@ -441,7 +446,7 @@ class DemarcheSync:
         finally:
             await self.background.cancel()  # stopped or failed: what was not recorded comes next time
         self._phase("done")
-        self.hooks.demarche_done(self.db, self.number, self.report)
+        await self.store(self.hooks.demarche_done, self.number, self.report)
 
     def _phase(self, name: str, *, done: int = 0, total: int | None = None) -> None:
         """Tell the progress display (if any) what this démarche is doing now, and how far it is."""
@@ -467,19 +472,22 @@ class DemarcheSync:
     def _may_go_on(self) -> bool:
         return self.stop is None or not self.stop.is_set()
 
-    async def _follow(self, stream: Stream, store: Callable[[Page], None], *,
+    async def _follow(self, stream: Stream, store: Callable[[Page], Coroutine[Any, Any, None]], *,
                       since: str | None, after: str | None) -> None:
         """Read a stream one page ahead and store each page (one commit each, in order). The stop
-        check after each commit also keeps a listing cut short by a stop from looking complete."""
+        check after each commit also keeps a listing cut short by a stop from looking complete; the
+        one before the first request is there because the stream may start after a stop (it waited
+        for its bookmark behind another stream's commit)."""
+        self.check_stop()
         source = pages(self.client, self.number, stream, since=since, after=after, page_size=self.page_size)
         async for page in prefetched(source, self._may_go_on):
-            store(page)
+            await store(page)
             self.check_stop()
 
     # -- the démarche ------------------------------------------------------------------------
 
-    def _descriptor_stale(self) -> bool:
-        synced_at = descriptor_synced_at(self.db, self.number)
+    async def _descriptor_stale(self) -> bool:
+        synced_at = await self.store(descriptor_synced_at, self.number)
         return synced_at is None or datetime.now(timezone.utc) - instant(synced_at) > DESCRIPTOR_MAX_AGE
 
     async def _dossiers_then_deletions(self) -> None:
@@ -491,9 +499,13 @@ class DemarcheSync:
         demarche = (result.data or {}).get("demarche")
         if not isinstance(demarche, dict) or "number" not in demarche:
             raise ApiError(f"DS answered the descriptor of démarche {self.number} without the démarche")
-        with self.db.atomic():
-            save_demarche(self.db, demarche)
-            self._hook("descriptor_saved", self.hooks.descriptor_saved, self.db, self.number)
+
+        def save(db: sqlite_utils.Database) -> None:
+            with db.atomic():
+                save_demarche(db, demarche)
+                self._hook(db, "descriptor_saved", self.hooks.descriptor_saved, db, self.number)
+
+        await self.store(save)
         log.info("sync.descriptor_saved", revision=(demarche.get("activeRevision") or {}).get("id"))
 
     # -- dossiers ----------------------------------------------------------------------------
@@ -501,7 +513,7 @@ class DemarcheSync:
     async def dossiers(self, since: str | None = None) -> None:
         """The dossiers stream: resume an interrupted pass, else start one at ``since`` (default:
         the watermark minus the overlap, or the whole démarche the first time)."""
-        bookmark = get_bookmark(self.db, self.number, "dossiers")
+        bookmark = await self.store(get_bookmark, self.number, "dossiers")
         after = None
         if since is None and bookmark and bookmark.after_cursor:
             since, after = bookmark.cursor_since, bookmark.after_cursor
@@ -511,7 +523,7 @@ class DemarcheSync:
                 else FIRST_PASS_SINCE
         await self._follow(DOSSIERS, self._store_dossiers, since=since, after=after)
 
-    def _store_dossiers(self, page: Page) -> None:
+    async def _store_dossiers(self, page: Page) -> None:
         """One page of dossiers and its cursor in one transaction, through the door (a dossier that
         fails, whatever the reason, is quarantined and the page commits); then its attachments start."""
         dates = [n["dateDerniereModification"] for n in page.nodes
@@ -528,7 +540,7 @@ class DemarcheSync:
             if not page.has_next:
                 finish_stream(db, self.number, "dossiers")
 
-        entry = self._enter(page.nodes, then=then)
+        entry = await self._enter(page.nodes, then=then)
         if page.poison:
             self._quarantined(page.poison.number, page.poison.error)
         counts = entry.counts
@@ -546,11 +558,12 @@ class DemarcheSync:
         if stored and self.downloader.policy != "none" and self._may_go_on():
             self.background.start(self.download(stored))
 
-    def _enter(self, nodes: list[Any], then: Callable[[sqlite_utils.Database], None] | None = None) -> Entry:
-        """Nodes into the mirror through the door (``connector.store.door.enter``), the hooks' forms
-        and deadlines run on the changed ones; counted, quarantines logged, removed files unlinked."""
-        entry = enter(self.db, self.number, nodes, hook=self.hooks.dossiers_changed, then=then,
-                      unknown_types=self.unknown_types)
+    async def _enter(self, nodes: list[Any], then: Callable[[sqlite_utils.Database], None] | None = None) -> Entry:
+        """Nodes into the mirror through the door (``connector.store.door.enter``, one unit of work on
+        the writer's thread: rows, hooks and ``then`` in one transaction), the hooks' forms and
+        deadlines run on the changed ones; counted, quarantines logged, removed files unlinked."""
+        entry = await self.store(enter, self.number, nodes, hook=self.hooks.dossiers_changed, then=then,
+                                 unknown_types=self.unknown_types)
         remove_local(entry.counts.removed_files)
         for number, error in entry.quarantined:
             self._quarantined(number, error)
@@ -559,12 +572,13 @@ class DemarcheSync:
         self.report.unchanged += entry.counts.unchanged
         return entry
 
-    def _hook(self, name: str, hook: Callable[..., None], *args: Any) -> None:
+    @staticmethod
+    def _hook(db: sqlite_utils.Database, name: str, hook: Callable[..., None], *args: Any) -> None:
         """The one guard around ``descriptor_saved``, inside the descriptor's transaction, in a
         savepoint: a hook that fails loses its own writes only, is logged, and the mirror goes on,
         unless the fault is the machine's (disk full...), which stops the run."""
         try:
-            with self.db.atomic():
+            with db.atomic():
                 hook(*args)
         except Exception as exc:  # noqa: BLE001 - a hook never stops the mirror
             if machine_fault(exc):
@@ -576,9 +590,9 @@ class DemarcheSync:
         self.report.quarantined += 1
         log.error("sync.dossier_quarantined", dossier=number, error=error)
 
-    def _quarantine(self, number: int | None, error: str, raw: str | None) -> None:
+    async def _quarantine(self, number: int | None, error: str, raw: str | None) -> None:
         """A dossier DS could not serve goes to the quarantine, counted and logged."""
-        quarantine(self.db, self.number, number, error, raw)
+        await self.store(quarantine, self.number, number, error, raw)
         self._quarantined(number, error)
 
     async def reread(self, number: int) -> str:
@@ -588,18 +602,18 @@ class DemarcheSync:
         try:
             result = await self.client.query("dossier", {"dossierNumber": number})
         except PageFailed as exc:
-            self._quarantine(number, str(exc), failed_answer(exc))
+            await self._quarantine(number, str(exc), failed_answer(exc))
             return "failed"
         node = (result.data or {}).get("dossier")
         if node is None:
             if "not_found" in result.error_codes():
                 return "not_found"
-            self._quarantine(number, "dossier(number:) answered null",
+            await self._quarantine(number, "dossier(number:) answered null",
                              json.dumps({"number": number, "errors": result.errors}, ensure_ascii=False, default=str))
             return "failed"
         if isinstance(node, dict):
             node = {k: v for k, v in node.items() if k != "demarche"}
-        entry = self._enter([node])
+        entry = await self._enter([node])
         if entry.quarantined:
             return "failed"
         await self.download({number}, reread=False)
@@ -608,42 +622,49 @@ class DemarcheSync:
     # -- deletions ---------------------------------------------------------------------------
 
     async def deletions(self, stream: Stream) -> None:
-        bookmark = get_bookmark(self.db, self.number, stream.name)
+        bookmark = await self.store(get_bookmark, self.number, stream.name)
         since, after = None, None
         if bookmark and bookmark.after_cursor:
             since, after = bookmark.cursor_since, bookmark.after_cursor
         elif not self.full and bookmark and bookmark.updated_since:
             since = _shift(bookmark.updated_since, -self.overlap)
             if stream is DELETED:
-                since = self._backdated(bookmark.updated_since, since)
+                since = await self._backdated(bookmark.updated_since, since)
         await self._follow(stream, lambda page: self._store_deletions(stream, page), since=since, after=after)
 
-    def _store_deletions(self, stream: Stream, page: Page) -> None:
+    async def _store_deletions(self, stream: Stream, page: Page) -> None:
         nodes = [n for n in page.nodes if isinstance(n, dict) and n.get("number") is not None]
         dates = [n["dateSupression"] for n in nodes if n.get("dateSupression")]
-        paths = []
-        with self.db.atomic():
-            if stream is DELETED:
-                known = known_dossiers(self.db, [int(n["number"]) for n in nodes])
-                paths = save_deleted(self.db, self.number, nodes)
-                self.report.deleted += known
-            else:
-                self.report.pending += save_pending_deleted(self.db, self.number, nodes)
-            set_bookmark(self.db, self.number, stream.name, after_cursor=page.end_cursor,
-                         cursor_since=page.since, max_seen=max(dates, key=instant) if dates else None)
-            if not page.has_next:
-                finish_stream(self.db, self.number, stream.name)
+
+        def write(db: sqlite_utils.Database) -> tuple[int, int, list[Any]]:
+            """The page and its cursor, one transaction: (dossiers purged, newly in the trash, files)."""
+            purged, trashed, paths = 0, 0, []
+            with db.atomic():
+                if stream is DELETED:
+                    purged = known_dossiers(db, [int(n["number"]) for n in nodes])
+                    paths = save_deleted(db, self.number, nodes)
+                else:
+                    trashed = save_pending_deleted(db, self.number, nodes)
+                set_bookmark(db, self.number, stream.name, after_cursor=page.end_cursor,
+                             cursor_since=page.since, max_seen=max(dates, key=instant) if dates else None)
+                if not page.has_next:
+                    finish_stream(db, self.number, stream.name)
+            return purged, trashed, paths
+
+        purged, trashed, paths = await self.store(write)
+        self.report.deleted += purged
+        self.report.pending += trashed
         remove_local(paths)
         self.report.pages += 1
         log.info("sync.page_committed", stream=stream.name, nodes=len(nodes), last=not page.has_next)
 
-    def _backdated(self, watermark: str, since: str) -> str:
+    async def _backdated(self, watermark: str, since: str) -> str:
         """DS dates the purge of an en_construction dossier its usager deleted back to that deletion,
         about two weeks earlier (docs/ds-api.md §6), so its row lands behind the watermark. Those dossiers
         sat in the trash meanwhile: read the deleted list back to the oldest of them (within 15
         days). One deleted and purged between two syncs is caught by the daily full pass."""
         floor = instant(watermark) - DELETED_LOOKBACK
-        dates = [instant(d) for d in trashed_by_usager(self.db, self.number) if instant(d) >= floor]
+        dates = [instant(d) for d in await self.store(trashed_by_usager, self.number) if instant(d) >= floor]
         return min([instant(since), *dates]).isoformat()
 
     # -- reconciliation ----------------------------------------------------------------------
@@ -651,23 +672,24 @@ class DemarcheSync:
     async def reconcile(self) -> None:
         """Carry out ``reconcile.decide``'s plan (see reconcile.py)."""
         remote: dict[int, str] = {}
-        self._phase("reconciliation", total=len(dossier_numbers(self.db, self.number)))  # about that many
+        self._phase("reconciliation", total=len(await self.store(dossier_numbers, self.number)))  # about that many
 
         def listed(page: Page) -> None:
             for node in page.nodes:
                 remote[int(node["number"])] = node["dateDerniereModification"]
             self._step(len(remote), max(len(remote), self.report.step_total or 0))
 
+        self.check_stop()
         source = pages(self.client, self.number, LISTING, page_size=PAGE_SIZES[0])  # lean: a full page is cheap
         async for page in prefetched(source, self._may_go_on):
             listed(page)
             self.check_stop()  # a listing cut short must never be taken for the whole démarche
-        mirror = held(self.db, self.number)
+        mirror = await self.store(held, self.number)
         plan = decide(remote, mirror, overlap=self.overlap, page_size=self.page_size)
         log.info("sync.reconcile_listed", remote=len(remote), local=len(mirror.dates), differ=len(plan.refetch),
                  missing=len(plan.check_vanished), quarantined=len(mirror.quarantined))
         if plan.unflag:
-            clear_pending(self.db, plan.unflag)
+            await self.store(clear_pending, plan.unflag)
         rereads = (0 if plan.refetch_since is not None else len(plan.refetch)) + len(plan.check_vanished) \
             + len(plan.retry)
         self._phase("reconciliation", total=rereads)  # now the re-reads: their number is known
@@ -680,17 +702,16 @@ class DemarcheSync:
         vanished = 0
         for done, number in enumerate(plan.check_vanished, self.report.step_done + 1):
             if await self.reread(number) == "not_found":
-                remove_local(confirm_vanished(self.db, number))
+                remove_local(await self.store(confirm_vanished, number))
                 vanished += 1
             self._step(done)
         self.report.deleted += vanished
         for done, number in enumerate(plan.retry, self.report.step_done + 1):
             await self.reread(number)
             self._step(done)
-        if set(remote) <= dossier_numbers(self.db, self.number):  # what could not be named is in now
-            clear_unnamed_quarantine(self.db, self.number)
-        with self.db.atomic():
-            finish_stream(self.db, self.number, "listing")
+        if set(remote) <= await self.store(dossier_numbers, self.number):  # what could not be named is in now
+            await self.store(clear_unnamed_quarantine, self.number)
+        await self.store(_finish_listing, self.number)
         log.info("sync.reconciled", refetched=len(plan.refetch), vanished=vanished,
                  retried=len(mirror.quarantined))
 
@@ -700,7 +721,7 @@ class DemarcheSync:
         """Download what the policy wants of these dossiers (None: of the démarche); re-read (once)
         those whose URLs expired. Returns the dossiers still waiting for fresh URLs. Without
         ``reread`` the dossiers were just re-read: an URL refused now is a failed file."""
-        return await self._download_rows(self.downloader.wanted(self.db, self.number, numbers), reread=reread,
+        return await self._download_rows(await self.store(self.downloader.wanted, self.number, numbers), reread=reread,
                                          after_reread=not reread)
 
     async def _download_rows(self, rows: list[dict], *, reread: bool, after_reread: bool = False) -> list[int]:
@@ -709,7 +730,7 @@ class DemarcheSync:
         self.report.files_queued += len(rows)
         if self.report.phase == "attachments":
             self._step(self._files_done(), self.report.files_queued)
-        stats = await self.downloader.download(self.db, rows, self.download_slots, after_reread=after_reread)
+        stats = await self.downloader.download(self.store, rows, self.download_slots, after_reread=after_reread)
         self.report.files += stats.downloaded
         self.report.file_bytes += stats.bytes
         self.report.files_failed += stats.failed
@@ -734,19 +755,20 @@ class DemarcheSync:
     async def files_left(self) -> None:
         """Files the policy wants that earlier pages could not fetch: retry fresh URLs, re-read the
         dossiers of expired URLs and of scans pending for a while (a scan does not bump a dossier)."""
-        rows = self.downloader.wanted(self.db, self.number)
+        rows = await self.store(self.downloader.wanted, self.number)
         if not rows:
             return
         expired = await self._download_rows(rows, reread=False)
-        for number in self._url_rereads(expired + [n for n in self._scans_to_check(rows) if n not in expired]):
+        scans = await self._scans_to_check(rows)
+        for number in self._url_rereads(expired + [n for n in scans if n not in expired]):
             await self.reread(number)
 
-    def _scans_to_check(self, rows: list[dict]) -> list[int]:
+    async def _scans_to_check(self, rows: list[dict]) -> list[int]:
         """Dossiers with a file whose virus scan was pending when last read (5 minutes ago or more),
         least recently read first. DS's scans take minutes; one still pending a day after the
         file's creation (DS's clock: the dossiers watermark) is left to the full pass."""
         now = datetime.now(timezone.utc)
-        bookmark = get_bookmark(self.db, self.number, "dossiers")
+        bookmark = await self.store(get_bookmark, self.number, "dossiers")
         recent = None
         if not self.full and bookmark and bookmark.updated_since:
             recent = instant(bookmark.updated_since) - PENDING_SCAN_PATIENCE
@@ -773,6 +795,11 @@ async def _together(*work: Coroutine[Any, Any, None]) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _finish_listing(db: sqlite_utils.Database, demarche: int) -> None:
+    with db.atomic():
+        finish_stream(db, demarche, "listing")
 
 
 def _readable(value: str) -> bool:
