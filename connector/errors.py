@@ -159,6 +159,12 @@ class MutationOutcomeUnknown(ApiError):
     """
 
 
+class Stopped(Exception):
+    """The run was asked to stop (SIGTERM): raised after a commit, between two requests, or instead
+    of a read whose turn came after the stop (``DsClient.query(go_on=...)``). Not an error: what was
+    committed stays, the run reports "stopped"."""
+
+
 class MachineFault(ConnectorError):
     """The machine refused a write or a read the connector needs: disk full, read-only file system,
     permission refused, I/O error. Nothing is lost (every page commits whole); the run stopped."""

@@ -64,6 +64,7 @@ from connector.errors import (
     PageFailed,
     RateLimited,
     RedirectRefused,
+    Stopped,
     TokenExpired,
 )
 from connector.logs import get_logger
@@ -205,8 +206,11 @@ class DsClient:
         await self._gql.close_async()
         self._session = None
 
-    async def query(self, operation: str, variables: dict, *, retry: bool = True) -> Result:
-        """Run a read; retried on transient failures unless ``retry=False``.
+    async def query(self, operation: str, variables: dict, *, retry: bool = True,
+                    go_on: Callable[[], bool] | None = None) -> Result:
+        """Run a read; retried on transient failures unless ``retry=False``. ``go_on`` is asked
+        right before each attempt goes out (after the wait for the budget or a retry): false, the
+        read is not sent and ``Stopped`` is raised.
 
         Raises AuthError subclasses, RedirectRefused, PageFailed (5xx, GraphQL ``timeout`` once
         retries are spent, ``invalid_null``), RateLimited, ApiUnavailable (DsUnreachable after
@@ -215,9 +219,9 @@ class DsClient:
         op = self._operation(operation, "query")
         op.check(variables)
         if not retry:
-            return await self._read(op, variables)
+            return await self._read(op, variables, go_on)
         return await read_retrying(self.max_retry_seconds, self._before_sleep(op), self.unreachable_seconds)(
-            self._read, op, variables
+            self._read, op, variables, go_on
         )
 
     async def mutate(self, operation: str, variables: dict) -> Result:
@@ -294,11 +298,13 @@ class DsClient:
         return op
 
     async def _send(
-        self, op: _Operation, variables: dict
+        self, op: _Operation, variables: dict, go_on: Callable[[], bool] | None = None
     ) -> tuple[_Exchange, ExecutionResult | Exception]:
         if self._session is None:
             raise RuntimeError("DsClient is not open: use `async with DsClient(...) as client`")
         self.stats.budget_wait_seconds += await self.budget.acquire()
+        if go_on is not None and not go_on():
+            raise Stopped()  # its turn came after the stop: not sent
         self.stats.requests += 1
         log.debug("api.request", operation=op.name, variables=_loggable(op, variables))
         exchange = _Exchange()
@@ -340,8 +346,8 @@ class DsClient:
 
     # -- classification ----------------------------------------------------------------------
 
-    async def _read(self, op: _Operation, variables: dict) -> Result:
-        exchange, outcome = await self._send(op, variables)
+    async def _read(self, op: _Operation, variables: dict, go_on: Callable[[], bool] | None = None) -> Result:
+        exchange, outcome = await self._send(op, variables, go_on)
         error = self._http_failure(op, variables, exchange, outcome) or self._read_failure(
             op, variables, exchange, outcome
         )

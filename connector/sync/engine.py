@@ -59,6 +59,7 @@ from connector.errors import (
     DemarcheUnauthorized,
     DsUnreachable,
     PageFailed,
+    Stopped,
     TokenExpired,
 )
 from connector.logs import get_logger
@@ -114,10 +115,6 @@ MAX_REREADS = 20  # dossier re-reads per démarche and run for fresh URLs or fin
 DOWNLOADS_PER_DEMARCHE = 8  # attachment downloads in flight per démarche
 
 ProgressFn = Callable[["DemarcheReport"], None]
-
-
-class Stopped(Exception):
-    """The run was asked to stop (SIGTERM): raised between two requests, after a commit."""
 
 
 class DemarcheCrashed(ConnectorError):
@@ -430,6 +427,7 @@ class DemarcheSync:
         self.check_stop()
         try:
             if self.full or await self._descriptor_stale():
+                self.check_stop()  # the stop may have come while the writer answered
                 self._phase("descriptor")
                 await self.descriptor()
                 self.check_stop()
@@ -479,7 +477,8 @@ class DemarcheSync:
         one before the first request is there because the stream may start after a stop (it waited
         for its bookmark behind another stream's commit)."""
         self.check_stop()
-        source = pages(self.client, self.number, stream, since=since, after=after, page_size=self.page_size)
+        source = pages(self.client, self.number, stream, since=since, after=after, page_size=self.page_size,
+                       go_on=self._may_go_on)
         async for page in prefetched(source, self._may_go_on):
             await store(page)
             self.check_stop()
@@ -495,7 +494,8 @@ class DemarcheSync:
         self._phase("deletions")
 
     async def descriptor(self) -> None:
-        result = await self.client.query("demarche_descriptor", {"demarcheNumber": self.number})
+        result = await self.client.query("demarche_descriptor", {"demarcheNumber": self.number},
+                                         go_on=self._may_go_on)
         demarche = (result.data or {}).get("demarche")
         if not isinstance(demarche, dict) or "number" not in demarche:
             raise ApiError(f"DS answered the descriptor of démarche {self.number} without the démarche")
@@ -600,7 +600,7 @@ class DemarcheSync:
         self.check_stop()  # a re-read is a request: none once asked to stop
         self.report.rereads += 1
         try:
-            result = await self.client.query("dossier", {"dossierNumber": number})
+            result = await self.client.query("dossier", {"dossierNumber": number}, go_on=self._may_go_on)
         except PageFailed as exc:
             await self._quarantine(number, str(exc), failed_answer(exc))
             return "failed"
@@ -680,7 +680,8 @@ class DemarcheSync:
             self._step(len(remote), max(len(remote), self.report.step_total or 0))
 
         self.check_stop()
-        source = pages(self.client, self.number, LISTING, page_size=PAGE_SIZES[0])  # lean: a full page is cheap
+        source = pages(self.client, self.number, LISTING, page_size=PAGE_SIZES[0],  # lean: a full page is cheap
+                       go_on=self._may_go_on)
         async for page in prefetched(source, self._may_go_on):
             listed(page)
             self.check_stop()  # a listing cut short must never be taken for the whole démarche

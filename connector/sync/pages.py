@@ -111,14 +111,15 @@ def connection(result: Result, field_name: str) -> tuple[list[dict[str, Any]], s
 
 async def pages(
     client: DsClient, demarche: int, stream: Stream, *, since: str | None = None, after: str | None = None,
-    page_size: int = PAGE_SIZES[0],
+    page_size: int = PAGE_SIZES[0], go_on: Callable[[], bool] | None = None,
 ) -> AsyncIterator[Page]:
-    """Every page of ``stream`` from ``after`` (None: the start) under the filter ``since``."""
+    """Every page of ``stream`` from ``after`` (None: the start) under the filter ``since``.
+    ``go_on``: asked before each request goes out (``DsClient.query``)."""
     sizes = sizes_from(page_size) if stream.adaptive else (page_size,)
     level = 0
     while True:
         try:
-            page = await _page(client, demarche, stream, since, after, sizes[level])
+            page = await _page(client, demarche, stream, since, after, sizes[level], go_on)
             level = max(level - 1, 0)
         except (PageFailed, MalformedAnswer) as exc:
             if not stream.adaptive:
@@ -128,7 +129,7 @@ async def pages(
                 log.warning("sync.page_shrunk", demarche=demarche, failed_size=sizes[level - 1],
                             next_size=sizes[level], error=str(exc))
                 continue
-            page, level = await _skip_one(client, demarche, since, after, exc), 0
+            page, level = await _skip_one(client, demarche, since, after, exc, go_on), 0
         yield page
         if not page.has_next:
             return
@@ -173,12 +174,13 @@ async def _until_sent() -> None:
 
 
 async def _page(
-    client: DsClient, demarche: int, stream: Stream, since: str | None, after: str | None, size: int
+    client: DsClient, demarche: int, stream: Stream, since: str | None, after: str | None, size: int,
+    go_on: Callable[[], bool] | None = None,
 ) -> Page:
     variables: dict[str, Any] = {"demarcheNumber": demarche, "first": size, "after": after}
     if stream.since_variable is not None:
         variables[stream.since_variable] = since
-    result = await client.query(stream.operation, variables)
+    result = await client.query(stream.operation, variables, go_on=go_on)
     nodes, end_cursor, has_next = connection(result, stream.field)
     return Page(nodes, end_cursor, has_next, since, size, warnings=[str(e.get("message")) for e in result.errors])
 
@@ -190,14 +192,15 @@ def _failed(exc: PageFailed | MalformedAnswer, demarche: int, stream: Stream) ->
 
 
 async def _skip_one(
-    client: DsClient, demarche: int, since: str | None, after: str | None, failure: PageFailed | MalformedAnswer
+    client: DsClient, demarche: int, since: str | None, after: str | None, failure: PageFailed | MalformedAnswer,
+    go_on: Callable[[], bool] | None = None,
 ) -> Page:
     """Name the one dossier that fails at ``after`` and step over it. Should even the lean listing
     fail on it, the partial answer's ``pageInfo`` still steps over it (``nodes`` may hold nulls),
     and it is quarantined without a number."""
     variables = {"demarcheNumber": demarche, "first": 1, "after": after, "updatedSince": since}
     try:
-        result = await client.query(LISTING.operation, variables)
+        result = await client.query(LISTING.operation, variables, go_on=go_on)
     except PageFailed as exc:
         if not exc.data:
             raise
