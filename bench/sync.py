@@ -112,6 +112,7 @@ class Run:
     file_bytes: int = 0
     db_bytes: int = 0
     lists: dict[int, Counter[str]] = field(default_factory=dict)  # démarche -> deleted / pending rows after it
+    writer_cpu: float | None = None  # CPU of the SQLite writer's thread (sync.finished), None before it existed
 
 
 def start_simulator(dossiers: int, seed: int, latency: float = 0.0, extras: tuple[str, ...] = (),
@@ -190,6 +191,8 @@ def run_sync(label: str, config: Path, sim: Simulator, *args: str) -> Run:
             run.operations[event.get("operation", "?")] += 1
         elif event.get("event") == "sync.demarche_done":
             run.received[event.get("demarche", 0)] = event.get("dossiers", 0)
+        elif event.get("event") == "sync.finished" and "writer_cpu_seconds" in event:
+            run.writer_cpu = event["writer_cpu_seconds"]
     with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
         db.row_factory = sqlite3.Row
         run.row = dict(db.execute("SELECT * FROM sync_runs ORDER BY id DESC LIMIT 1").fetchone())
@@ -398,6 +401,12 @@ def compare(args: argparse.Namespace, sim: Simulator, results: list[tuple[str, B
               f"{store['rows']} rows pre-built, {store['pages']} commits (bench/store_floor.py) = "
               f"{full.row['dossiers'] / floor_cpu:.0f} dossiers/s at most with every table written; "
               f"ratio {full.cpu / floor_cpu:.2f}")
+    for policy, _, runs in results:
+        full = runs[0]
+        if full.writer_cpu is not None:
+            print(f"CPU by thread (attachments {policy}): the SQLite writer {full.writer_cpu:.2f} s (pages through "
+                  f"the door, forms and deadlines, cursors), the rest {full.cpu - full.writer_cpu:.2f} s (start-up, "
+                  "the event loop: requests, decoding; the files' threads)")
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -49,6 +49,8 @@ class Writer:
         self.path = Path(path)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="ds-connector-sqlite")
         self._db: sqlite_utils.Database | None = None
+        self.cpu_seconds = 0.0  # CPU time of the units so far, on the writer's thread (for the run's log)
+        self.units = 0
 
     async def __aenter__(self) -> Writer:
         try:
@@ -81,7 +83,7 @@ class Writer:
 
     async def _submit(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         context = contextvars.copy_context()  # structlog's bound context goes with the unit
-        unit = self._thread.submit(context.run, work, *args, **kwargs)
+        unit = self._thread.submit(context.run, self._timed, work, *args, **kwargs)
         outcome = asyncio.wrap_future(unit)
         cancelled = False
         while True:
@@ -99,6 +101,14 @@ class Writer:
         if cancelled:
             _cancel_again()
         return result
+
+    def _timed(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        started = time.thread_time()
+        try:
+            return work(*args, **kwargs)
+        finally:
+            self.cpu_seconds += time.thread_time() - started  # only this thread writes it
+            self.units += 1
 
 
 def _cancel_again() -> None:

@@ -309,7 +309,8 @@ async def _sync(store: Writer, config: Config, client: DsClient, selected: list[
         )
         if fatal is None:
             await store(checkpoint)
-        log.info("sync.finished", status=status, requests=report.requests,
+        log.info("sync.finished", status=status, requests=report.requests, writer_units=store.units,
+                 writer_cpu_seconds=round(store.cpu_seconds, 2), process_cpu_seconds=round(time.process_time(), 2),
                  seconds=round(report.seconds, 2), new=report.total("new"), updated=report.total("updated"),
                  deleted=report.total("deleted"), quarantined=report.total("quarantined"))
     return report
