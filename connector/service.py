@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sys
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TextIO
@@ -188,9 +189,13 @@ async def _after_sync(config: Config, ds: DsClient, hooks: SyncHooks,
     nothing can have changed since its last completed planning is skipped (``connector.followup.skip``)."""
     enabled = (any(d.deadline.reminders or d.deadline.classer_sans_suite for d in config.demarches)
                or renewal_reminders.reminders_on(config))
+    started = time.perf_counter()
     try:
-        return await _followup(config, ds, hooks, act=enabled, demarches=demarches, settle=timedelta(seconds=60),
-                               after_sync=True)
+        report = await _followup(config, ds, hooks, act=enabled, demarches=demarches,
+                                 settle=timedelta(seconds=60), after_sync=True)
+        log.info("followup.after_sync_finished", seconds=round(time.perf_counter() - started, 3),
+                 planned=[p.demarche for p in report.plans], skipped=report.skipped, summary=report.summary())
+        return report
     except ConnectorError as exc:
         log.warning("followup.after_sync_failed", error=str(exc))
     except Exception as exc:  # noqa: BLE001 - a bug of the follow-up never fails the sync it follows

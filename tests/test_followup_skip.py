@@ -184,6 +184,9 @@ def test_every_write_to_a_demarches_mirror_or_journal_bumps_its_generation_and_a
     assert _changes(db, atomic(store.save_dossiers, DEMARCHE, [touched])) > 0  # updated
     trash = load("pending_deleted_dossiers_page")["demarche"]["pendingDeletedDossiers"]["nodes"]
     assert _changes(db, atomic(store.save_pending_deleted, DEMARCHE, trash)) > 0  # flagged
+    assert _changes(db, atomic(store.save_pending_deleted, DEMARCHE, trash)) == 0  # the same trash listed again
+    moved = [{**trash[0], "reason": "expired"}]
+    assert _changes(db, atomic(store.save_pending_deleted, DEMARCHE, moved)) > 0  # a trash row that changed
     assert _changes(db, lambda: store.clear_pending(db, [1003])) > 0  # unflagged
     assert _changes(db, lambda: store.quarantine(db, DEMARCHE, 1001, "bad", "{}")) > 0
     assert _changes(db, lambda: store.clear_quarantine(db, 1001)) > 0
