@@ -176,7 +176,12 @@ def test_every_write_to_a_demarches_mirror_or_journal_bumps_its_generation_and_a
                 fn(db, *args)
         return go
 
-    assert _changes(db, atomic(store.save_demarche, load("demarche_descriptor")["demarche"])) > 0
+    descriptor = load("demarche_descriptor")["demarche"]
+    assert _changes(db, atomic(store.save_demarche, descriptor)) > 0
+    assert _changes(db, atomic(store.save_demarche, descriptor)) == 0  # read again as it was (daily, --full)
+    fewer = {**descriptor, "groupeInstructeurs": descriptor["groupeInstructeurs"][:-1]}
+    assert _changes(db, atomic(store.save_demarche, fewer)) > 0  # a groupe (its instructeurs) went
+    assert _changes(db, atomic(store.save_demarche, descriptor)) > 0
     assert _changes(db, atomic(store.save_dossiers, DEMARCHE, page_nodes())) > 0  # new
     assert _changes(db, atomic(store.save_dossiers, DEMARCHE, page_nodes())) == 0  # the same page again
     touched = node(1001)

@@ -635,20 +635,24 @@ SKIP_TABLES: tuple[Table, ...] = (
     ),
 )
 
-# (table, the column naming the démarche): every write to them bumps that démarche's generation.
-GENERATION_SOURCES: tuple[tuple[str, str], ...] = (
-    ("dossiers", "demarche_number"),  # new, updated (raw JSON: champs, annotations, messages, files), flags, purged
-    ("pending_deletions", "demarche_number"),
-    ("quarantine", "demarche_number"),
-    ("tombstones", "demarche_number"),
-    ("demarches", "number"),  # the descriptor (champ descriptors, groupes, instructeurs: same transaction)
-    ("actions", "demarche_number"),  # the journal: intents, transitions, the operator's retry and cancel
+# (table, the column naming the démarche, the condition on an UPDATE or None): every write to them bumps
+# that démarche's generation (a row written again as it was too: when in doubt, the follow-up plans).
+GENERATION_SOURCES: tuple[tuple[str, str, str | None], ...] = (
+    ("dossiers", "demarche_number", None),  # new, updated (raw: champs, annotations, messages, files), flags, purged
+    ("pending_deletions", "demarche_number", None),
+    ("quarantine", "demarche_number", None),
+    ("tombstones", "demarche_number", None),
+    # the descriptor: its champ descriptors, groupes, instructeurs and labels are written from the same JSON
+    # (``raw``) in the same transaction; saved again unchanged (daily, ``--full``) it changes nothing
+    ("demarches", "number", "OLD.raw IS NOT NEW.raw OR OLD.number IS NOT NEW.number"),
+    ("actions", "demarche_number", None),  # the journal: intents, transitions, the operator's retry and cancel
 )
 
 
-def _generation_trigger(table: str, column: str, event: str) -> str:
+def _generation_trigger(table: str, column: str, event: str, when: str | None) -> str:
     row = "OLD" if event == "DELETE" else "NEW"
-    return (f"CREATE TRIGGER generation_{table}_{event.lower()} AFTER {event} ON {table} BEGIN "
+    condition = f"WHEN {when} " if when and event == "UPDATE" else ""
+    return (f"CREATE TRIGGER generation_{table}_{event.lower()} AFTER {event} ON {table} {condition}BEGIN "
             f"INSERT INTO mirror_generations (demarche_number, generation) VALUES ({row}.{column}, 1) "
             "ON CONFLICT (demarche_number) DO UPDATE SET generation = generation + 1; END")
 
@@ -656,8 +660,8 @@ def _generation_trigger(table: str, column: str, event: str) -> str:
 # name -> CREATE TRIGGER. Created by migration 0009 and re-created on every open when missing or different
 # (a migration that rebuilds one of these tables drops its triggers).
 GENERATION_TRIGGERS: dict[str, str] = {
-    f"generation_{table}_{event.lower()}": _generation_trigger(table, column, event)
-    for table, column in GENERATION_SOURCES for event in ("INSERT", "UPDATE", "DELETE")
+    f"generation_{table}_{event.lower()}": _generation_trigger(table, column, event, when)
+    for table, column, when in GENERATION_SOURCES for event in ("INSERT", "UPDATE", "DELETE")
 }
 
 # Every table after migration 1, in the order of the README's table of tables.
