@@ -193,7 +193,7 @@ async def _after_sync(config: Config, ds: DsClient, hooks: SyncHooks,
     try:
         report = await _followup(config, ds, hooks, act=enabled, demarches=demarches,
                                  settle=timedelta(seconds=60), after_sync=True)
-        log.info("followup.after_sync_finished", seconds=round(time.perf_counter() - started, 3),
+        log.debug("followup.after_sync_finished", seconds=round(time.perf_counter() - started, 3),
                  planned=[p.demarche for p in report.plans], skipped=report.skipped, summary=report.summary())
         return report
     except ConnectorError as exc:

@@ -7,8 +7,8 @@ the démarche only when **all** of these hold (:func:`why_plan` returns None), a
 1. its mirror generation is the one the planning read before it started (``mirror_generations``:
    bumped by triggers, in the writing transaction, on every write to the démarche's dossiers (new,
    updated, purged, trash and quarantine flags), its trash, quarantine and tombstone lists, its
-   descriptor and its actions journal; the follow-up's own re-reads and sends included, so the run
-   after one that acted plans again);
+   descriptor (when its JSON changed) and its actions journal; the follow-up's own re-reads and sends
+   included, so the run after one that acted plans again);
 2. DS's clock is at or after the planning's (a clock that went back plans) and before ``until``: the
    first instant at which time alone changes a status, a next step, a due reminder or a due closure
    of one of its dossiers (``conventions.next_change``), :data:`NEVER` when none does, unknown (None)
