@@ -28,7 +28,8 @@ mirror of the first policy).
 
 Per run it prints wall seconds, the sync process's own CPU seconds (user + sys) and peak RSS (from
 ``os.wait4``), the simulator's CPU seconds meanwhile (``/proc/<pid>/stat``: the other process),
-requests per démarche (the ``api.request`` debug lines), the database size and the files fetched;
+requests per démarche (the ``api.request`` debug lines), the database size and the files fetched,
+the after-sync follow-up's seconds and the deadline démarches it planned or skipped as unchanged;
 then the targets of issues 4 §7 and 10 §7, each met or not. Nothing is asserted: timings depend on
 the machine and its load. The client-side budget lets 400 requests start in any 60 s, so it bounds
 wall time only past 400 requests (60 s per 400 after the first 400).
@@ -113,6 +114,9 @@ class Run:
     db_bytes: int = 0
     lists: dict[int, Counter[str]] = field(default_factory=dict)  # démarche -> deleted / pending rows after it
     writer_cpu: float | None = None  # CPU of the SQLite writer's thread (sync.finished), None before it existed
+    followup: float | None = None  # seconds of the after-sync follow-up (followup.after_sync_finished)
+    followup_skipped: list[int] = field(default_factory=list)  # deadline démarches it did not plan
+    followup_planned: list[int] = field(default_factory=list)
 
 
 def start_simulator(dossiers: int, seed: int, latency: float = 0.0, extras: tuple[str, ...] = (),
@@ -193,6 +197,9 @@ def run_sync(label: str, config: Path, sim: Simulator, *args: str) -> Run:
             run.received[event.get("demarche", 0)] = event.get("dossiers", 0)
         elif event.get("event") == "sync.finished" and "writer_cpu_seconds" in event:
             run.writer_cpu = event["writer_cpu_seconds"]
+        elif event.get("event") == "followup.after_sync_finished":
+            run.followup = event.get("seconds")
+            run.followup_skipped, run.followup_planned = event.get("skipped", []), event.get("planned", [])
     with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
         db.row_factory = sqlite3.Row
         run.row = dict(db.execute("SELECT * FROM sync_runs ORDER BY id DESC LIMIT 1").fetchone())
@@ -316,6 +323,11 @@ def report(args: argparse.Namespace, sim: Simulator, runs: list[Run], attachment
     print("  CPU s: the sync process's user+sys (os.wait4); doss/s: dossiers received / CPU s; sim CPU: the "
           "simulator's CPU meanwhile;\n  floor s: the budget's floor on wall time (400 requests in any 60 s); "
           "files: downloaded by that run (DB MB includes -wal)")
+    for run in runs:
+        if run.followup is not None:
+            print(f"  {run.label}: after-sync follow-up {run.followup:.3f} s, deadline démarches planned "
+                  f"{run.followup_planned or 'none'}, skipped (nothing could have changed) "
+                  f"{run.followup_skipped or 'none'}")
     for run in runs:
         print(f"  {run.label}: exit {run.exit_code}, {run.row['status']}, load {run.load}, operations "
               + ", ".join(f"{op} {n}" for op, n in sorted(run.operations.items()))

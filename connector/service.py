@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sys
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TextIO
@@ -184,11 +185,17 @@ async def _after_sync(config: Config, ds: DsClient, hooks: SyncHooks,
                       demarches: list[int] | None) -> followup.RunReport | None:
     """The follow-up after a sync, on the démarches it synced (``demarches``; None: every configured
     one; a renewal pair when it names one of them): the actions when the config enables some, else the
-    statuses and the renewals' table at DS's clock (nothing written to DS)."""
+    statuses and the renewals' table at DS's clock (nothing written to DS). A deadline démarche where
+    nothing can have changed since its last completed planning is skipped (``connector.followup.skip``)."""
     enabled = (any(d.deadline.reminders or d.deadline.classer_sans_suite for d in config.demarches)
                or renewal_reminders.reminders_on(config))
+    started = time.perf_counter()
     try:
-        return await _followup(config, ds, hooks, act=enabled, demarches=demarches, settle=timedelta(seconds=60))
+        report = await _followup(config, ds, hooks, act=enabled, demarches=demarches,
+                                 settle=timedelta(seconds=60), after_sync=True)
+        log.debug("followup.after_sync_finished", seconds=round(time.perf_counter() - started, 3),
+                 planned=[p.demarche for p in report.plans], skipped=report.skipped, summary=report.summary())
+        return report
     except ConnectorError as exc:
         log.warning("followup.after_sync_failed", error=str(exc))
     except Exception as exc:  # noqa: BLE001 - a bug of the follow-up never fails the sync it follows
@@ -197,20 +204,23 @@ async def _after_sync(config: Config, ds: DsClient, hooks: SyncHooks,
 
 
 async def _followup(config: Config, ds: DsClient, hooks: SyncHooks, *, act: bool, demarches: list[int] | None,
-                    settle: timedelta) -> followup.RunReport:
+                    settle: timedelta, after_sync: bool = False) -> followup.RunReport:
     """The deadline follow-up, then the renewal's (its table refreshed at DS's clock, its reminders
     when ``act`` and enabled); ``report.renewals`` holds the renewal plans. Each transaction is
-    committed before the next request (``followup.Runner``)."""
+    committed before the next request (``followup.Runner``). ``after_sync``: the deadline démarches
+    where nothing can have changed since their last completed planning are skipped
+    (``connector.followup.skip``; ``report.skipped``); ``actions run`` plans them all."""
     db = open_db(config.database.path)  # synchronous=FULL: the journal's commits are on disk
     try:
         if act:
             report = await followup.run(config, ds, db, demarches=demarches, settle=settle,
-                                        hook=hooks.dossiers_changed)
+                                        hook=hooks.dossiers_changed, after_sync=after_sync)
         else:
             targets = followup.deadline_demarches(db, config)
             if not targets and not renewal_pairs(config):
                 return followup.RunReport()
-            report = await followup.plan_only(config, ds, db, demarches=demarches, targets=targets)
+            report = await followup.plan_only(config, ds, db, demarches=demarches, targets=targets,
+                                              after_sync=after_sync)
         if not report.stopped:
             runner = followup.Runner(db, ds, config, report, settle, hooks.dossiers_changed)
             report.renewals = await renewal_reminders.run(config, runner, act=act, demarches=demarches)

@@ -23,7 +23,8 @@ from connector.store.migrations import MIGRATIONS
 
 DATA = Path(__file__).parent / "data"
 APPLIED_NAMES = ("0001_initial", "0002_forms", "0003_followup", "run_reports", "0004_cross_fingerprint",
-                 "0005_champ_rows", "0006_file_failures", "0007_renewal", "0008_ds_clock")
+                 "0005_champ_rows", "0006_file_failures", "0007_renewal", "0008_ds_clock",
+                 "0009_followup_plans")
 
 
 def shape(path: Path) -> dict[str, object]:

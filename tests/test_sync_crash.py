@@ -81,6 +81,9 @@ IGNORED = {
     "anomalies": {"*"},
     # The deadlines layer's row date (its statuses and proofs are compared).
     "conventions": {"updated_at"},
+    # The follow-up's skip bookkeeping: counts of writes and plannings, which a history of kills changes.
+    "mirror_generations": {"*"},
+    "followup_plans": {"*"},
 }
 OPEN_ANOMALIES = ("SELECT demarche_number, dossier_number, code, severity, champ, key, message FROM anomalies "
                   "WHERE resolved_at IS NULL ORDER BY dossier_number, code, key")

@@ -48,6 +48,8 @@ CLOCKS = {
     "tombstones": {"recorded_at"},
     "pending_deletions": {"recorded_at"},
     "quarantine": {"first_seen_at", "last_seen_at"},
+    # how many writes (retries, quarantines included) the mirror took: its history, not DS's data
+    "mirror_generations": {"generation"},
 }
 DOSSIER_TABLES = {"dossiers": "number", "champs": "dossier_number", "annotations": "dossier_number",
                   "messages": "dossier_number", "files": "dossier_number", "dossier_labels": "dossier_number"}

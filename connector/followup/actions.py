@@ -16,6 +16,10 @@ only from ``en_instruction``), (4) ``dossierClasserSansSuite`` with its motivati
 Nothing is written to DS unless ``[demarches.deadline] reminders`` / ``classer_sans_suite`` is on;
 actions wait for the sending window (``weekdays``, ``hours``) and the closure for ``grace_days``.
 
+After a sync (``after_sync``), a démarche where nothing can have changed since its last completed
+planning is skipped (``followup.demarche_skipped``): the rule is in ``connector.followup.skip``.
+``actions run`` and ``actions plan`` plan every selected démarche.
+
 TEST HOOK (documented, for the crash tests only): ``DS_CONNECTOR_TEST_CRASH=<point>[:<n>]`` makes the
 process SIGKILL itself the n-th time (default 1) it reaches ``<point>``: ``planned`` (intents
 committed), ``sending`` (claim committed, request not sent), ``answered`` (DS answered, result not
@@ -36,7 +40,7 @@ from connector import templates
 from connector.config import Config, DeadlineConfig, DemarcheConfig, superseded_by
 from connector.ds.client import DsClient
 from connector.errors import ApiError, AuthError, ConnectorError, MutationNotSent, MutationOutcomeUnknown
-from connector.followup import conventions, deadlines, journal, reconcile
+from connector.followup import conventions, deadlines, journal, reconcile, skip
 from connector.followup.conventions import Status
 from connector.followup.profile import FollowupProfile, resolve
 from connector.logs import get_logger
@@ -93,6 +97,8 @@ class DemarchePlan:
     intents: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     problem: str | None = None
+    # the first instant at which time alone changes a status or a decision (``conventions.next_change``)
+    until: datetime | None = skip.NEVER
 
 
 @dataclass
@@ -108,10 +114,12 @@ class RunReport:
     ds_now: datetime | None = None
     stopped: str | None = None
     renewals: list[Any] = field(default_factory=list)  # renewal_reminders.RenewalPlan, per campaign pair
+    skipped: list[int] = field(default_factory=list)  # démarches not planned: nothing could have changed
 
     def summary(self) -> str:
         return (f"actions: {self.planned} planned, {self.sent} sent, {self.failed} failed, {self.unknown} unknown, "
                 f"{self.cancelled} cancelled, {self.reconciled} read back, {self.waiting} waiting"
+                + (f", {len(self.skipped)} démarche(s) unchanged (not planned)" if self.skipped else "")
                 + (f"; stopped: {self.stopped}" if self.stopped else ""))
 
 
@@ -150,6 +158,9 @@ def plan_demarche(db: sqlite_utils.Database, dcfg: DemarcheConfig, profile: Foll
     with db.atomic():  # only the due dossiers' facts are kept, not the démarche's
         for facts, st in conventions.refreshed(db, settings, dcfg.number, profile, now):
             plan.statuses[st.status] = plan.statuses.get(st.status, 0) + 1
+            change = conventions.next_change(st, settings, now)
+            if change is not None and plan.until is not None and change < plan.until:
+                plan.until = change
             reminder = conventions.due_reminder(st, settings, now) if settings.reminders else None
             closing = settings.classer_sans_suite and conventions.closure_due(st, settings, now)
             if reminder is not None or closing:
@@ -298,9 +309,45 @@ class Runner:
             self.quarantined.discard(number)
         return node
 
+    def current(self, dcfg: DemarcheConfig, profile: FollowupProfile, now: datetime, *, act: bool) -> skip.Current:
+        """What ``skip.why_plan`` compares with the démarche's last planning, as it is now."""
+        return skip.Current(store.mirror_generation(self.db, dcfg.number), now,
+                            skip.digest(dcfg, profile, self.config.ds.instructeur_email, act), skip.code_version(),
+                            store.open_actions(self.db, dcfg.number))
+
+    async def unchanged(self, dcfg: DemarcheConfig, profile: FollowupProfile, *, act: bool) -> bool:
+        """True (logged ``followup.demarche_skipped``, counted in ``report.skipped``) when nothing can
+        have changed on this démarche since its last completed planning (``connector.followup.skip``)."""
+        now = await self.clock(dcfg.number)
+        self.report.ds_now = now
+        mark = skip.Mark.from_row(store.followup_plan(self.db, dcfg.number))
+        why = skip.why_plan(mark, self.current(dcfg, profile, now, act=act))
+        if why is not None:
+            log.debug("followup.demarche_planned", demarche=dcfg.number, why=why)
+            return False
+        assert mark is not None
+        self.report.skipped.append(dcfg.number)
+        log.info("followup.demarche_skipped", demarche=dcfg.number, until=skip.until_text(mark.until))
+        return True
+
+    def begin_planning(self, dcfg: DemarcheConfig, profile: FollowupProfile, now: datetime, *,
+                       act: bool) -> skip.Current:
+        """A planning of the démarche starts: its last mark is forgotten (a planning that does not
+        complete leaves none: the next one plans), and what holds now is kept for :meth:`completed`
+        (the generation read BEFORE the planning's own re-reads and journal writes, so that the run
+        after one that changed anything plans again)."""
+        store.forget_followup_plan(self.db, dcfg.number)
+        return self.current(dcfg, profile, now, act=act)
+
+    def completed(self, dcfg: DemarcheConfig, before: skip.Current, plan: DemarchePlan) -> None:
+        """Record the completed planning (``followup_plans``) that ``unchanged`` compares with."""
+        mark = skip.Mark(before.generation, before.clock, plan.until, before.digest, before.version)
+        store.save_followup_plan(self.db, dcfg.number, **mark.row())
+
     async def run_demarche(self, dcfg: DemarcheConfig, profile: FollowupProfile) -> None:
         now = await self.clock(dcfg.number)
         self.report.ds_now = now
+        before = self.begin_planning(dcfg, profile, now, act=True)
         with self.db.atomic():
             self.report.cancelled += store.cancel_orphans(self.db)
         await self.reconcile(dcfg, profile)
@@ -316,6 +363,7 @@ class Runner:
             by_dossier.setdefault(a.dossier_number, []).append(a)
         for number, todo in by_dossier.items():
             await self.run_dossier(dcfg, profile, number, sorted(todo, key=lambda a: (a.step, a.id)))
+        self.completed(dcfg, before, plan)
 
     async def reconcile(self, dcfg: DemarcheConfig, profile: FollowupProfile) -> None:
         """Read back every sending/unknown action of this démarche old enough to have settled."""
@@ -491,13 +539,18 @@ def classify(a: store.Action, data: dict[str, Any] | None, errors: list[dict[str
 
 
 async def run(config: Config, client: DsClient, db: sqlite_utils.Database, *, demarches: list[int] | None = None,
-              settle: timedelta = timedelta(seconds=60), hook: Hook | None = None) -> RunReport:
+              settle: timedelta = timedelta(seconds=60), hook: Hook | None = None,
+              after_sync: bool = False) -> RunReport:
     """``actions run`` (and the daemon after each sync): every deadline démarche, in config order.
-    ``hook``: the sync's ``dossiers_changed`` (see ``Runner``)."""
+    ``hook``: the sync's ``dossiers_changed`` (see ``Runner``). ``after_sync``: a démarche where
+    nothing can have changed since its last completed planning is skipped (``connector.followup.skip``);
+    ``actions run`` plans them all."""
     report = RunReport()
     runner = Runner(db, client, config, report, settle, hook)
     for dcfg, profile in deadline_demarches(db, config):
         if demarches and dcfg.number not in demarches:
+            continue
+        if after_sync and await runner.unchanged(dcfg, profile, act=True):
             continue
         try:
             await runner.run_demarche(dcfg, profile)
@@ -509,19 +562,27 @@ async def run(config: Config, client: DsClient, db: sqlite_utils.Database, *, de
 
 async def plan_only(config: Config, client: DsClient, db: sqlite_utils.Database, *,
                     demarches: list[int] | None = None,
-                    targets: list[tuple[DemarcheConfig, FollowupProfile]] | None = None) -> RunReport:
+                    targets: list[tuple[DemarcheConfig, FollowupProfile]] | None = None,
+                    after_sync: bool = False) -> RunReport:
     """``actions plan``: what run would do now, and why; the journal and DS are not touched (the
     convention statuses are refreshed at DS's clock, see ``Runner.clock``). ``targets``: the
-    ``deadline_demarches`` the caller already resolved (default: resolved here)."""
+    ``deadline_demarches`` the caller already resolved (default: resolved here). ``after_sync`` (the
+    statuses after a sync when no action is enabled): a démarche where nothing can have changed is
+    skipped, and each planning is recorded for the next (``connector.followup.skip``)."""
     report = RunReport()
     runner = Runner(db, client, config, report, timedelta())
     for dcfg, profile in deadline_demarches(db, config) if targets is None else targets:
         if demarches and dcfg.number not in demarches:
             continue
+        if after_sync and await runner.unchanged(dcfg, profile, act=False):
+            continue
         now = await runner.clock(dcfg.number)
         report.ds_now = now
+        before = runner.begin_planning(dcfg, profile, now, act=False) if after_sync else None
         plan = plan_demarche(db, dcfg, profile, now, config.ds.instructeur_email)
         report.plans.append(plan)
+        if before is not None:
+            runner.completed(dcfg, before, plan)
     return report
 
 

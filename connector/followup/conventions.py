@@ -169,6 +169,30 @@ def closure_due(status: Status, settings: DeadlineConfig, now: datetime) -> bool
             and now >= deadlines.closure_at(status.deadline, settings.grace_days))
 
 
+def next_change(status: Status, settings: DeadlineConfig, now: datetime) -> datetime | None:
+    """The first instant after ``now`` at which time alone (the mirror and the journal unchanged) changes
+    what this module and the planner say of this dossier: its status (``evaluate``: awaiting → overdue
+    when the deadline day ends), ``next_step``, ``due_reminder`` (a reminder step's time comes, the
+    deadline passes) or ``closure_due`` (the grace days end); None when nothing changes with time alone.
+
+    Only ``awaiting`` and ``overdue`` read the clock: a received, to_review, to_confirm or
+    not_applicable status, its next step and the planner's decisions read the mirror and the journal
+    alone. Every instant of a step is listed whether or not the config turns it on (a change of the
+    config is seen by other means: the after-sync follow-up's config digest)."""
+    day = status.deadline
+    if day is None:
+        return None
+    if status.status == "awaiting":
+        instants = [deadlines.reminder_at(day, n) for n in settings.reminder_days]
+        instants += [deadlines.closure_at(day), deadlines.closure_at(day, settings.grace_days)]
+    elif status.status == "overdue":
+        instants = [deadlines.closure_at(day, settings.grace_days)]
+    else:
+        return None
+    future = [at for at in instants if at > now]
+    return min(future) if future else None
+
+
 def next_step(status: Status, dossier: dict[str, Any], settings: DeadlineConfig, now: datetime,
               keys: dict[str, str]) -> tuple[str | None, str | None]:
     """(next action, when) for the status row: what the connector will do next, and from when."""

@@ -50,12 +50,16 @@ def save_pending_deleted(db: sqlite_utils.Database, demarche_number: int, nodes:
         number = int(node["number"])
         if db.conn.execute("SELECT 1 FROM tombstones WHERE number = ?", [number]).fetchone():
             continue  # already purged: the trash listing lags behind
-        # recorded_at is the first sighting: re-reading the trash must not rewrite it.
+        # recorded_at is the first sighting: re-reading the trash must not rewrite it. A row DS lists
+        # again as it was is not written at all (no write, no bump of the démarche's mirror generation).
         db.conn.execute(
             "INSERT INTO pending_deletions (number, demarche_number, state, reason, date_suppression, "
             "recorded_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (number) DO UPDATE SET "
             "demarche_number = excluded.demarche_number, state = excluded.state, "
-            "reason = excluded.reason, date_suppression = excluded.date_suppression",
+            "reason = excluded.reason, date_suppression = excluded.date_suppression "
+            "WHERE pending_deletions.demarche_number IS NOT excluded.demarche_number "
+            "OR pending_deletions.state IS NOT excluded.state OR pending_deletions.reason IS NOT excluded.reason "
+            "OR pending_deletions.date_suppression IS NOT excluded.date_suppression",
             [number, demarche_number, node.get("state"), node.get("reason"), node.get("dateSupression"), now],
         )
         flagged += db.conn.execute(

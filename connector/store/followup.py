@@ -5,6 +5,10 @@ declared in ``store/shape.py`` (``FOLLOWUP_TABLES``: migrations ``0003_followup`
 - ``conventions``: one row per dossier of a démarche with the convention deadline, derived from the
   mirror (rewritten in the sync page's transaction and after each sync); it goes with its dossier
   (``ON DELETE CASCADE``).
+- ``followup_plans``: per deadline démarche, its last completed planning (what the after-sync
+  follow-up compares to skip it); ``mirror_generations``: per démarche, the counter the triggers of
+  ``shape.GENERATION_TRIGGERS`` bump in the transaction of every write to its mirror and journal
+  (migration ``0009_followup_plans``).
 - ``actions``: the side-effect journal (docs/operations.md §5). One row per intended write on DS, unique by
   ``dedup_key``; its state moves ``planned → sending → sent | failed | unknown`` (and ``cancelled``).
   **No foreign key to ``dossiers``**: it is the audit trail of what the connector did on DS, and must
@@ -370,3 +374,49 @@ def descriptor_type(db: sqlite_utils.Database, demarche_number: int, descriptor_
     row = db.conn.execute("SELECT type FROM champ_descriptors WHERE demarche_number = ? AND id = ?",
                           [demarche_number, descriptor_id]).fetchone()
     return row[0] if row else None
+
+
+# --- what the after-sync follow-up compares to pass over a démarche (``followup_plans``) --------------
+
+OPEN_STATES = ("planned", "sending", "unknown")  # not final: a run still has something to do with them
+
+
+def mirror_generation(db: sqlite_utils.Database, demarche_number: int) -> int:
+    """The démarche's mirror generation: bumped by every write to its dossiers, trash, quarantine,
+    tombstones, descriptor and journal (the triggers, in the writing transaction); 0 before any."""
+    row = db.conn.execute("SELECT generation FROM mirror_generations WHERE demarche_number = ?",
+                          [demarche_number]).fetchone()
+    return row[0] if row else 0
+
+
+def open_actions(db: sqlite_utils.Database, demarche_number: int) -> int:
+    """The démarche's journal rows that are not final (planned, sending, unknown), every kind."""
+    return db.conn.execute(
+        f"SELECT count(*) FROM actions WHERE state IN ({', '.join('?' * len(OPEN_STATES))}) "
+        "AND demarche_number = ?", [*OPEN_STATES, demarche_number]).fetchone()[0]
+
+
+def followup_plan(db: sqlite_utils.Database, demarche_number: int) -> dict[str, Any] | None:
+    """The démarche's last completed planning (a ``followup_plans`` row), or None."""
+    rows = _rows(db, "SELECT * FROM followup_plans WHERE demarche_number = ?", [demarche_number])
+    return rows[0] if rows else None
+
+
+def save_followup_plan(db: sqlite_utils.Database, demarche_number: int, *, generation: int, planned_at: str,
+                       until: str | None, config_digest: str, code_version: str) -> None:
+    """Record a completed planning of the démarche (its own transaction, or the caller's)."""
+    with db.atomic():
+        db.conn.execute(
+            "INSERT INTO followup_plans (demarche_number, generation, planned_at, until, config_digest, "
+            "code_version, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (demarche_number) DO UPDATE SET "
+            "generation = excluded.generation, planned_at = excluded.planned_at, until = excluded.until, "
+            "config_digest = excluded.config_digest, code_version = excluded.code_version, "
+            "recorded_at = excluded.recorded_at",
+            [demarche_number, generation, planned_at, until, config_digest, code_version, now_utc()])
+
+
+def forget_followup_plan(db: sqlite_utils.Database, demarche_number: int) -> None:
+    """A planning of the démarche starts: until it completes, the next one plans (inside the caller's
+    transaction or its own)."""
+    with db.atomic():
+        db.conn.execute("DELETE FROM followup_plans WHERE demarche_number = ?", [demarche_number])

@@ -2,8 +2,8 @@
 
 A migration's name is recorded in the database (``_sqlite_migrations``) once it is applied: names never
 change, and an applied migration is never edited in meaning (a new change is a new migration at the end).
-Each one runs inside sqlite-utils' transaction for it. After them, every open re-applies the indexes and
-views of the shape (``ensure_indexes_and_views``). This module imports only the shape: ``store/db.py``
+Each one runs inside sqlite-utils' transaction for it. After them, every open re-applies the indexes,
+views and triggers of the shape (``ensure_indexes_and_views``). This module imports only the shape: ``store/db.py``
 opens the database and calls it.
 """
 
@@ -24,9 +24,11 @@ from connector.store.shape import (
     FOLLOWUP_INDEXES,
     FOLLOWUP_VIEWS,
     FORMS_TABLES,
+    GENERATION_TRIGGERS,
     RENEWAL_DDL,
     RENEWAL_INDEX,
     RUN_REPORTS,
+    SKIP_TABLES,
     TABLES,
     champ_table_rebuild_sql,
 )
@@ -111,6 +113,18 @@ def _ds_clock(db: sqlite_utils.Database) -> None:
     db.execute(f"ALTER TABLE sync_runs ADD COLUMN {DS_CLOCK_COLUMN}")
 
 
+@MIGRATIONS(name="0009_followup_plans")
+def _followup_plans(db: sqlite_utils.Database) -> None:
+    """Issue 18: each démarche's mirror generation (bumped by the triggers ``GENERATION_TRIGGERS`` in
+    the transaction of every write to its dossiers, trash, quarantine, tombstones, descriptor and
+    journal) and its last completed follow-up planning, so that the follow-up after a sync passes over
+    a démarche where nothing can have changed."""
+    for table in SKIP_TABLES:
+        db.execute(table.ddl)
+    for sql in GENERATION_TRIGGERS.values():
+        db.execute(sql)
+
+
 def _ensure_followup_shape(db: sqlite_utils.Database) -> None:
     """The follow-up's indexes and browsing view (idempotent; the view re-created when its definition
     changed)."""
@@ -125,12 +139,13 @@ def _ensure_followup_shape(db: sqlite_utils.Database) -> None:
 
 
 def ensure_indexes_and_views(db: sqlite_utils.Database) -> None:
-    """Every index and view of the shape, on every open (idempotent; a view re-created when its stored
-    definition differs)."""
+    """Every index, view and trigger of the shape, on every open (idempotent; a view or trigger
+    re-created when its stored definition differs or it is missing)."""
     stored = {
         name: sql
         for name, sql in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'").fetchall()
     }
+    triggers = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall())
     with db.atomic():
         for name, columns in ENSURED_INDEXES.items():
             db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {columns}")
@@ -138,4 +153,8 @@ def ensure_indexes_and_views(db: sqlite_utils.Database) -> None:
             create = f"CREATE VIEW {name} AS {select}"
             if stored.get(name) != create:
                 db.execute(f"DROP VIEW IF EXISTS {name}")
+                db.execute(create)
+        for name, create in GENERATION_TRIGGERS.items():
+            if triggers.get(name) != create:
+                db.execute(f"DROP TRIGGER IF EXISTS {name}")
                 db.execute(create)

@@ -3,9 +3,10 @@
 Each table is created by one named migration (``store/migrations.py``, which imports this module and
 nothing else of the connector but the SQL helpers): ``TABLES`` by ``0001_initial``, ``RUN_REPORTS`` by
 ``run_reports``, ``FORMS_TABLES`` by ``0002_forms``, ``FOLLOWUP_TABLES`` by ``0003_followup``,
-``RENEWAL_TABLES`` by ``0007_renewal``; a later change to a table is a new migration, never an edit of an
-applied one. The indexes (``ENSURED_INDEXES``) and views (``ENSURED_VIEWS``) are re-applied on every open,
-idempotently. ``describe_tables()`` feeds the README's table of tables.
+``RENEWAL_TABLES`` by ``0007_renewal``, ``SKIP_TABLES`` and ``GENERATION_TRIGGERS`` by
+``0009_followup_plans``; a later change to a table is a new migration, never an edit of an
+applied one. The indexes (``ENSURED_INDEXES``), views (``ENSURED_VIEWS``) and triggers
+(``GENERATION_TRIGGERS``) are re-applied on every open, idempotently. ``describe_tables()`` feeds the README's table of tables.
 
 Conventions: DS dates are stored as DS sends them (ISO 8601 with the Paris offset, to the second);
 the connector's own timestamps (``*_at`` columns it sets: ``synced_at``, ``recorded_at``...) are UTC.
@@ -595,8 +596,76 @@ RENEWAL_TABLES: tuple[Table, ...] = (
 )
 RENEWAL_INDEX = "CREATE INDEX idx_renouvellements_statut ON renouvellements(demarche_number, statut)"
 
+# --- 0009_followup_plans: what lets the after-sync follow-up pass over a démarche where nothing changed --
+
+MIRROR_GENERATIONS_DDL = """
+    CREATE TABLE mirror_generations (
+        demarche_number INTEGER PRIMARY KEY,
+        generation INTEGER NOT NULL DEFAULT 0
+    )"""
+
+# DS's clock (``planned_at``, ``until``) in UTC, ISO 8601; ``until`` NULL: unknown, the démarche is always
+# planned; "9999-12-31T23:59:59+00:00": nothing changes with time alone.
+FOLLOWUP_PLANS_DDL = """
+    CREATE TABLE followup_plans (
+        demarche_number INTEGER PRIMARY KEY,
+        generation INTEGER NOT NULL,
+        planned_at TEXT NOT NULL,
+        until TEXT,
+        config_digest TEXT NOT NULL,
+        code_version TEXT NOT NULL,
+        recorded_at TEXT NOT NULL
+    )"""
+
+SKIP_TABLES: tuple[Table, ...] = (
+    Table(
+        "mirror_generations",
+        "per démarche, a counter bumped (by triggers, in the writing transaction) by every write to its "
+        "dossiers, trash, quarantine, tombstones, descriptor and actions journal",
+        "demarche_number",
+        MIRROR_GENERATIONS_DDL,
+    ),
+    Table(
+        "followup_plans",
+        "per démarche with the convention deadline, its last completed follow-up planning: the mirror "
+        "generation it read, DS's clock then, until when nothing can change with time alone, the "
+        "config's digest and the code version (the after-sync follow-up skips a démarche where all hold)",
+        "demarche_number",
+        FOLLOWUP_PLANS_DDL,
+    ),
+)
+
+# (table, the column naming the démarche, the condition on an UPDATE or None): every write to them bumps
+# that démarche's generation (a row written again as it was too: when in doubt, the follow-up plans).
+GENERATION_SOURCES: tuple[tuple[str, str, str | None], ...] = (
+    ("dossiers", "demarche_number", None),  # new, updated (raw: champs, annotations, messages, files), flags, purged
+    ("pending_deletions", "demarche_number", None),
+    ("quarantine", "demarche_number", None),
+    ("tombstones", "demarche_number", None),
+    # the descriptor: its champ descriptors, groupes, instructeurs and labels are written from the same JSON
+    # (``raw``) in the same transaction; saved again unchanged (daily, ``--full``) it changes nothing
+    ("demarches", "number", "OLD.raw IS NOT NEW.raw OR OLD.number IS NOT NEW.number"),
+    ("actions", "demarche_number", None),  # the journal: intents, transitions, the operator's retry and cancel
+)
+
+
+def _generation_trigger(table: str, column: str, event: str, when: str | None) -> str:
+    row = "OLD" if event == "DELETE" else "NEW"
+    condition = f"WHEN {when} " if when and event == "UPDATE" else ""
+    return (f"CREATE TRIGGER generation_{table}_{event.lower()} AFTER {event} ON {table} {condition}BEGIN "
+            f"INSERT INTO mirror_generations (demarche_number, generation) VALUES ({row}.{column}, 1) "
+            "ON CONFLICT (demarche_number) DO UPDATE SET generation = generation + 1; END")
+
+
+# name -> CREATE TRIGGER. Created by migration 0009 and re-created on every open when missing or different
+# (a migration that rebuilds one of these tables drops its triggers).
+GENERATION_TRIGGERS: dict[str, str] = {
+    f"generation_{table}_{event.lower()}": _generation_trigger(table, column, event, when)
+    for table, column, when in GENERATION_SOURCES for event in ("INSERT", "UPDATE", "DELETE")
+}
+
 # Every table after migration 1, in the order of the README's table of tables.
-LATER_TABLES: tuple[Table, ...] = (RUN_REPORTS, *FORMS_TABLES, *FOLLOWUP_TABLES, *RENEWAL_TABLES)
+LATER_TABLES: tuple[Table, ...] = (RUN_REPORTS, *FORMS_TABLES, *FOLLOWUP_TABLES, *RENEWAL_TABLES, *SKIP_TABLES)
 
 
 # --- indexes and views, re-applied on every open ---------------------------------------------------------

@@ -159,7 +159,8 @@ def open_anomalies(db: sqlite_utils.Database) -> dict[int, dict[str, int]]:
 def conventions(db: sqlite_utils.Database, today: date, within_days: int = 15) -> dict[int, dict[str, int]]:
     """Per démarche: conventions ``awaiting`` and ``overdue`` as the follow-up last saved them (the
     statuses ``actions plan`` counts, from :func:`statuses_by_demarche`: a convention is in one of
-    them at most), and ``due_within_15_days``: of the awaiting ones, those whose deadline is within
+    them at most; a démarche the follow-up skipped after the last sync has rows exactly as a planning at
+    that sync's DS clock would have written, ``connector.followup.skip``), and ``due_within_15_days``: of the awaiting ones, those whose deadline is within
     ``within_days`` days of ``today`` (a part of ``awaiting``, not a third group)."""
     soon = (today + timedelta(days=within_days)).isoformat()
     due = dict(db.execute(
