@@ -30,7 +30,7 @@ from connector.store import status as q
 from connector.store.db import mirror_modes
 from connector.store.runs import last_ds_clock
 from connector.store.shape import ACTION_STATES, RENEWAL_STATUSES
-from connector.store.values import instant
+from connector.store.values import instant, paris_day
 
 STATUS_VERSION = 1
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
@@ -106,7 +106,7 @@ def gather(config: Config, now: datetime | None = None) -> dict[str, Any]:
     health = _Health()
     holder = read_holder(config.state_dir)
     expires = config.ds.token_expires_on
-    days_left = (expires - now.astimezone().date()).days if expires else None
+    days_left = (expires - paris_day(now)).days if expires else None
     out: dict[str, Any] = {
         "version": STATUS_VERSION,
         "generated_at": _iso(now),

@@ -31,6 +31,7 @@ from connector.logs import get_logger
 from connector.status import CONVENTION_SOON_DAYS, gather
 from connector.store import open_db_readonly
 from connector.store import web as q
+from connector.store.values import paris_day
 from connector.web import labels
 from connector.web.auth import (SESSION_SECONDS, AuthFiles, Signer, Throttle, check_login, new_session, read_secret,
                                  read_users)
@@ -312,7 +313,7 @@ async def campaign(request: web.Request) -> web.Response:
     entry = next((d for d in status["demarches"] if d["number"] == number), None)
     if entry is None:
         raise web.HTTPNotFound(text=f"Démarche {number} inconnue.")
-    today = datetime.now(timezone.utc).astimezone().date()
+    today = paris_day(datetime.now(timezone.utc))
 
     def read(db: Any) -> dict[str, Any]:
         return {
@@ -341,7 +342,7 @@ async def list_view(request: web.Request) -> web.Response:
     descending = query.get("dir") == "desc"
     search = query.get("q", "")[:200]
     page_no = _int(query.get("page"), 1) or 1
-    today = datetime.now(timezone.utc).astimezone().date()
+    today = paris_day(datetime.now(timezone.utc))
 
     def read(db: Any) -> Any:
         titles = q.demarches(db)
