@@ -26,7 +26,7 @@ from syncenv import run_once, simulator_config, start_sync_cli, sync, write_conf
 from connector.config import load_config
 from connector.ds import retry
 from connector.lock import LOCK_NAME
-from connector.status import CRITICAL, OK, UNKNOWN, WARNING, gather
+from connector.status import CRITICAL, OK, UNKNOWN, WARNING, ds_today, gather
 from connector.store import open_db
 
 TOP_KEYS = {"version", "generated_at", "config", "database", "daemon", "lock", "token", "interval_minutes",
@@ -334,3 +334,10 @@ def test_status_and_actions_plan_count_the_conventions_alike(make_simulator, tmp
     text = status_cli(config.path).stdout
     assert (f"conventions: {planned['awaiting']} awaiting (of which {conventions['due_within_15_days']} due "
             f"within 15 days), {planned['overdue']} overdue") in text
+
+
+def test_the_status_day_is_ds_clocks_paris_day_else_this_machines():
+    now = datetime(2026, 12, 4, 23, 30, tzinfo=timezone.utc)  # 00:30 on the 5th in Paris
+    assert ds_today("2026-10-14T22:30:00+00:00", now) == date(2026, 10, 15)
+    assert ds_today("2026-10-15T00:30:00+02:00", now) == date(2026, 10, 15)
+    assert ds_today(None, now) == date(2026, 12, 5)  # no run recorded DS's clock yet
