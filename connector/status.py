@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from connector.config import Config
 from connector.daemon.heartbeat import STALE_AFTER_SECONDS, read_heartbeat
@@ -30,7 +29,7 @@ from connector.store import status as q
 from connector.store.db import mirror_modes
 from connector.store.runs import last_ds_clock
 from connector.store.shape import ACTION_STATES, RENEWAL_STATUSES
-from connector.store.values import instant
+from connector.store.values import instant, paris_day
 
 STATUS_VERSION = 1
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
@@ -106,7 +105,7 @@ def gather(config: Config, now: datetime | None = None) -> dict[str, Any]:
     health = _Health()
     holder = read_holder(config.state_dir)
     expires = config.ds.token_expires_on
-    days_left = (expires - now.astimezone().date()).days if expires else None
+    days_left = (expires - paris_day(now)).days if expires else None
     out: dict[str, Any] = {
         "version": STATUS_VERSION,
         "generated_at": _iso(now),
@@ -159,9 +158,8 @@ def _read_database(db: Any, config: Config, now: datetime, out: dict[str, Any], 
         out["rate_limited_requests"] = q.rate_limited_total(db)
         anomalies = q.optional(db, present, "anomalies", q.open_anomalies)
         ds_clock = last_ds_clock(db)
-        # "overdue" is DS's word, at DS's clock as the latest run saw it (the machine's own date may differ)
-        ds_today = (instant(ds_clock) if ds_clock else now).astimezone(PARIS).date()
-        conventions = q.optional(db, present, "conventions", q.conventions, ds_today, CONVENTION_SOON_DAYS)
+        today = ds_today(ds_clock, now)
+        conventions = q.optional(db, present, "conventions", q.conventions, today, CONVENTION_SOON_DAYS)
         actions = q.optional(db, present, "actions", q.count_by_state, "actions")
         renewals = q.optional(db, present, "renouvellements", renewal_store.summary)
     out["ds_clock"] = ds_clock
@@ -206,17 +204,27 @@ def _read_database(db: Any, config: Config, now: datetime, out: dict[str, Any], 
         if not judged:
             continue
         _judge(entry, interval, health)
-    out["renewals"] = _renewals(config, renewals, now)
+    out["renewals"] = _renewals(config, renewals, today)
 
 
-PARIS = ZoneInfo("Europe/Paris")
+def ds_today(ds_clock: str | None, now: datetime) -> date:
+    """The day the status judges by: the Paris day of DS's clock as the latest run saw it (``ds_clock``,
+    the ``Date`` of DS's last answer). Conventions are ``overdue`` and due soon, communes ``pending`` or
+    ``not_renewed`` and the days to the cut-off counted at that day, as the follow-up and the renewal
+    decided them (at DS's clock): the machine's own date may be wrong, and must not turn a school DS
+    still counts as in time into a late one.
+
+    Without a recorded DS clock (before the first run that got an answer from DS), the machine's clock
+    ``now``: it is the only clock there is, and one day for the whole status (the conventions' and the
+    renewal's figures are never judged on two different days). ``ds_clock`` null in the output says so."""
+    return paris_day(instant(ds_clock) if ds_clock else now)
 
 
-def _renewals(config: Config, table: Any, now: datetime) -> list[dict[str, Any]]:
+def _renewals(config: Config, table: Any, today: date) -> list[dict[str, Any]]:
     """Per configured campaign pair: schools by renewal status, the previous campaign's communes renewed /
-    pending (cut-off not passed) / not renewed, days to the cut-off (this machine's clock, Paris day)."""
+    pending (cut-off not passed) / not renewed, days to the cut-off, at ``today`` (:func:`ds_today`: DS's
+    clock, Paris day)."""
     out = []
-    today = now.astimezone(PARIS).date()
     for d in config.demarches:
         if d.previous is None or d.renewal is None:
             continue

@@ -45,7 +45,8 @@ from connector.commands.hooks import sync_hooks
 from connector.forms import exports
 from connector.simulator.demarches import CRETEIL, OCCITANIE
 from connector.simulator.seed import seed_world
-from connector.store import open_db_readonly
+from connector.store import forms as forms_store
+from connector.store import open_db, open_db_readonly
 from simworld import listed
 from syncenv import read_db, simulator_config, sync
 
@@ -409,3 +410,34 @@ def test_a_collectivite_always_has_a_name(world):
                 expected = ", ".join(sorted(communes[number])) or f"(sans nom : dossier {number})"
                 assert r["collectivite"] == expected, (kind, r)
     assert seen
+
+
+def test_an_anomaly_first_seen_late_in_the_utc_evening_is_of_the_next_paris_day(tmp_path):
+    """``depuis`` is the Paris day the anomaly was first seen (the connector's timestamps are UTC):
+    22:30 UTC on 14 October 2026 is 00:30 on the 15th in Paris, 21:59:59 UTC still the 14th."""
+    db = open_db(tmp_path / "mirror.sqlite")
+    try:
+        with db.atomic():
+            db.conn.execute("INSERT INTO demarches (number, id, title, raw, synced_at) VALUES (7, 'D7', 'T', '{}', ?)",
+                            ["2026-10-14T22:30:00+00:00"])
+            db.conn.executemany(
+                "INSERT INTO dossiers (number, id, demarche_number, state, date_derniere_modification, raw, "
+                "synced_at) VALUES (?, ?, 7, 'en_construction', ?, '{}', ?)",
+                [(n, f"X{n}", "2026-10-14T20:00:00+02:00", "2026-10-14T22:30:00+00:00") for n in (1, 2)])
+            for number, now in ((1, "2026-10-14T22:30:00+00:00"), (2, "2026-10-14T21:59:59+00:00")):
+                forms_store.sync_anomalies(db, [number], ["uai_invalide"], [{
+                    "demarche_number": 7, "dossier_number": number, "code": "uai_invalide", "severity": "error",
+                    "champ": "UAI", "key": "k", "message": "UAI invalide"}], now)
+        export = exports.build(db, None, "anomalies", [7])
+    finally:
+        db.conn.close()
+    assert {r["dossier"]: r["depuis"] for r in export.rows} == {1: "2026-10-15", 2: "2026-10-14"}
+    text = exports.render("anomalies", export.rows, "csv")
+    assert {r["dossier"]: r["depuis"] for r in csv.DictReader(io.StringIO(text.lstrip("\ufeff")), delimiter=";")} \
+        == {"1": "2026-10-15", "2": "2026-10-14"}
+    path = tmp_path / "anomalies.xlsx"
+    path.write_bytes(exports.to_xlsx([export]))
+    _, rows = _sheet_dicts(path, "anomalies")
+    since = {r["Dossier"].value: r["Depuis le"] for r in rows}
+    assert since["1"].value == datetime(2026, 10, 15) and since["1"].number_format == "dd/mm/yyyy"
+    assert since["2"].value == datetime(2026, 10, 14)

@@ -1,14 +1,15 @@
 """The renewal on the simulator's two Occitanie campaigns: ``renouvellements`` agrees with the planted
 truth for every school (renewed, pending, not renewed, closed, new; change of holder; opening date),
 before the cut-off, after it (the simulator's clock moved, no dossier changed), and after a commune
-files late; the exports and ``status`` show it."""
+files late; the exports and ``status`` show it, ``status`` counting days and communes at DS's clock
+(the simulator's), never at this machine's."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from connector.followup.renewal_refresh import RenewalHooks
 from connector.simulator import renewal
@@ -32,8 +33,28 @@ def _cli(config, *args):
                           capture_output=True, text=True, timeout=300)
 
 
+def _paris_day(at: datetime) -> date:
+    return at.astimezone(PARIS).date()
+
+
+def _status_pair(config, sim) -> dict:
+    """``status --json``'s renewal figures, checked to be counted at DS's clock (the simulator's day,
+    which differs from this machine's): days to the 29 October cut-off from DS's Paris day."""
+    result = _cli(config, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    ds_day = _paris_day(datetime.fromisoformat(status["ds_clock"]))
+    assert ds_day == _paris_day(sim.world.clock.now()) != datetime.now(PARIS).date()
+    [pair] = status["renewals"]
+    assert pair["days_to_cutoff"] == (date(2026, 10, 29) - ds_day).days
+    return pair
+
+
 def test_every_school_agrees_with_the_truth_before_and_after_the_cutoff(make_simulator, tmp_path):
     sim = make_simulator(world=seed_world(7, 60, renewal=True))
+    if _paris_day(sim.world.clock.now()) == datetime.now(PARIS).date():
+        # status counts at DS's clock, not this machine's: the two days must differ for the test to tell
+        paris_at(sim.world, sim.world.clock.now() + timedelta(days=1), sim)
     config = renewal_config(tmp_path / "state", sim)
     first = sync_and_refresh(config)
     assert first.total("files") > 0 and first.total("files_failed") == 0  # the signed PDFs, checksums right
@@ -53,20 +74,19 @@ def test_every_school_agrees_with_the_truth_before_and_after_the_cutoff(make_sim
     for r in opened:
         want = truth["schools"][r["uai"]]
         assert (r["type"], r["date_ouverture"]) == (want["type"], want["ouverture"]), r
-    status = _cli(config, "status", "--json")
-    assert status.returncode == 0, status.stderr
-    pair = json.loads(status.stdout)["renewals"][0]
+    pair = _status_pair(config, sim)
     assert (pair["demarche"], pair["previous"]) == (renewal.NEXT, renewal.PREVIOUS)
-    assert pair["days_to_cutoff"] == (date(2026, 10, 29) - datetime.now(PARIS).date()).days  # this machine's clock
     for status in ("renouvelee", "en_attente", "fermee", "nouvelle"):
         assert pair["schools"][status] == sum(r["status"] == status for r in truth["schools"].values())
-    # Communes: A, B, K renewed (G is new); C, D, E, F, H, J not (E and F: their schools went to G).
-    assert pair["communes"]["renewed"] == 3
-    assert pair["communes"]["renewed"] + pair["communes"]["pending"] + pair["communes"]["not_renewed"] == 9
+    # Communes: A, B, K renewed (G is new); C, D, E, F, H, J not yet (E and F: their schools went to G),
+    # pending at DS's clock (before the cut-off), whatever this machine's date.
+    assert pair["communes"] == {"renewed": 3, "pending": 6, "not_renewed": 0}
 
     paris_at(sim.world, datetime(2026, 10, 30, 8, 0, tzinfo=PARIS), sim)
     sync_and_refresh(config)  # no dossier changed: the cut-off alone moves the statuses
     truth = _check(config, sim, "after the cut-off")
+    pair = _status_pair(config, sim)
+    assert pair["days_to_cutoff"] == -1 and pair["communes"] == {"renewed": 3, "pending": 0, "not_renewed": 6}
     closing = _cli(config, "export", "fermetures", "--format", "json", "--demarche", str(renewal.NEXT))
     assert closing.returncode == 0, closing.stderr
     reasons = {r["uai"]: r.get("motif") for r in json.loads(closing.stdout)}

@@ -15,6 +15,7 @@ import time
 from contextlib import closing
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -25,11 +26,12 @@ from syncenv import run_once, simulator_config, start_sync_cli, sync, write_conf
 from connector.config import load_config
 from connector.ds import retry
 from connector.lock import LOCK_NAME
-from connector.status import CRITICAL, OK, UNKNOWN, WARNING, gather
+from connector.status import CRITICAL, OK, UNKNOWN, WARNING, ds_today, gather
 from connector.store import open_db
 
 TOP_KEYS = {"version", "generated_at", "config", "database", "daemon", "lock", "token", "interval_minutes",
             "running_run", "last_run", "rate_limited_requests", "ds_clock", "demarches", "renewals", "health"}
+PARIS = ZoneInfo("Europe/Paris")
 DEMARCHE_KEYS = {"number", "label", "title", "configured", "last_success_at", "last_success_age_seconds", "last_run",
                  "dossiers", "new_24h", "trash", "quarantined", "files", "anomalies", "conventions", "actions"}
 
@@ -232,11 +234,19 @@ def test_staleness_warning_then_critical_and_token_expiry(simulator, tmp_path):
     assert later["health"]["code"] == WARNING and "3 intervals" in reasons(later)[0]
     assert gather(config, now + timedelta(hours=25))["health"]["code"] == CRITICAL
 
-    text = config.path.read_text().replace("[ds]", f"[ds]\ntoken_expires_on = {date.today() + timedelta(days=20)}")
+    # days left from today in Paris (the machine's clock may be on UTC: from 23:00 UTC it is tomorrow)
+    now = datetime.now(timezone.utc)
+    today = now.astimezone(PARIS).date()
+    text = config.path.read_text().replace("[ds]", f"[ds]\ntoken_expires_on = {today + timedelta(days=20)}")
     config.path.write_text(text)
-    expiring = gather(load_config(config.path))
+    expiring = gather(load_config(config.path), now)
     assert expiring["health"]["code"] == WARNING and expiring["token"]["days_left"] == 20
-    config.path.write_text(text.replace(str(date.today() + timedelta(days=20)), str(date.today() - timedelta(days=1))))
+    late = gather(load_config(config.path), datetime(today.year, today.month, today.day, 23, 30, tzinfo=PARIS))
+    assert late["token"]["days_left"] == 20  # 22:30 or 21:30 UTC: the same Paris day
+    tomorrow = today + timedelta(days=1)
+    midnight = datetime(tomorrow.year, tomorrow.month, tomorrow.day, 0, 30, tzinfo=PARIS)
+    assert gather(load_config(config.path), midnight)["token"]["days_left"] == 19  # the UTC day is still today
+    config.path.write_text(text.replace(str(today + timedelta(days=20)), str(today - timedelta(days=1))))
     code, expired = status_json(config.path)
     assert code == CRITICAL and any("expired" in r for r in reasons(expired))
 
@@ -324,3 +334,10 @@ def test_status_and_actions_plan_count_the_conventions_alike(make_simulator, tmp
     text = status_cli(config.path).stdout
     assert (f"conventions: {planned['awaiting']} awaiting (of which {conventions['due_within_15_days']} due "
             f"within 15 days), {planned['overdue']} overdue") in text
+
+
+def test_the_status_day_is_ds_clocks_paris_day_else_this_machines():
+    now = datetime(2026, 12, 4, 23, 30, tzinfo=timezone.utc)  # 00:30 on the 5th in Paris
+    assert ds_today("2026-10-14T22:30:00+00:00", now) == date(2026, 10, 15)
+    assert ds_today("2026-10-15T00:30:00+02:00", now) == date(2026, 10, 15)
+    assert ds_today(None, now) == date(2026, 12, 5)  # no run recorded DS's clock yet

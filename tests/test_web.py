@@ -16,9 +16,11 @@ import sqlite3
 import subprocess
 import sys
 from contextlib import closing
+from datetime import date, datetime
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import pytest
 from structlog.testing import capture_logs
@@ -27,6 +29,7 @@ from daemonenv import child_env
 from webenv import PASSWORD, USER, WebServer, build_mirror, rows, with_web_section
 
 from connector.errors import ConfigError
+from connector.status import gather
 from connector.web import auth
 from connector.web.app import CSP
 
@@ -302,6 +305,33 @@ def test_lists_filter_sort_search_and_paginate(site):
     assert status == 404
     status, _, text = client.get(f"/demarches/{number}/actions?state=sent&sort=bogus&page=-4")
     assert status == 200 and "Relance" in text
+
+
+def test_days_left_and_due_count_at_ds_clock_as_status_does(site):
+    """The conventions list's days left and its "due" filters count from DS's clock's Paris day (the
+    simulator's, which differs from this machine's), so that they list what status's figures count."""
+    config, server = site
+    number = occitanie_number(config)
+    # The mirror was made by sync + actions without the run service's report: record DS's clock as a run
+    # does (here the latest DS modification time of the mirror: DS's clock when it was written).
+    with closing(sqlite3.connect(config.database.path)) as conn, conn:
+        [(clock,)] = conn.execute("SELECT max(date_derniere_modification) FROM dossiers").fetchall()
+        conn.execute("UPDATE sync_runs SET ds_clock = ? WHERE id = (SELECT max(id) FROM sync_runs)", [clock])
+    paris = ZoneInfo("Europe/Paris")
+    ds_day = datetime.fromisoformat(clock).astimezone(paris).date()
+    assert ds_day != datetime.now(paris).date()  # else this test could not tell the two clocks apart
+    deadlines = {n: date.fromisoformat(d) for n, d in rows(
+        config, "SELECT dossier_number, deadline FROM conventions WHERE status = 'awaiting' AND deadline IS NOT NULL")}
+    client = Client(server.url)
+    client.login()
+    _, _, text = client.get(f"/demarches/{number}/conventions?status=awaiting")
+    shown = {int(n): int(days) for n, days in re.findall(
+        r'<a href="/dossiers/(\d+)">.*?<td class="num(?: late)?">(-?\d+)</td>', text, flags=re.S)}
+    assert shown and {n: (deadlines[n] - ds_day).days for n in shown} == shown
+    figures = next(d for d in gather(config)["demarches"] if d["number"] == number)["conventions"]
+    for due, figure in (("15", "due_within_15_days"), ("past", "overdue")):
+        _, _, text = client.get(f"/demarches/{number}/conventions?due={due}")
+        assert re.search(r'id="count">(\d+) ligne', text)[1] == str(figures[figure]), due
 
 
 def test_campaign_page_answers_while_a_writer_holds_the_database(site):

@@ -43,6 +43,7 @@ from connector.daemon.notify import Notifier
 from connector.errors import EX_CONFIG, EX_OK, ConnectorError, LockHeld, machine_fault
 from connector.lock import InstanceLock
 from connector.store import open_db
+from connector.store.values import paris_day
 from connector.sync.engine import SyncHooks, SyncReport
 
 log = logs.get_logger(__name__)
@@ -77,7 +78,7 @@ def token_days_left(config: Config, today: date | None = None) -> int | None:
     expires = config.ds.token_expires_on
     if expires is None:
         return None
-    return (expires - (today or date.today())).days
+    return (expires - (today or paris_day(datetime.now(timezone.utc)))).days
 
 
 class Daemon:
@@ -334,9 +335,10 @@ class Daemon:
     def check_token(self) -> None:
         """Warn (once a day) when the token expires within 30 days."""
         days = token_days_left(self.config)
-        if days is None or days > TOKEN_WARNING_DAYS or self.token_warned_on == date.today():
+        today = paris_day(datetime.now(timezone.utc))
+        if days is None or days > TOKEN_WARNING_DAYS or self.token_warned_on == today:
             return
-        self.token_warned_on = date.today()
+        self.token_warned_on = today
         expires = self.config.ds.token_expires_on.isoformat()  # type: ignore[union-attr]
         if days < 0:
             log.error("daemon.token_expired", expires_on=expires,

@@ -14,29 +14,16 @@ from __future__ import annotations
 
 import calendar
 from datetime import date, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo
 
-PARIS = ZoneInfo("Europe/Paris")
+# The day of an instant is one rule for the whole connector, kept in the store (exports and the store
+# need it too, and cannot import the follow-up); named here for the follow-up's date arithmetic.
+from connector.store.values import PARIS, paris_day, parse_ds  # noqa: F401 (parse_ds: re-exported)
+
 UTC = timezone.utc
 
 MOIS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
         "novembre", "décembre")
 JOURS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-
-
-def parse_ds(value: str | None) -> datetime | None:
-    """A DS ISO 8601 date-time (Paris offset) or a plain date, as an aware datetime (None stays None)."""
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=PARIS)
-    return parsed
-
-
-def paris_day(at: datetime) -> date:
-    """The Paris calendar day of an instant."""
-    return at.astimezone(PARIS).date()
 
 
 def add_months(day: date, months: int) -> date:

@@ -40,7 +40,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlite_utils
 import xlsxwriter
@@ -51,10 +50,10 @@ from connector.forms.profiles import definition_of, resolve
 from connector.forms.rules import RULES, euros, settings_for
 from connector.store import forms as store
 from connector.store import renewal as renewal_store
+from connector.store.values import PARIS, day_of, paris_day
 
 KINDS = ("ecoles", "ouvertures", "fermetures", "facturation", "anomalies", "renouvellements")
 FORMATS = ("csv", "json", "xlsx")
-PARIS = ZoneInfo("Europe/Paris")
 
 
 @dataclass(frozen=True)
@@ -170,7 +169,7 @@ def school_year(title: str | None, today: date | None = None) -> str:
     m = re.search(r"(20\d\d)\s*[-/]\s*(20\d\d)", title or "")
     if m:
         return f"{m[1]}/{m[2]}"
-    today = today or date.today()
+    today = today or paris_day(datetime.now(PARIS))
     start = today.year if today.month >= 9 else today.year - 1
     return f"{start}/{start + 1}"
 
@@ -398,10 +397,12 @@ def _french(value: Any, column: Column) -> Any:
 
 
 def _as_date(value: Any) -> date | None:
+    """A date column's value as a date: a plain date as is, an instant as its Paris day (``day_of``)."""
     try:
-        return date.fromisoformat(str(value)[:10])
+        day = day_of(str(value))
     except ValueError:
         return None
+    return date.fromisoformat(day) if day else None
 
 
 def _header_text(text: str) -> str:

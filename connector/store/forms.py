@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import sqlite_utils
 
 from connector.store.sql import in_chunks, insert_many, require_transaction
+from connector.store.values import day_of
 from connector.store.written import recall
 
 # A dossier whose ENT access is (or will be) open: the cross-dossier rules only count these.
@@ -296,6 +297,18 @@ def query(db: sqlite_utils.Database, sql: str, params: list[Any] | None = None) 
     return [dict(zip(cols, r)) for r in cursor.fetchall()]
 
 
+def _days(rows: list[dict], key: str) -> list[dict]:
+    """``rows`` with the instant in ``key`` turned into its Paris day (``values.day_of``: never the
+    string's first 10 characters, which are the UTC day of the connector's own timestamps). A text
+    that is no ISO date stays as it is (shown as DS wrote it rather than the export failing)."""
+    for r in rows:
+        try:
+            r[key] = day_of(r[key])
+        except ValueError:
+            pass
+    return rows
+
+
 def open_anomaly_counts(db: sqlite_utils.Database, demarche: int | None = None) -> list[tuple[int, str, str, int]]:
     """(démarche, code, severity, open anomalies) per rule."""
     where, params = ("AND demarche_number = ?", [demarche]) if demarche else ("", [])
@@ -351,43 +364,44 @@ def export_openings(db: sqlite_utils.Database, demarches: list[int], need_conven
         params += sorted(need_convention)
     else:
         convention = ""
-    return query(db, f"""
+    return _days(query(db, f"""
         SELECT e.uai, min(e.nom) AS ecole, min(e.commune) AS commune,
                coalesce(f.siret, d.demandeur_siret) AS siret, {_COLLECTIVITE} AS collectivite,
-               d.number AS dossier, substr(d.date_traitement, 1, 10) AS date, d.demarche_number AS demarche
+               d.number AS dossier, d.date_traitement AS date, d.demarche_number AS demarche
         FROM ecoles e JOIN dossiers d ON d.number = e.dossier_number
         LEFT JOIN dossier_forms f ON f.dossier_number = d.number
         WHERE d.state = 'accepte' AND d.pending_deletion = 0 AND e.uai_valide = 1{where}{convention}
         GROUP BY d.number, e.uai
-        ORDER BY d.demarche_number, e.uai, d.number""", params)
+        ORDER BY d.demarche_number, e.uai, d.number""", params), "date")
 
 
 def export_closings(db: sqlite_utils.Database, demarches: list[int]) -> list[dict]:
     """Valid schools of dossiers classés sans suite or refused after having been accepted (their access
     may have been opened): the date is the closing decision's."""
     where, params = _demarche_filter(demarches)
-    return query(db, f"""
+    return _days(query(db, f"""
         SELECT e.uai, min(e.nom) AS ecole, min(e.commune) AS commune,
                coalesce(f.siret, d.demandeur_siret) AS siret, {_COLLECTIVITE} AS collectivite,
-               d.number AS dossier, substr(d.date_traitement, 1, 10) AS date, d.state AS etat,
+               d.number AS dossier, d.date_traitement AS date, d.state AS etat,
                d.demarche_number AS demarche
         FROM ecoles e JOIN dossiers d ON d.number = e.dossier_number
         LEFT JOIN dossier_forms f ON f.dossier_number = d.number
         WHERE d.state IN ('sans_suite', 'refuse') AND e.uai_valide = 1 AND {_WAS_ACCEPTED}{where}
         GROUP BY d.number, e.uai
-        ORDER BY d.demarche_number, e.uai, d.number""", params)
+        ORDER BY d.demarche_number, e.uai, d.number""", params), "date")
 
 
 def export_anomalies(db: sqlite_utils.Database, demarches: list[int]) -> list[dict]:
+    """The open anomalies; ``depuis``: the Paris day the anomaly was first seen."""
     where, params = _demarche_filter(demarches, "a.demarche_number")
-    return query(db, f"""
+    return _days(query(db, f"""
         SELECT a.demarche_number AS demarche, a.dossier_number AS dossier, d.state AS etat,
                {_COLLECTIVITE} AS collectivite, a.code, a.severity AS gravite,
-               a.champ, a.message, substr(a.first_seen_at, 1, 10) AS depuis
+               a.champ, a.message, a.first_seen_at AS depuis
         FROM anomalies a JOIN dossiers d ON d.number = a.dossier_number
         LEFT JOIN dossier_forms f ON f.dossier_number = d.number
         WHERE a.resolved_at IS NULL{where}
-        ORDER BY a.demarche_number, a.dossier_number, a.severity, a.code, a.key""", params)
+        ORDER BY a.demarche_number, a.dossier_number, a.severity, a.code, a.key""", params), "depuis")
 
 
 def open_error_codes(db: sqlite_utils.Database, dossiers: list[int]) -> dict[int, list[str]]:

@@ -1,5 +1,8 @@
 """Turning DS JSON (queries/fragments.graphql shapes) into column values: champ values, message
-senders, file keys, canonical raw JSON, date comparison.
+senders, file keys, canonical raw JSON, date comparison, and the connector's one rule for the day of
+an instant: its Europe/Paris calendar day (``paris_day``), whatever offset the text carries (DS writes
+Paris offsets, the connector's own timestamps are UTC: cutting either string at 10 characters is wrong
+for one of them, and for UTC between 00:00 and 01:00/02:00 Paris).
 """
 
 from __future__ import annotations
@@ -8,8 +11,11 @@ import hashlib
 import json
 
 import orjson
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
+
+PARIS = ZoneInfo("Europe/Paris")
 
 # Commentaire::SYSTEM_EMAILS (docs/ds-api.md §7): CONTACT_EMAIL and its legacy spellings.
 SYSTEM_EMAILS = frozenset({
@@ -130,3 +136,26 @@ def canonical_json(value: Any) -> str:
 def instant(value: str) -> datetime:
     """A DS date as a comparable instant (offsets differ across DST: never compare the strings)."""
     return datetime.fromisoformat(value)
+
+
+def parse_ds(value: str | None) -> datetime | None:
+    """A DS ISO 8601 date-time (Paris offset) or a plain date, as an aware datetime (None stays None).
+    A text without an offset (a plain date) is Paris time."""
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=PARIS)
+    return parsed
+
+
+def paris_day(at: datetime) -> date:
+    """The Paris calendar day of an instant."""
+    return at.astimezone(PARIS).date()
+
+
+def day_of(value: str | None) -> str | None:
+    """The Paris day (``YYYY-MM-DD``) of a stored date or instant, any offset (None or empty stays None):
+    what a person reads as "the day" of a timestamp (``2026-10-14T22:30:00+00:00`` -> ``2026-10-15``)."""
+    at = parse_ds(value)
+    return paris_day(at).isoformat() if at is not None else None

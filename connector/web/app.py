@@ -28,9 +28,10 @@ from connector.config import Config
 from connector.errors import ConnectorError
 from connector.forms import exports
 from connector.logs import get_logger
-from connector.status import CONVENTION_SOON_DAYS, gather
+from connector.status import CONVENTION_SOON_DAYS, ds_today, gather
 from connector.store import open_db_readonly
 from connector.store import web as q
+from connector.store.runs import last_ds_clock
 from connector.web import labels
 from connector.web.auth import (SESSION_SECONDS, AuthFiles, Signer, Throttle, check_login, new_session, read_secret,
                                  read_users)
@@ -312,7 +313,7 @@ async def campaign(request: web.Request) -> web.Response:
     entry = next((d for d in status["demarches"] if d["number"] == number), None)
     if entry is None:
         raise web.HTTPNotFound(text=f"Démarche {number} inconnue.")
-    today = datetime.now(timezone.utc).astimezone().date()
+    today = ds_today(status["ds_clock"], datetime.now(timezone.utc))  # the day status's figures count at
 
     def read(db: Any) -> dict[str, Any]:
         return {
@@ -341,12 +342,12 @@ async def list_view(request: web.Request) -> web.Response:
     descending = query.get("dir") == "desc"
     search = query.get("q", "")[:200]
     page_no = _int(query.get("page"), 1) or 1
-    today = datetime.now(timezone.utc).astimezone().date()
 
     def read(db: Any) -> Any:
         titles = q.demarches(db)
         if number not in titles:
             return None
+        today = ds_today(last_ds_clock(db), datetime.now(timezone.utc))  # due and days left as status counts
         return titles[number], q.list_page(db, name, number, today=today, search=search, filters=filters, sort=sort,
                                            descending=descending, page=page_no)
 
