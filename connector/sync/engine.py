@@ -533,6 +533,10 @@ class DemarcheSync:
         if page.poison and page.poison.date_derniere_modification:
             dates.append(page.poison.date_derniere_modification)
 
+        numbers = {int(n["number"]) for n in page.nodes if isinstance(n, dict) and n.get("number") is not None
+                   and str(n["number"]).isdigit()}
+        wanted: list[dict] = []
+
         def then(db: sqlite_utils.Database) -> None:
             if page.poison:
                 quarantine(db, self.number, page.poison.number, page.poison.error, page.poison.raw)
@@ -540,6 +544,9 @@ class DemarcheSync:
                          cursor_since=page.since, max_seen=max(dates, key=instant) if dates else None)
             if not page.has_next:
                 finish_stream(db, self.number, "dossiers")
+            # The files the policy wants of the page's stored dossiers (a quarantined one's rows are
+            # not there), read in the same unit: the downloads start without another trip to the writer.
+            wanted[:] = self.downloader.wanted(db, self.number, numbers) if numbers else []
 
         entry = await self._enter(page.nodes, then=then)
         if page.poison:
@@ -554,10 +561,10 @@ class DemarcheSync:
                  quarantined=len(entry.quarantined) + bool(page.poison), last=not page.has_next)
         if self.progress:
             self.progress(self.report)
-        stored = {int(n["number"]) for n in page.nodes if isinstance(n, dict) and n.get("number") is not None
-                  and str(n["number"]).isdigit()} - {n for n, _ in entry.quarantined}
-        if stored and self.downloader.policy != "none" and self._may_go_on():
-            self.background.start(self.download(stored))
+        held_back = {n for n, _ in entry.quarantined}  # an older copy of theirs may be in the mirror: not now
+        wanted = [row for row in wanted if row["dossier_number"] not in held_back]
+        if wanted and self._may_go_on():
+            self.background.start(self._download_rows(wanted, reread=True))
 
     async def _enter(self, nodes: list[Any], then: Callable[[sqlite_utils.Database], None] | None = None) -> Entry:
         """Nodes into the mirror through the door (``connector.store.door.enter``, one unit of work on
