@@ -136,7 +136,9 @@ class SyncHooks:
     derived rows with them through foreign keys (``ON DELETE CASCADE`` on ``dossiers.number``).
     ``demarche_done`` runs once a démarche's streams are done, outside any transaction, unguarded: one
     that raises is that démarche's bug (reported failed, exit 70; the other démarches go on). Each
-    call is guarded once, here or by the door, never again by the hooks themselves."""
+    call is guarded once, here or by the door, never again by the hooks themselves. All three run on
+    the SQLite writer's thread (``connector.store.writer``), each inside a unit of work, with the sync's
+    one connection: they must not touch the event loop."""
 
     def descriptor_saved(self, db: sqlite_utils.Database, demarche: int) -> None:
         """The démarche's descriptor (champ descriptors, groupes) was just saved."""
