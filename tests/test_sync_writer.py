@@ -12,6 +12,7 @@ a violation.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 import threading
@@ -131,3 +132,79 @@ def test_the_observer_sees_a_cursor_committed_before_its_rows(simulator, tmp_pat
     violations, midway = _observe(config)
     assert midway >= 10
     assert violations, "a door that commits the cursor first must be caught"
+
+
+# --- the writer's own promises (connector/store/writer.py's docstring), no server -------------------
+
+
+def _writer_test(tmp_path, scenario) -> Any:
+    async def main() -> Any:
+        async with Writer(tmp_path / "mirror.sqlite") as writer:
+            return await scenario(writer)
+
+    return asyncio.run(main())
+
+
+def test_a_unit_already_running_when_its_caller_is_cancelled_commits_and_its_caller_gets_its_outcome(tmp_path):
+    started, release = threading.Event(), threading.Event()
+    got: list[str] = []
+
+    def unit(db: Any) -> str:
+        started.set()
+        release.wait(5)
+        with db.atomic():
+            db.conn.execute("CREATE TABLE t (x)")
+            db.conn.execute("INSERT INTO t VALUES (1)")
+        return "committed"
+
+    async def scenario(writer: Writer) -> None:
+        async def caller() -> None:
+            got.append(await writer(unit))  # the outcome is delivered...
+            await asyncio.sleep(0)  # ...and the cancellation comes at the next await
+            got.append("went on")
+
+        task = asyncio.create_task(caller())
+        await asyncio.to_thread(started.wait, 5)
+        task.cancel()
+        await asyncio.sleep(0.05)
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await writer(lambda db: db.conn.execute("SELECT count(*) FROM t").fetchone()[0]) == 1
+
+    _writer_test(tmp_path, scenario)
+    assert got == ["committed"]
+
+
+def test_a_unit_still_queued_when_its_caller_is_cancelled_never_runs(tmp_path):
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def blocking(db: Any) -> None:
+        started.set()
+        release.wait(5)
+
+    async def scenario(writer: Writer) -> None:
+        first = asyncio.create_task(writer(blocking))
+        await asyncio.to_thread(started.wait, 5)
+        queued = asyncio.create_task(writer(lambda db: ran.append("queued")))
+        await asyncio.sleep(0.01)
+        queued.cancel()
+        release.set()
+        await first
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        await writer(lambda db: ran.append("after"))  # in order, after the first
+
+    _writer_test(tmp_path, scenario)
+    assert ran == ["after"]
+
+
+def test_the_connection_refuses_any_thread_but_the_writers(tmp_path):
+    async def scenario(writer: Writer) -> None:
+        db = await writer(lambda db: db)
+        with pytest.raises(sqlite3.ProgrammingError, match="same thread"):
+            db.conn.execute("SELECT 1")
+        assert await writer(lambda db: db.conn.execute("SELECT 1").fetchone()[0]) == 1
+
+    _writer_test(tmp_path, scenario)
