@@ -261,7 +261,8 @@ def demo(state_dir: Path, seed: int, dossiers: int) -> None:
 def check_forms(config_path: Path | None, demarches: tuple[int, ...], full: bool) -> None:
     """Re-resolve the form roles and evaluate the dossiers of the mirror; list open anomalies per rule.
 
-    Without --full, only the dossiers changed since their last evaluation. Takes the instance lock.
+    Without --full, only the dossiers changed since their last evaluation. Takes the instance lock,
+    waiting (and saying so) while a sync or the daemon's run holds it.
     """
     from connector.commands.check import check
 

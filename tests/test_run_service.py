@@ -179,6 +179,27 @@ def test_operator_commands_wait_for_the_lock(simulator, tmp_path):
     assert journal(config, id=action["id"])[0]["state"] == "cancelled"
 
 
+def test_check_waits_for_the_lock_then_checks(simulator, tmp_path):
+    """``check`` while the daemon's run holds the lock: it says whom it waits for, then checks (it used
+    to fail with 75: a short local command has nothing to gain from failing)."""
+    config = simulator_config(tmp_path, simulator)
+    run_once(config, full=True)
+    lock = InstanceLock(config.state_dir, holder="daemon")
+    lock.acquire()
+    try:
+        child = subprocess.Popen([sys.executable, "-m", "connector", "check", "--config", str(config.path)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert child.stderr is not None
+        line = child.stderr.readline()
+        assert "waiting for pid" in line and "daemon" in line, line
+        assert child.poll() is None
+    finally:
+        lock.release()
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert str(config.demarches[0].number) in out
+
+
 @pytest.mark.parametrize("command", [
     ["sync"], ["sync", "--once"], ["check"], ["export", "ecoles"], ["actions", "plan"], ["actions", "run"],
 ])

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import click
 
-from connector import logs
+from connector import logs, service
 from connector.config import load_config, select_demarches
 from connector.errors import ConnectorError
 from connector.forms.checking import check_demarches, render
 from connector.forms.profiles import resolve
 from connector.forms.rules import euros, settings_for
-from connector.lock import InstanceLock
 from connector.store import open_db, open_db_readonly
 
 
@@ -22,7 +21,9 @@ def check(config_path: Path | None, demarches: list[int], full: bool) -> int:
     logs.configure(level="warning" if sys.stderr.isatty() else config.log.level, json=config.log.json,
                    stream=sys.stderr)
     select_demarches(config, demarches)  # an unknown one: ConfigError, exit 78, naming the configured ones
-    with InstanceLock(config.state_dir, holder="check"):
+    # A check of the mirror is short and asks DS nothing: it waits for a sync or the daemon's run to end
+    # (saying so on standard error) instead of failing with 75.
+    with service.hold_lock(config, "check", wait=True):
         db = open_db(config.database.path)
         try:
             checks = check_demarches(db, config, demarches or [d.number for d in config.demarches], full)
