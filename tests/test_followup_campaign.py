@@ -17,7 +17,8 @@ from connector.simulator import anomalies as A
 from connector.simulator.dates import deadline_day, paris_day
 from connector.simulator.shapes import is_degraded
 from connector.simulator.state import PARIS
-from followup_env import effects, followup_config, journal, occitanie, paris_at, statuses, sync_and_act
+from followup_env import effects, followup_config, journal, occitanie, paris_at, statuses
+from syncenv import run_once
 
 DAYS = 61
 KINDS = [("signed_pdf", "safe")] * 6 + [("non_pdf", "safe"), ("image", "safe"), ("text", "safe"),
@@ -102,7 +103,9 @@ def test_two_months_of_campaign(make_simulator, tmp_path):
                 expected_reminders.add((d.number, deadline_day(d.depose_at), step))
             if truth == "overdue" and d.state != "sans_suite" and not is_degraded(d.demandeur):
                 expected_closures.add(d.number)
-        sync_and_act(config)
+        outcome = run_once(config)  # one daemon cycle: the sync, then its follow-up on the same client
+        assert outcome.sync is not None and outcome.sync.exit_code == 0, outcome.summary()
+        assert outcome.followup is not None, "the follow-up after the sync failed (see the log)"
         log = sim.control("log")["mutations"]
         for e in log[seen:]:  # nothing to a dossier whose convention had come (or was being looked at)
             truth = before.get(e.get("dossier"), "not an Occitanie dossier")
