@@ -137,6 +137,20 @@ def test_the_observer_sees_a_cursor_committed_before_its_rows(simulator, tmp_pat
 # --- the writer's own promises (connector/store/writer.py's docstring), no server -------------------
 
 
+class _Gate:
+    """Holds the writer's thread inside a unit until released; says when the unit has started."""
+
+    def __init__(self) -> None:
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def hold(self) -> None:
+        self.started.set()
+        self.release.wait(5)
+
+    async def entered(self) -> None:
+        await asyncio.to_thread(self.started.wait, 5)
+
+
 def _writer_test(tmp_path, scenario) -> Any:
     async def main() -> Any:
         async with Writer(tmp_path / "mirror.sqlite") as writer:
@@ -146,12 +160,11 @@ def _writer_test(tmp_path, scenario) -> Any:
 
 
 def test_a_unit_already_running_when_its_caller_is_cancelled_commits_and_its_caller_gets_its_outcome(tmp_path):
-    started, release = threading.Event(), threading.Event()
+    gate = _Gate()
     got: list[str] = []
 
     def unit(db: Any) -> str:
-        started.set()
-        release.wait(5)
+        gate.hold()
         with db.atomic():
             db.conn.execute("CREATE TABLE t (x)")
             db.conn.execute("INSERT INTO t VALUES (1)")
@@ -164,10 +177,10 @@ def test_a_unit_already_running_when_its_caller_is_cancelled_commits_and_its_cal
             got.append("went on")
 
         task = asyncio.create_task(caller())
-        await asyncio.to_thread(started.wait, 5)
+        await gate.entered()
         task.cancel()
         await asyncio.sleep(0.05)
-        release.set()
+        gate.release.set()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert await writer(lambda db: db.conn.execute("SELECT count(*) FROM t").fetchone()[0]) == 1
@@ -177,20 +190,16 @@ def test_a_unit_already_running_when_its_caller_is_cancelled_commits_and_its_cal
 
 
 def test_a_unit_still_queued_when_its_caller_is_cancelled_never_runs(tmp_path):
-    started, release = threading.Event(), threading.Event()
+    gate = _Gate()
     ran: list[str] = []
 
-    def blocking(db: Any) -> None:
-        started.set()
-        release.wait(5)
-
     async def scenario(writer: Writer) -> None:
-        first = asyncio.create_task(writer(blocking))
-        await asyncio.to_thread(started.wait, 5)
+        first = asyncio.create_task(writer(lambda db: gate.hold()))
+        await gate.entered()
         queued = asyncio.create_task(writer(lambda db: ran.append("queued")))
         await asyncio.sleep(0.01)
         queued.cancel()
-        release.set()
+        gate.release.set()
         await first
         with pytest.raises(asyncio.CancelledError):
             await queued
