@@ -158,12 +158,7 @@ def _parse_renewal(t: _Table) -> RenewalConfig | None:
         dates[key] = t.date(key, None)
         if dates[key] is None and t.raw(key) is _MISSING:
             t.problem(key, f"missing: the renewal needs it, e.g. {key} = {example}")
-    reminders = t.raw("reminders")
-    if reminders is _MISSING:
-        reminders = False
-    elif not isinstance(reminders, bool):
-        t.problem("reminders", f"expected true or false, got {_kind(reminders)}")
-        reminders = False
+    reminders = t.boolean("reminders", False)
     weekdays = _weekdays(t, RenewalConfig.weekdays)
     hours = t.raw("hours")
     if hours is _MISSING:
@@ -314,6 +309,15 @@ class _Table:
     def raw(self, key: str) -> Any:
         self.known.add(key)
         return self.data.get(key, _MISSING)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw(key)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            self.problem(key, f"expected true or false, got {_kind(value)}")
+            return default
+        return value
 
     def integer(self, key: str, default: int | None, lo: int, hi: int, why: str = "") -> Any:
         value = self.raw(key)
@@ -477,15 +481,6 @@ def _parse_sync(t: _Table, state_dir: Path) -> SyncConfig:
 def _parse_deadline(t: _Table) -> DeadlineConfig:
     d = DeadlineConfig()
 
-    def flag(key: str, default: bool) -> bool:
-        value = t.raw(key)
-        if value is _MISSING:
-            return default
-        if not isinstance(value, bool):
-            t.problem(key, f"expected true or false, got {_kind(value)}")
-            return default
-        return value
-
     def integers(key: str, default: tuple[int, ...], lo: int, hi: int) -> tuple[int, ...]:
         value = t.raw(key)
         if value is _MISSING:
@@ -512,9 +507,9 @@ def _parse_deadline(t: _Table) -> DeadlineConfig:
     return DeadlineConfig(
         reference=t.choice("reference", d.reference, DEADLINE_REFERENCES),
         months=t.integer("months", d.months, 1, 24),
-        reminders=flag("reminders", d.reminders),
+        reminders=t.boolean("reminders", d.reminders),
         reminder_days=tuple(sorted(set(reminder_days), reverse=True)),
-        classer_sans_suite=flag("classer_sans_suite", d.classer_sans_suite),
+        classer_sans_suite=t.boolean("classer_sans_suite", d.classer_sans_suite),
         grace_days=t.integer("grace_days", d.grace_days, 0, 365),
         weekdays=weekdays,
         hours=(hours[0], hours[1]),
@@ -538,12 +533,7 @@ def _parse_web(t: _Table) -> WebConfig:
     if not re.fullmatch(r"[A-Za-z0-9-]+", header):
         t.problem("user_header", f"{header!r} is not an HTTP header name")
         header = WebConfig.user_header
-    secure = t.raw("secure_cookies")
-    if secure is _MISSING:
-        secure = WebConfig.secure_cookies
-    elif not isinstance(secure, bool):
-        t.problem("secure_cookies", f"expected true or false, got {_kind(secure)}")
-        secure = WebConfig.secure_cookies
+    secure = t.boolean("secure_cookies", WebConfig.secure_cookies)
     return WebConfig(host=t.string("host", WebConfig.host), port=t.integer("port", WebConfig.port, 1, 65535),
                      trusted_proxies=tuple(proxies), user_header=header, secure_cookies=secure)
 
