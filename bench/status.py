@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sync import start_simulator, write_config  # noqa: E402  (bench/sync.py)
 
-from connector.config import load_config  # noqa: E402
+from connector.config import Config, load_config  # noqa: E402
 from connector.status import gather  # noqa: E402
 
 SEED = 2026
@@ -48,6 +48,19 @@ def env() -> dict[str, str]:
 def ds_connector(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "connector", *args], capture_output=True, text=True, env=env(),
                           **kwargs)
+
+
+def synced_mirror(directory: Path, sim) -> tuple[Path, Config]:  # type: ignore[no-untyped-def]
+    """A config for ``sim`` in ``directory`` (logs at info) and a full ``ds-connector sync`` into it, as a
+    child process; prints how long it took and the sync's last line."""
+    config_path = write_config(directory, sim, "none")
+    config_path.write_text(config_path.read_text().replace('level = "debug"', 'level = "info"'))
+    config = load_config(config_path)
+    started = time.perf_counter()
+    result = ds_connector("sync", "--config", str(config_path))
+    said = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-500:]
+    print(f"sync into {config.database.path} ({time.perf_counter() - started:.0f} s): {said}")
+    return config_path, config
 
 
 def timed(fn, times: int) -> list[float]:
@@ -75,14 +88,7 @@ def main() -> None:
     print(f"Seeding the simulator with {args.dossiers} dossiers...", flush=True)
     sim = start_simulator(args.dossiers, SEED)
     try:
-        config_path = write_config(directory, sim, "none")
-        text = config_path.read_text().replace('level = "debug"', 'level = "info"')
-        config_path.write_text(text)
-        config = load_config(config_path)
-        started = time.perf_counter()
-        result = ds_connector("sync", "--config", str(config_path))
-        print(f"sync into {config.database.path} ({time.perf_counter() - started:.0f} s): "
-              f"{result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-500:]}")
+        config_path, config = synced_mirror(directory, sim)
         with closing(sqlite3.connect(config.database.path)) as conn:
             dossiers = conn.execute("SELECT count(*) FROM dossiers").fetchone()[0]
         size = sum(p.stat().st_size for p in directory.glob("ds-connector.sqlite*")) / 1e6

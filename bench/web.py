@@ -37,10 +37,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from status import SEED, ds_connector, env  # noqa: E402  (bench/status.py)
-from sync import start_simulator, write_config  # noqa: E402  (bench/sync.py)
+from status import SEED, env, synced_mirror  # noqa: E402  (bench/status.py)
+from sync import start_simulator  # noqa: E402  (bench/sync.py)
 
-from connector.config import load_config  # noqa: E402
 from connector.status import gather  # noqa: E402
 from connector.web.auth import AuthFiles, ensure_secret, set_user  # noqa: E402
 
@@ -107,13 +106,7 @@ def main() -> None:
     sim = start_simulator(args.dossiers, SEED)
     server = None
     try:
-        config_path = write_config(directory, sim, "none")
-        config_path.write_text(config_path.read_text().replace('level = "debug"', 'level = "info"'))
-        config = load_config(config_path)
-        started = time.perf_counter()
-        result = ds_connector("sync", "--config", str(config_path))
-        said = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-500:]
-        print(f"sync into {config.database.path} ({time.perf_counter() - started:.0f} s): {said}")
+        config_path, config = synced_mirror(directory, sim)
         with closing(sqlite3.connect(config.database.path)) as conn:
             counts = conn.execute("SELECT demarche_number, count(*) FROM dossiers GROUP BY 1 "
                                   "ORDER BY 2 DESC").fetchall()
