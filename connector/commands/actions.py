@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import dataclasses
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import click
@@ -19,6 +20,7 @@ from connector.lock import InstanceLock
 from connector.logs import get_logger
 from connector.store import followup as store
 from connector.store.db import open_db, open_db_readonly
+from connector.store.values import PARIS
 
 log = get_logger(__name__)
 
@@ -156,8 +158,6 @@ def add_demo_followup(config_path: Path, instructeur_email: str, demarche: int) 
 async def demo_followup(config: Config, token: ApiToken, lock: InstanceLock, log_entries) -> list[str]:  # type: ignore[no-untyped-def]
     """The demo's follow-up part (under the demo's ``lock``): statuses, ``actions plan``, then one run
     with actions enabled and the journal. ``log_entries()``: the simulator's mutation journal."""
-    import dataclasses
-
     lines: list[str] = []
     report = await service.plan(config, token, lock, sync_hooks(config))
     for plan in report.plans:
@@ -211,10 +211,6 @@ async def renewal_demo(config: Config, token, advance_to) -> list[str]:  # type:
     """The demo's renewal part (a config with one campaign pair): a sync, the figures and the reminders
     ``actions plan`` would send (reminders turned on for the plan only), then the clock moved past the
     cut-off (``advance_to(when)``), a sync, the figures again."""
-    import dataclasses
-    from datetime import datetime, time
-    from zoneinfo import ZoneInfo
-
     on = dataclasses.replace(config, demarches=tuple(
         dataclasses.replace(d, renewal=dataclasses.replace(d.renewal, reminders=True)) if d.renewal else d
         for d in config.demarches))
@@ -242,7 +238,7 @@ async def renewal_demo(config: Config, token, advance_to) -> list[str]:  # type:
                  "communes that have not filed")
     lines += [f"     dossier {d.dossier}: nothing — {d.rule}" for d in rp.decisions if not d.kind]
     cutoff = next(d.renewal.cutoff for d in config.demarches if d.renewal)
-    advance_to(datetime.combine(cutoff + timedelta(days=1), time(8), ZoneInfo("Europe/Paris")))
+    advance_to(datetime.combine(cutoff + timedelta(days=1), time(8), PARIS))
     rp, = await plans()
     lines.append(f"     DS clock {rp.today}, the cut-off passed: {figures(rp)}")
     return lines

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -211,8 +212,6 @@ def descriptors_from_rows(rows: list[dict]) -> list[Descriptor]:
 def _options(value: Any) -> list[str] | None:
     if value is None or isinstance(value, list):
         return value
-    import json
-
     try:
         parsed = json.loads(value)
     except ValueError:

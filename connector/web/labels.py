@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from connector.forms import exports
-
-PARIS = ZoneInfo("Europe/Paris")
+from connector.store.values import PARIS
 
 
 def _capitalised(words: dict[str, str], codes: tuple[str, ...]) -> dict[str, str]:
