@@ -626,7 +626,9 @@ class DemarcheSync:
         entry = await self._enter([node])
         if entry.quarantined:
             return "failed"
-        await self.download({number}, reread=False)
+        # Its files, on the URLs just given: one refused now is a failed file, not another re-read.
+        await self._download_rows(await self.store(self.downloader.wanted, self.number, {number}), reread=False,
+                                  after_reread=True)
         return "saved"
 
     # -- deletions ---------------------------------------------------------------------------
@@ -728,14 +730,10 @@ class DemarcheSync:
 
     # -- attachments -------------------------------------------------------------------------
 
-    async def download(self, numbers: set[int] | None, *, reread: bool = True) -> list[int]:
-        """Download what the policy wants of these dossiers (None: of the démarche); re-read (once)
-        those whose URLs expired. Returns the dossiers still waiting for fresh URLs. Without
-        ``reread`` the dossiers were just re-read: an URL refused now is a failed file."""
-        return await self._download_rows(await self.store(self.downloader.wanted, self.number, numbers), reread=reread,
-                                         after_reread=not reread)
-
     async def _download_rows(self, rows: list[dict], *, reread: bool, after_reread: bool = False) -> list[int]:
+        """Download these ``Downloader.wanted`` rows; with ``reread``, re-read (once) the dossiers whose
+        URLs expired. ``after_reread``: the dossiers were just re-read, so an URL refused now is a failed
+        file. Returns the dossiers still waiting for fresh URLs."""
         if not rows:
             return []
         self.report.files_queued += len(rows)
