@@ -19,8 +19,7 @@ from connector.ds.client import DsClient
 from connector.errors import ConfigError, InvalidQuery
 from connector.store.door import enter
 from connector.store.mirror import Held
-from connector.sync.attachments import Downloader
-from connector.sync.engine import DemarcheReport, DemarcheSync
+from connector.sync.engine import DemarcheReport
 from connector.sync.reconcile import decide
 from syncenv import dump, read_db, simulator_config, sync, write_config
 
